@@ -1,0 +1,70 @@
+/* hakmem.h -- HAKMEM's public interface.
+ *
+ * libhakmem.a provides exactly these hak_-prefixed functions and overrides
+ * nothing; libhakmem.so provides them too and additionally exports the whole
+ * malloc family (malloc, free, ...) so that LD_PRELOAD or -lhakmem replaces
+ * the C library's allocator. Semantics follow glibc 2.36 as laid down in
+ * CONTRACT.md.
+ */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAK_API __attribute__((visibility("default")))
+
+/* The malloc family, prefixed. */
+HAK_API void *hak_malloc(size_t size) __attribute__((malloc, alloc_size(1)));
+HAK_API void hak_free(void *p);
+HAK_API void *hak_calloc(size_t n, size_t size) __attribute__((malloc, alloc_size(1, 2)));
+HAK_API void *hak_realloc(void *p, size_t size) __attribute__((alloc_size(2)));
+HAK_API void *hak_reallocarray(void *p, size_t n, size_t size);
+HAK_API int hak_posix_memalign(void **out, size_t alignment, size_t size);
+HAK_API void *hak_aligned_alloc(size_t alignment, size_t size) __attribute__((malloc));
+HAK_API void *hak_memalign(size_t alignment, size_t size) __attribute__((malloc));
+HAK_API void *hak_valloc(size_t size) __attribute__((malloc));
+HAK_API void *hak_pvalloc(size_t size) __attribute__((malloc));
+HAK_API size_t hak_usable_size(const void *p);
+HAK_API int hak_malloc_trim(size_t pad);
+HAK_API void hak_malloc_stats(void);
+HAK_API int hak_mallopt(int param, int value);
+
+/* True when p lies in memory HAKMEM manages (O(1), any pointer, never faults). */
+HAK_API bool hak_owns(const void *p);
+
+/* Flush this thread's remote-free outbox and reclaim the remote frees that
+ * other threads sent to it. Threads that go idle after freeing may call it;
+ * it also runs on every allocation slow path and at thread exit. */
+HAK_API void hak_thread_flush(void);
+
+/* Return what can be returned now (today: flush and reclaim, as above). */
+HAK_API void hak_collect(bool force);
+
+/* Process-wide counters; each field is a snapshot, read without stopping
+ * other threads, so fields may be mutually inconsistent by in-flight work. */
+typedef struct hak_stats {
+  size_t mapped_bytes;         /* address space currently mapped by HAKMEM */
+  size_t peak_mapped_bytes;    /* high-water mark of mapped_bytes */
+  size_t superslabs_mapped;    /* SuperSlabs ever mapped (never unmapped yet) */
+  size_t superslabs_abandoned; /* SuperSlabs abandoned by exiting threads */
+  size_t superslabs_adopted;   /* abandoned SuperSlabs taken over by a thread */
+  size_t large_live;           /* large allocations currently mapped */
+  size_t heaps_created;        /* thread heaps ever created (not reused) */
+  size_t heaps_reused;         /* thread starts served by a dead thread's heap */
+  size_t remote_chains_pushed; /* remote-free chains (one CAS each) */
+  size_t remote_blocks_pushed; /* blocks in those chains */
+  size_t invalid_frees;        /* frees of pointers that were not ours */
+} hak_stats_t;
+
+HAK_API void hak_stats_get(hak_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKMEM_H */

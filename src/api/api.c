@@ -1,0 +1,239 @@
+/* api.c -- the hak_ malloc family: fast paths inline here, everything else
+ * one call away. In libhakmem.so, api/override.inc adds the malloc-family
+ * exports as aliases of these functions. */
+#include "hakmem.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/addrmap.h"
+#include "core/heap.h"
+#include "core/sizeclass.h"
+#include "large/large.h"
+#include "remote/remote.h"
+#include "util/diag.h"
+#include "util/stats.h"
+
+#define HK_EXPORT __attribute__((visibility("default")))
+
+/* ---- malloc ------------------------------------------------------------ */
+
+static HK_NOINLINE void *hk_malloc_generic(size_t n) {
+  if (n <= HK_MAX_SMALL) return hk_heap_malloc(hk_tls_heap, hk_class_medium(n));
+  return hk_large_alloc(n, 16);
+}
+
+HK_EXPORT void *hak_malloc(size_t n) {
+  if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
+  return hk_malloc_generic(n);
+}
+
+/* ---- free -------------------------------------------------------------- */
+
+/* A SuperSlab block that is not a valid local free: someone else's block
+ * (the remote path), or a bad pointer into our own. */
+static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) {
+  hk_heap *h = hk_tls_heap;
+  if (hk_superslab_owner(ss) == h) {
+    if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
+    else if (s->used == 0 || hk_slab_is_head(s, p)) hk_bad_free(p, "block already free", 1);
+    else if (!hk_heap_free_local(s, p)) hk_heap_slab_returned(h, ss, s);
+    return;
+  }
+  /* Another thread's slab: its metadata is not ours to read. Reject what
+   * needs no metadata (the header page, misalignment); the owner checks the
+   * rest when it reclaims. */
+  if (((uintptr_t)p & 15) != 0 || ((uintptr_t)p & HK_SS_MASK) < HK_SS_HEADER) {
+    hk_bad_free(p, "not the start of a block", 0);
+    return;
+  }
+  hk_remote_free(h, ss, p);
+}
+
+/* NULL, large blocks, tombstones and pointers that are not ours. */
+static HK_NOINLINE void hk_free_other(void *p, uintptr_t e) {
+  if (p == NULL) return;
+  if (e & HK_MAP_LARGE) hk_large_free(e, p);
+  else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == (uintptr_t)p) hk_bad_free(p, "large block already released", 1);
+  else hk_bad_free(p, "not allocated by hakmem", 0);
+}
+
+HK_EXPORT void hak_free(void *p) {
+  uintptr_t e = hk_addrmap_get(p);
+  if (HK_LIKELY(e != 0 && (e & HK_MAP_TAGS) == 0)) {
+    hk_superslab *ss = (hk_superslab *)e;
+    hk_slab *s = hk_slab_of(ss, p);
+    if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && s->used != 0 &&
+                  !hk_slab_is_head(s, p))) {
+      if (HK_LIKELY(hk_heap_free_local(s, p))) return;
+      hk_heap_slab_returned(hk_tls_heap, ss, s);
+      return;
+    }
+    hk_free_nonlocal(ss, s, p);
+    return;
+  }
+  hk_free_other(p, e);
+}
+
+/* ---- sizes ------------------------------------------------------------- */
+
+/* Usable size of p, 0 for NULL; a bad pointer goes through the bad-free
+ * policy and reports 0. */
+static size_t hk_usable(const void *p) {
+  if (p == NULL) return 0;
+  uintptr_t e = hk_addrmap_get(p);
+  if (e != 0 && (e & HK_MAP_TAGS) == 0) {
+    hk_superslab *ss = (hk_superslab *)e;
+    hk_slab *s = hk_slab_of(ss, p);
+    /* bsize, start and inv are fixed while any block of the slab is live;
+     * `reserved` is the owner's to read. */
+    bool ok = hk_superslab_owner(ss) == hk_tls_heap
+                  ? hk_slab_is_block(s, p)
+                  : s->bsize != 0 && ((((uint64_t)((uintptr_t)p - (uintptr_t)s->start) * s->inv) >> 32) * s->bsize ==
+                                      (uint64_t)((uintptr_t)p - (uintptr_t)s->start));
+    if (ok) return s->bsize;
+    hk_bad_free(p, "not the start of a block", 0);
+    return 0;
+  }
+  if (e & HK_MAP_LARGE) return hk_large_usable(e, p);
+  hk_bad_free(p, "not allocated by hakmem", 0);
+  return 0;
+}
+
+HK_EXPORT size_t hak_usable_size(const void *p) { return hk_usable(p); }
+
+HK_EXPORT bool hak_owns(const void *p) {
+  uintptr_t e = hk_addrmap_get(p);
+  return e != 0 && (e & HK_MAP_DEAD) == 0;
+}
+
+/* ---- calloc / realloc -------------------------------------------------- */
+
+HK_EXPORT void *hak_calloc(size_t n, size_t size) {
+  size_t total;
+  if (HK_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+    hk_trace_failure(SIZE_MAX, "size class threshold: n * size overflows");
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = hak_malloc(total);
+  /* Large blocks are fresh zero mappings; small ones may be reused. */
+  if (p != NULL && total <= HK_MAX_SMALL) memset(p, 0, total);
+  return p;
+}
+
+HK_EXPORT void *hak_realloc(void *p, size_t n) {
+  if (p == NULL) return hak_malloc(n);
+  if (n == 0) { /* glibc: free and return NULL */
+    hak_free(p);
+    return NULL;
+  }
+  size_t old = hk_usable(p);
+  if (old == 0) return NULL; /* bad pointer: reported by hk_usable */
+  if (n <= old && n >= old / 2) return p; /* fits, and not wastefully */
+  void *q = hak_malloc(n);
+  if (q == NULL) return NULL; /* p untouched */
+  memcpy(q, p, n < old ? n : old);
+  hak_free(p);
+  return q;
+}
+
+HK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (p == NULL) return hak_malloc(total);
+  return hak_realloc(p, total);
+}
+
+/* ---- aligned ----------------------------------------------------------- */
+
+/* align: a power of two. Small alignments come from a class whose size is a
+ * multiple of the alignment (slab starts are page-aligned); the rest are
+ * large mappings aligned as asked. */
+static void *hk_malloc_aligned(size_t align, size_t n) {
+  if (align <= 16) return hak_malloc(n);
+  if (n > PTRDIFF_MAX) return hk_large_alloc(n, align); /* ENOMEM with the trace */
+  if (align <= HK_PAGE_SIZE && n <= HK_MAX_SMALL) {
+    unsigned c = hk_class_of(n < align ? align : n);
+    while (c < HK_NCLASSES && (hk_class_size[c] & (align - 1)) != 0) c++;
+    if (c < HK_NCLASSES) return hk_heap_malloc(hk_tls_heap, c);
+  }
+  return hk_large_alloc(n, align);
+}
+
+HK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) {
+  if (align == 0 || (align & (align - 1)) != 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return hk_malloc_aligned(align, n);
+}
+
+HK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t n) {
+  if (align < sizeof(void *) || (align & (align - 1)) != 0 || align % sizeof(void *) != 0) return EINVAL;
+  int saved = errno;
+  void *p = hk_malloc_aligned(align, n);
+  errno = saved;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+HK_EXPORT void *hak_memalign(size_t align, size_t n) {
+  /* glibc: a non-power-of-two alignment is rounded up to the next one. */
+  if (align > ((size_t)1 << 62)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (align == 0) align = 1;
+  if ((align & (align - 1)) != 0) align = (size_t)1 << (64 - __builtin_clzl(align));
+  return hk_malloc_aligned(align, n);
+}
+
+HK_EXPORT void *hak_valloc(size_t n) { return hk_malloc_aligned(HK_PAGE_SIZE, n); }
+
+HK_EXPORT void *hak_pvalloc(size_t n) {
+  size_t rounded = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  if (rounded < n) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return hk_malloc_aligned(HK_PAGE_SIZE, rounded == 0 ? HK_PAGE_SIZE : rounded);
+}
+
+/* ---- maintenance and statistics ----------------------------------------- */
+
+HK_EXPORT void hak_thread_flush(void) {
+  hk_heap *h = hk_tls_heap;
+  if (!h->live) return;
+  hk_outbox_flush(h);
+  hk_remote_collect(h);
+}
+
+HK_EXPORT void hak_collect(bool force) {
+  (void)force;
+  hak_thread_flush();
+}
+
+HK_EXPORT int hak_malloc_trim(size_t pad) {
+  (void)pad;
+  hak_thread_flush();
+  return 0; /* nothing returned to the OS yet (epoch retirement does that) */
+}
+
+HK_EXPORT void hak_malloc_stats(void) { hk_stats_print(); }
+
+HK_EXPORT int hak_mallopt(int param, int value) {
+  (void)param;
+  (void)value;
+  return 1; /* accepted; HAKMEM tunes itself */
+}
+
+HK_EXPORT void hak_stats_get(hak_stats_t *out) { hk_stats_snapshot(out); }
+
+#ifdef HK_OVERRIDE
+#include "api/override.inc"
+#endif

@@ -1,0 +1,42 @@
+/* malloc_slow.c -- the allocation slow path: everything the fast path left
+ * out, in the order that reuses memory before mapping more. */
+#include <errno.h>
+
+#include "api/thread.h"
+#include "core/heap.h"
+#include "core/sizeclass.h"
+#include "remote/abandon.h"
+#include "remote/remote.h"
+#include "util/diag.h"
+
+static hk_slab *hk_refill_with_superslab(hk_heap *h, unsigned cls) {
+  int kind = hk_class_kind(cls);
+  hk_slab *s;
+  for (unsigned i = 0; i < HK_ADOPT_BATCH && hk_adopt_one(h, kind); i++)
+    if ((s = hk_heap_refill(h, cls)) != NULL) return s;
+  hk_superslab *ss = hk_superslab_create(kind, h);
+  if (ss == NULL) return NULL;
+  hk_heap_add_superslab(h, ss);
+  return hk_heap_refill(h, cls);
+}
+
+HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
+  if (HK_UNLIKELY(!h->live)) {
+    h = hk_thread_init();
+    if (h == NULL) {
+      hk_trace_failure(hk_class_size[cls], "pool exhaustion: no thread heap could be mapped");
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  hk_outbox_flush(h);
+  hk_remote_collect(h);
+  hk_slab *s = hk_heap_refill(h, cls);
+  if (s == NULL) s = hk_refill_with_superslab(h, cls);
+  if (HK_UNLIKELY(s == NULL)) {
+    hk_trace_failure(hk_class_size[cls], "pool exhaustion: no SuperSlab could be mapped");
+    errno = ENOMEM;
+    return NULL;
+  }
+  return hk_heap_malloc(h, cls); /* s is cur[cls] with a free block now */
+}

@@ -1,0 +1,68 @@
+/* thread.c -- process init, thread init and thread exit.
+ *
+ * Recursion is impossible by construction: the heap is installed in TLS
+ * before anything that might allocate (pthread_setspecific may calloc for
+ * high key numbers), so a nested malloc finds a live heap. */
+#include "api/thread.h"
+
+#include <pthread.h>
+
+#include "core/heap.h"
+#include "remote/abandon.h"
+#include "remote/remote.h"
+#include "util/options.h"
+#include "util/stats.h"
+
+/* Key states: 0 none, 1 being created, 2 created. */
+static _Atomic int hk_key_state;
+static pthread_key_t hk_key;
+
+/* Run the teardown in the second destructor round, after most other
+ * libraries' destructors (which may still malloc and free) have run. */
+#define HK_EXIT_ROUNDS 2
+
+static void hk_thread_teardown(hk_heap *h) {
+  hk_outbox_flush(h);
+  hk_remote_collect(h);
+  hk_abandon_all(h);
+  hk_tls_heap = &hk_heap_empty;
+  hk_heap_retire(h);
+}
+
+static void hk_thread_exit(void *arg) {
+  hk_heap *h = arg;
+  if (h != hk_tls_heap || !h->live) return;
+  if (++h->exit_rounds < HK_EXIT_ROUNDS) {
+    pthread_setspecific(hk_key, h); /* re-arm: called again next round */
+    return;
+  }
+  hk_thread_teardown(h);
+}
+
+static void hk_process_init(void) {
+  hk_options_init();
+  int st = 0;
+  /* acq_rel: the winner's key creation is published by its release store below. */
+  if (hk_load_acquire(&hk_key_state) == 0 && hk_cas_strong_acq_rel(&hk_key_state, &st, 1)) {
+    if (pthread_key_create(&hk_key, hk_thread_exit) == 0)
+      hk_store_release(&hk_key_state, 2); /* pairs with the acquire loads: hk_key is set */
+  }
+}
+
+hk_heap *hk_thread_init(void) {
+  hk_process_init();
+  hk_heap *h = hk_heap_create();
+  if (h == NULL) return NULL;
+  hk_tls_heap = h;
+  /* A thread racing the very first key creation is not registered and its
+   * heap is not torn down at exit; the constructor below creates the key
+   * before main, so only threads started by earlier constructors can race. */
+  if (hk_load_acquire(&hk_key_state) == 2) pthread_setspecific(hk_key, h); /* pairs with the release in process_init */
+  return h;
+}
+
+__attribute__((constructor(101))) static void hk_constructor(void) { hk_process_init(); }
+
+__attribute__((destructor)) static void hk_destructor(void) {
+  if (hk_opt.show_stats) hk_stats_print();
+}

@@ -1,0 +1,30 @@
+/* addrmap.c -- registering ranges in the address map. */
+#include "core/addrmap.h"
+
+#include "os/os.h"
+
+_Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
+
+static _Atomic uintptr_t *hk_addrmap_leaf(size_t i1) {
+  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[i1]); /* pairs with the CAS below: leaf is zeroed */
+  if (leaf != NULL) return leaf;
+  _Atomic uintptr_t *fresh = hk_os_map(HK_MAP_L2_SIZE * sizeof(uintptr_t));
+  if (fresh == NULL) return NULL;
+  _Atomic uintptr_t *expected = NULL;
+  /* Publishes the fresh (zero) leaf; pairs with the acquire load above. */
+  if (hk_cas_strong_acq_rel(&hk_addrmap_l1[i1], &expected, fresh)) return fresh;
+  hk_os_unmap(fresh, HK_MAP_L2_SIZE * sizeof(uintptr_t)); /* lost the race: use the winner's */
+  return expected;
+}
+
+bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry) {
+  for (uintptr_t a = start & ~(uintptr_t)HK_SS_MASK; a < start + size; a += HK_SS_SIZE) {
+    _Atomic uintptr_t *leaf = hk_addrmap_leaf(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS));
+    if (leaf == NULL) return false;
+    /* Release: a thread that finds this entry by a relaxed load and then reads
+     * the header got the pointer through synchronisation anyway (see get);
+     * release keeps the header writes ordered for lookups of foreign pointers. */
+    hk_store_release(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)], entry);
+  }
+  return true;
+}

@@ -1,0 +1,43 @@
+/* addrmap.h -- the global address map: for any address, in O(1) and without
+ * touching the address itself, what HAKMEM has there.
+ *
+ * One entry per SS_SIZE chunk of the 47-bit address space, in two levels: a
+ * static first level (zero pages until used) and lazily mapped leaves
+ * installed by CAS. Entries:
+ *   0                  not ours
+ *   ss                 a SuperSlab starts at this chunk (low bits 0)
+ *   hdr | HK_MAP_LARGE a large allocation's mapping covers this chunk
+ *   user | HK_MAP_DEAD a released large allocation whose user pointer was
+ *                      `user` (so a second free of it is a double free)
+ * Chunks belong to one mapping at a time: SuperSlabs are chunk-aligned and
+ * chunk-sized, large mappings are reserved in whole chunks. */
+#ifndef HK_ADDRMAP_H
+#define HK_ADDRMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hk_types.h"
+
+#define HK_MAP_LARGE ((uintptr_t)1)
+#define HK_MAP_DEAD  ((uintptr_t)2)
+#define HK_MAP_TAGS  ((uintptr_t)3)
+
+extern _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
+
+/* The entry for p's chunk. Relaxed: a pointer reaches a thread only through
+ * synchronisation with whoever allocated it, which ordered the registration
+ * before it; for a foreign pointer any value read is as good as another. */
+HK_INLINE uintptr_t hk_addrmap_get(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (HK_UNLIKELY((a >> HK_VA_BITS) != 0)) return 0;
+  _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_addrmap_l1[a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)]);
+  if (HK_UNLIKELY(leaf == NULL)) return 0;
+  return hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]);
+}
+
+/* Set the entries of every chunk in [start, start+size) to `entry`. Returns
+ * false (errno = ENOMEM) when a leaf could not be mapped. */
+bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry);
+
+#endif /* HK_ADDRMAP_H */

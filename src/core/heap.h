@@ -1,0 +1,53 @@
+/* heap.h -- the per-thread heap and the malloc/free fast paths.
+ *
+ * Every thread starts on hk_heap_empty, whose cur[] slabs have empty lists,
+ * so its first malloc falls into the slow path, which sets the thread up: no
+ * init check on the fast path. */
+#ifndef HK_HEAP_H
+#define HK_HEAP_H
+
+#include "core/slab.h"
+#include "core/superslab.h"
+#include "hk_types.h"
+
+extern __thread hk_heap *hk_tls_heap __attribute__((tls_model("initial-exec")));
+extern hk_heap hk_heap_empty;
+
+/* Allocation slow path (api/malloc_slow.c): sets the thread up, flushes and
+ * reclaims, refills, adopts or maps. NULL + ENOMEM when out of memory. */
+void *hk_malloc_slow(hk_heap *h, unsigned cls);
+
+/* Fast path: pop the class's current slab. No atomic, no lock, no call. */
+HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
+  hk_slab *s = h->cur[cls];
+  hk_block *b = s->free;
+  if (HK_LIKELY(b != NULL)) {
+    s->free = b->next;
+    s->used++;
+    return b;
+  }
+  return hk_malloc_slow(h, cls);
+}
+
+/* Local free fast path, for a block of a SuperSlab this heap owns that passed
+ * the block checks. Returns false when the slab needs attention (it was FULL,
+ * or its last block came back): then call hk_heap_slab_returned. */
+HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
+  b->next = s->local_free;
+  s->local_free = b;
+  return --s->used != 0 && s->state != HK_SLAB_FULL;
+}
+
+HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {
+  return (unsigned)((uintptr_t)ss >> HK_SS_SHIFT) & (HK_PEND_BUCKETS - 1);
+}
+
+/* Owner-only heap operations (core/heap.c). */
+hk_heap *hk_heap_create(void);               /* from the pool, or mapped */
+void hk_heap_retire(hk_heap *h);             /* to the pool; owns nothing */
+void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss);
+void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss); /* adoption */
+void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s);
+hk_slab *hk_heap_refill(hk_heap *h, unsigned cls); /* NULL: needs a SuperSlab */
+
+#endif /* HK_HEAP_H */

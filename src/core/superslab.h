@@ -1,0 +1,31 @@
+/* superslab.h -- SuperSlabs: SS_SIZE-aligned regions whose header is their
+ * first page; superslab_of(p) is one mask. */
+#ifndef HK_SUPERSLAB_H
+#define HK_SUPERSLAB_H
+
+#include "hk_types.h"
+
+HK_INLINE hk_superslab *hk_superslab_of(const void *p) {
+  return (hk_superslab *)((uintptr_t)p & ~(uintptr_t)HK_SS_MASK);
+}
+
+HK_INLINE hk_slab *hk_slab_of(hk_superslab *ss, const void *p) {
+  return &ss->slabs[((uintptr_t)p & HK_SS_MASK) >> ss->slab_shift];
+}
+
+HK_INLINE struct hk_heap *hk_superslab_owner(hk_superslab *ss) {
+  /* Relaxed: compared with the caller's own heap, a value only the caller
+   * itself installs; for other callers any stale value means "not mine". */
+  return (struct hk_heap *)hk_load_relaxed(&ss->owner);
+}
+
+/* Map and register a fresh SuperSlab of `kind`, owned by `heap`, all slabs
+ * UNUSED. NULL with errno = ENOMEM when the OS refuses. */
+hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap);
+
+/* Take an UNUSED slab (owner only); NULL when none is left. */
+hk_slab *hk_superslab_take_slab(hk_superslab *ss);
+/* Give a slab whose blocks all came back to the UNUSED pool (owner only). */
+void hk_superslab_release_slab(hk_superslab *ss, hk_slab *s);
+
+#endif /* HK_SUPERSLAB_H */

@@ -1,0 +1,58 @@
+/* tstack.h -- an ABA-safe lock-free stack (Treiber) of page-aligned,
+ * type-stable nodes: SuperSlabs on the abandoned stacks and heaps in the pool.
+ *
+ * The head word packs the node's page number (bits 0..34: 47-bit addresses,
+ * 4 KiB-aligned nodes) with a 29-bit version bumped by every successful pop
+ * and push, so a pop whose CAS races a pop-push-pop of the same node fails
+ * instead of installing a stale `next` (ABA). The version wraps after 2^29
+ * operations: a pop stalled for exactly that many operations could still
+ * suffer ABA; the node memory is never unmapped, so the stale read of `next`
+ * itself is always safe. */
+#ifndef HK_TSTACK_H
+#define HK_TSTACK_H
+
+#include <stdint.h>
+
+#include "hk_atomic.h"
+#include "hk_config.h"
+
+typedef struct hk_tstack {
+  _Atomic uint64_t head;
+} hk_tstack;
+
+#define HK_TS_PAGE_BITS 35
+#define HK_TS_PAGE_MASK (((uint64_t)1 << HK_TS_PAGE_BITS) - 1)
+
+HK_INLINE uint64_t hk_ts_pack(uintptr_t node, uint64_t version) {
+  return ((uint64_t)node >> 12) | (version << HK_TS_PAGE_BITS);
+}
+HK_INLINE uintptr_t hk_ts_node(uint64_t w) { return (uintptr_t)((w & HK_TS_PAGE_MASK) << 12); }
+HK_INLINE uint64_t hk_ts_version(uint64_t w) { return w >> HK_TS_PAGE_BITS; }
+
+/* `link` is the node's own next field. */
+HK_INLINE void hk_tstack_push(hk_tstack *s, uintptr_t node, _Atomic uintptr_t *link) {
+  uint64_t old = hk_load_relaxed(&s->head);
+  do {
+    hk_store_relaxed(link, hk_ts_node(old));
+    /* Release: the node's contents (and link) are visible to the popper,
+     * which acquires in hk_tstack_pop. */
+  } while (!hk_cas_weak_acq_rel(&s->head, &old, hk_ts_pack(node, hk_ts_version(old) + 1)));
+}
+
+/* `link_of(node)` gives a node's next field. Returns 0 when empty. */
+#define HK_TSTACK_POP(s, type, field)                                                     \
+  ({                                                                                      \
+    uint64_t old_ = hk_load_acquire(&(s)->head); /* pairs with push's release CAS */       \
+    uintptr_t n_;                                                                         \
+    for (;;) {                                                                            \
+      n_ = hk_ts_node(old_);                                                              \
+      if (n_ == 0) break;                                                                 \
+      uintptr_t next_ = hk_load_relaxed(&((type *)n_)->field);                            \
+      /* Acquire on success: the node's contents as its pusher left them. */              \
+      if (hk_cas_weak_acq_rel(&(s)->head, &old_, hk_ts_pack(next_, hk_ts_version(old_) + 1))) \
+        break;                                                                            \
+    }                                                                                     \
+    (type *)n_;                                                                           \
+  })
+
+#endif /* HK_TSTACK_H */

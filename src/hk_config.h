@@ -1,0 +1,72 @@
+/* hk_config.h -- the allocator's compile-time constants, in one place.
+ * Sizes are tunables, not invariants: change them when measurement says so. */
+#ifndef HK_CONFIG_H
+#define HK_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HK_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define HK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HK_NOINLINE    __attribute__((noinline))
+#define HK_COLD        __attribute__((cold, noinline))
+#define HK_INLINE      static inline __attribute__((always_inline))
+#define HK_CACHE_LINE  64
+#define HK_PAGE_SIZE   ((size_t)4096)
+
+/* A SuperSlab is SS_SIZE bytes at an SS_SIZE-aligned address; its header
+ * occupies the first HK_SS_HEADER bytes (the first page). */
+#define HK_SS_SHIFT   21
+#define HK_SS_SIZE    ((size_t)1 << HK_SS_SHIFT)
+#define HK_SS_MASK    (HK_SS_SIZE - 1)
+#define HK_SS_HEADER  HK_PAGE_SIZE
+
+/* Two kinds of SuperSlab, differing only in slab size: small blocks live in
+ * 64 KiB slabs (32 per SuperSlab), medium blocks in 512 KiB slabs (4). */
+#define HK_KIND_SMALL        0
+#define HK_KIND_MEDIUM       1
+#define HK_KINDS             2
+#define HK_SLAB_SHIFT_SMALL  16
+#define HK_SLAB_SHIFT_MEDIUM 19
+#define HK_MAX_SLABS         32
+#define HK_SMALL_KIND_MAX    8192      /* largest block in a small-kind slab */
+
+/* Size classes: 16-byte steps to 128 B, then 4 per power of two to 128 KiB. */
+#define HK_NCLASSES      48
+#define HK_MAX_SMALL     ((size_t)128 * 1024) /* larger: its own mapping */
+#define HK_TABLE_MAX     1024                 /* sizes served by a table lookup */
+
+/* Lazy carving hands out at most this many bytes of fresh blocks at a time. */
+#define HK_CARVE_BYTES   4096
+#define HK_CARVE_MIN     4
+
+/* Sender-side batching (the outbox): direct-mapped slots, each a chain bound
+ * for one SuperSlab, flushed when it holds HK_OUTBOX_CHAIN blocks. At most
+ * HK_OUTBOX_SLOTS * HK_OUTBOX_CHAIN blocks wait in one thread. */
+#define HK_OUTBOX_SLOTS  8
+#define HK_OUTBOX_CHAIN  32
+
+/* Pending set: an owner heap keeps HK_PEND_BUCKETS buckets of SuperSlabs,
+ * marked in a two-level bitmap (one summary word over HK_PEND_WORDS words). */
+#define HK_PEND_WORDS    16
+#define HK_PEND_BUCKETS  (HK_PEND_WORDS * 64)
+
+/* Address map: 47-bit user address space in SS_SIZE chunks, two levels. */
+#define HK_VA_BITS       47
+#define HK_MAP_L2_BITS   13
+#define HK_MAP_L1_BITS   (HK_VA_BITS - HK_SS_SHIFT - HK_MAP_L2_BITS)
+#define HK_MAP_L1_SIZE   ((size_t)1 << HK_MAP_L1_BITS)
+#define HK_MAP_L2_SIZE   ((size_t)1 << HK_MAP_L2_BITS)
+
+/* How many abandoned SuperSlabs one allocation slow path may adopt. */
+#define HK_ADOPT_BATCH   4
+
+#ifdef HK_DEBUG
+#include <stdlib.h>
+void hk_assert_fail(const char *expr, const char *file, int line);
+#define HK_ASSERT(e) ((e) ? (void)0 : hk_assert_fail(#e, __FILE__, __LINE__))
+#else
+#define HK_ASSERT(e) ((void)0)
+#endif
+
+#endif /* HK_CONFIG_H */

@@ -1,0 +1,140 @@
+/* hk_types.h -- every shared data structure of HAKMEM, each with the rules
+ * for who may write which field in which state. Read this before any .c file:
+ * the protocols are visible in the types. */
+#ifndef HK_TYPES_H
+#define HK_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hk_atomic.h"
+#include "hk_config.h"
+
+/* A free block: the link lives in its first word. Owner-only free lists use
+ * `next` plainly; a block in a remote chain is written by its sender before
+ * the publishing CAS and read by the owner after the acquiring exchange. */
+typedef struct hk_block {
+  struct hk_block *next;
+} hk_block;
+
+/* Slab states. Only the owner heap moves a slab between them.
+ *   UNUSED  -> ACTIVE   slab_init_class: assigned to a size class, becomes cur
+ *   ACTIVE  -> FULL     the owner found no free block in it (not listed)
+ *   ACTIVE  -> PARTIAL  displaced as cur while it still has free blocks
+ *   FULL    -> PARTIAL  a local free or reclaimed remote free gave it a block
+ *   PARTIAL -> ACTIVE   chosen as cur again
+ *   PARTIAL -> UNUSED   its last block came back (used == 0): any class may reuse it */
+enum { HK_SLAB_UNUSED = 0, HK_SLAB_ACTIVE, HK_SLAB_PARTIAL, HK_SLAB_FULL };
+
+/* A slab: one SuperSlab's slab_size-aligned run of pages serving one size
+ * class. Every field is owner-only (no atomics): remote frees never touch a
+ * slab, they go to the SuperSlab's queue and the owner moves them here.
+ *   free        blocks to allocate from (the malloc fast path pops here)
+ *   local_free  the owner's own frees; swapped into `free` when it runs dry
+ *   used        blocks handed out and not yet returned to a list of this slab
+ *               (a block freed remotely counts as used until reclaimed)
+ *   reserved    blocks carved so far; blocks at index >= reserved were never
+ *               handed out (lazy carving: fresh pages are touched on demand)
+ * Exactly 64 bytes so the slab array indexes with a shift. */
+typedef struct hk_slab {
+  hk_block *free;
+  hk_block *local_free;
+  uint32_t used;
+  uint32_t reserved;
+  uint32_t capacity;
+  uint32_t bsize;
+  uint32_t inv;          /* ceil-ish 2^32 / bsize: block index by multiply */
+  uint8_t class_idx;
+  uint8_t state;         /* HK_SLAB_* */
+  uint8_t index;         /* position in its SuperSlab */
+  uint8_t kind;
+  uint8_t *start;        /* first block (slab 0 starts after the header) */
+  struct hk_slab *next;  /* heap's partial list of this class */
+  struct hk_slab *prev;
+} hk_slab;
+
+_Static_assert(sizeof(hk_slab) == 64, "slab metadata is one cache line");
+
+struct hk_heap;
+
+/* Ownership word values other than a heap pointer. A heap pointer is
+ * page-aligned, so it never equals these. */
+#define HK_OWNER_ABANDONED ((uintptr_t)0)
+
+/* A SuperSlab: the unit of ownership. Its header is the first page.
+ *
+ * owner (atomic): the owning heap, or HK_OWNER_ABANDONED. Changed only
+ *   by CAS: the owner stores ABANDONED when its thread exits (after which it
+ *   never touches the SuperSlab again); an adopter CASes ABANDONED -> itself.
+ *   Any thread may read it; a thread that reads its own heap owns the
+ *   SuperSlab (nobody else can install that value).
+ * remote_head (atomic, own cache line): the MPSC LIFO of remotely freed
+ *   blocks. Any thread pushes a chain with one CAS; only the owner takes, all
+ *   of it, with one exchange. See remote/remote.c for the protocol.
+ * Everything else is owner-only, or immutable after superslab_create. */
+typedef struct hk_superslab {
+  /* line 0: read on every free; immutable or owner-only */
+  _Atomic uintptr_t owner;
+  uint8_t kind;              /* HK_KIND_* (immutable) */
+  uint8_t slab_shift;        /* immutable */
+  uint8_t nslabs;            /* immutable */
+  uint8_t in_avail;          /* owner-only: on the heap's avail list */
+  uint32_t free_slabs;       /* owner-only: bitmask of UNUSED slabs */
+  struct hk_superslab *bucket_next;  /* owner-only: heap's bucket list */
+  struct hk_superslab *avail_next;   /* owner-only: heap's list of SuperSlabs with UNUSED slabs */
+  _Atomic uintptr_t stack_next;      /* link on the global abandoned stack */
+  uint64_t magic;
+  /* line 1: the remote queue, apart from owner-written fields */
+  _Alignas(HK_CACHE_LINE) _Atomic(hk_block *) remote_head;
+  _Alignas(HK_CACHE_LINE) hk_slab slabs[HK_MAX_SLABS];
+} hk_superslab;
+
+#define HK_SS_MAGIC 0x48414b4d454d5353ull /* "HAKMEMSS" */
+_Static_assert(sizeof(hk_superslab) <= HK_SS_HEADER, "SuperSlab header fits in its first page");
+
+/* One outbox slot: a chain of blocks bound for one SuperSlab (sender-only). */
+typedef struct hk_outbox_slot {
+  hk_superslab *ss;
+  hk_block *head;
+  hk_block *tail;
+  uint32_t count;
+} hk_outbox_slot;
+
+/* A thread heap. Owner-only except the pending bitmap and stack_next.
+ *   cur[c]      the slab the malloc fast path pops from; never NULL: a heap
+ *               with nothing points at hk_slab_empty, whose lists are empty
+ *   partial[c]  slabs of class c with free blocks, other than cur[c]
+ *   bucket[b]   owned SuperSlabs whose address hashes to bucket b
+ *   pend_*      the pending set: senders set a bucket's bit when their push
+ *               made one of its queues non-empty; the owner clears a bit
+ *               before draining that bucket's queues (no lost wake-up)
+ * Heaps are never unmapped: a dead thread's heap goes to a pool and is
+ * reused, so a sender holding a stale owner pointer only sets a harmless bit. */
+typedef struct hk_heap {
+  hk_slab *cur[HK_NCLASSES];
+  hk_slab *partial[HK_NCLASSES];
+  hk_superslab *avail[HK_KINDS];
+  hk_outbox_slot outbox[HK_OUTBOX_SLOTS];
+  uint32_t exit_rounds;            /* thread-exit destructor rounds seen */
+  bool live;                       /* owned by a running thread */
+  _Atomic uintptr_t stack_next;    /* link on the global heap pool */
+  _Alignas(HK_CACHE_LINE) _Atomic uint64_t pend_summary;
+  _Atomic uint64_t pend_words[HK_PEND_WORDS];
+  _Alignas(HK_CACHE_LINE) hk_superslab *bucket[HK_PEND_BUCKETS];
+} hk_heap;
+
+/* A large allocation's header: the page just below the user pointer.
+ * Immutable after creation; the address map points every chunk of the
+ * mapping at it. */
+typedef struct hk_large {
+  uint64_t magic;
+  void *user;
+  size_t usable;     /* bytes from user to the end of the mapping */
+  void *map_base;
+  size_t map_size;
+} hk_large;
+
+#define HK_LARGE_MAGIC 0x48414b4d454d4c47ull /* "HAKMEMLG" */
+
+#endif /* HK_TYPES_H */

@@ -1,0 +1,22 @@
+/* large.h -- allocations above the largest size class: each in its own
+ * chunk-aligned mapping, header in the page below the user pointer, every
+ * chunk of the mapping registered in the address map. */
+#ifndef HK_LARGE_H
+#define HK_LARGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hk_types.h"
+
+/* `align` is a power of two >= 16. NULL + ENOMEM when the size cannot be
+ * represented or the OS refuses. Fresh mappings are zeroed. */
+void *hk_large_alloc(size_t size, size_t align);
+/* `entry` is p's address-map entry (tagged HK_MAP_LARGE). Handles interior
+ * pointers through the bad-free policy. */
+void hk_large_free(uintptr_t entry, void *p);
+/* Usable size of a large block, 0 (after the bad-free policy) if p is not
+ * the block's start. */
+size_t hk_large_usable(uintptr_t entry, const void *p);
+
+#endif /* HK_LARGE_H */

@@ -1,0 +1,21 @@
+/* os.h -- the only interface to the kernel: aligned reservations and their
+ * release. Every function keeps errno intact on success; on failure it
+ * returns NULL/false with errno = ENOMEM and records why for the trace. */
+#ifndef HK_OS_H
+#define HK_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Map `size` bytes (a page multiple) of zeroed read-write memory at an
+ * address aligned to `align` (a power of two >= the page size). */
+void *hk_os_map_aligned(size_t size, size_t align);
+/* Map `size` bytes anywhere (page multiple), zeroed. */
+void *hk_os_map(size_t size);
+void hk_os_unmap(void *p, size_t size);
+
+/* Test hook: make the next mappings fail with probability per_million/1e6
+ * (0 turns injection off). Used by the fault-injection tests. */
+void hk_os_inject_failures(unsigned per_million);
+
+#endif /* HK_OS_H */

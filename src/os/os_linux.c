@@ -1,0 +1,71 @@
+/* os_linux.c -- mmap-based implementation of os.h for Linux. */
+#include "os/os.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "hk_atomic.h"
+#include "util/diag.h"
+#include "util/stats.h"
+
+static _Atomic unsigned hk_inject_per_million;
+static _Atomic uint32_t hk_inject_state = 2463534242u;
+
+void hk_os_inject_failures(unsigned per_million) {
+  hk_store_relaxed(&hk_inject_per_million, per_million);
+}
+
+static bool hk_os_injected_failure(void) {
+  unsigned pm = hk_load_relaxed(&hk_inject_per_million);
+  if (pm == 0) return false;
+  /* A racy xorshift is fine here: it only needs to be roughly random. */
+  uint32_t x = hk_load_relaxed(&hk_inject_state);
+  x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+  hk_store_relaxed(&hk_inject_state, x);
+  return (x % 1000000u) < pm;
+}
+
+static void *hk_os_mmap(size_t size) {
+  if (hk_os_injected_failure()) {
+    hk_trace_failure(size, "injected mapping failure (test hook)");
+    errno = ENOMEM;
+    return NULL;
+  }
+  int saved = errno;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    hk_trace_failure(size, errno == ENOMEM ? "the OS refused a mapping (address space, map count or overcommit limit)"
+                                           : "the OS refused a mapping");
+    errno = ENOMEM;
+    return NULL;
+  }
+  errno = saved;
+  hk_stat_mapped(size);
+  return p;
+}
+
+void *hk_os_map(size_t size) { return hk_os_mmap(size); }
+
+void hk_os_unmap(void *p, size_t size) {
+  if (p == NULL || size == 0) return;
+  int saved = errno;
+  munmap(p, size);
+  errno = saved;
+  hk_stat_unmapped(size);
+}
+
+void *hk_os_map_aligned(size_t size, size_t align) {
+  if (align <= 4096) return hk_os_mmap(size);
+  if (size + align < size) { errno = ENOMEM; return NULL; }
+  /* Over-reserve by the alignment, then give back the unaligned head and the
+   * tail, so no more than the alignment is ever wasted, and only briefly. */
+  uint8_t *raw = hk_os_mmap(size + align);
+  if (raw == NULL) return NULL;
+  uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+  size_t head = start - (uintptr_t)raw;
+  size_t tail = align - head;
+  if (head) hk_os_unmap(raw, head);
+  if (tail) hk_os_unmap((uint8_t *)start + size, tail);
+  return (void *)start;
+}

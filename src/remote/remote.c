@@ -1,0 +1,153 @@
+/* remote.c -- the remote-free protocol. Model: formal/remote_free.pml.
+ *
+ * Per SuperSlab: remote_head, an intrusive LIFO. Per owner heap: the pending
+ * set, a bitmap of buckets (summary word -> words -> bucket -> owned
+ * SuperSlabs in that bucket). States of one SuperSlab's queue, seen by its
+ * owner:
+ *
+ *   EMPTY     remote_head == NULL
+ *   QUEUED    remote_head != NULL and its bucket bit is set (or about to be:
+ *             the pusher that saw NULL sets it right after its CAS)
+ *   DRAINING  the owner cleared the bucket bit and is about to exchange
+ *
+ *   EMPTY    --push (CAS sees NULL)-->            QUEUED: that pusher, and only
+ *                                                 it, sets the bucket bit
+ *   QUEUED   --push (CAS sees non-NULL)-->        QUEUED: no notification
+ *   QUEUED   --owner: bit cleared (exchange)-->   DRAINING
+ *   DRAINING --owner: exchange(head, NULL)-->     EMPTY, chain reclaimed
+ *   DRAINING --push before the exchange-->        DRAINING: the block rides in
+ *                                                 the chain being taken
+ *
+ * No lost wake-up: the owner clears the bit before it exchanges the head. A
+ * push that lands after the exchange sees NULL and sets the bit again; the
+ * owner's bit clear happens-before that set, because the pusher's acq_rel CAS
+ * reads the value the owner's acq_rel exchange wrote. Bits are idempotent, so
+ * a SuperSlab can never be "linked twice", and a stale bit (a sender that
+ * read an old owner, a queue drained by another route) costs one empty look.
+ *
+ * Ownership: a pusher notifies whoever `owner` names after its push. An
+ * abandoned SuperSlab (owner == ABANDONED) is not notified: its adopter
+ * CASes itself in first and exchanges the head after, so a push either lands
+ * before the adopter's exchange (drained at adoption) or after it (sees NULL,
+ * reads the new owner, notifies it). */
+#include "remote/remote.h"
+
+#include "util/diag.h"
+#include "util/stats.h"
+
+static void hk_remote_notify(hk_superslab *ss) {
+  /* Acquire: pairs with the adopter's acq_rel CAS on owner (and the heap's
+   * creation before it), so the heap we mark is a fully set-up heap. */
+  hk_heap *owner = (hk_heap *)hk_load_acquire(&ss->owner);
+  if (owner == NULL) return; /* abandoned: the adopter drains at adoption */
+  unsigned b = hk_bucket_of(ss);
+  /* Release (both): pair with the owner's acquire exchanges in collect, so a
+   * cleared summary bit implies the word bit is visible. */
+  hk_or_release(&owner->pend_words[b >> 6], (uint64_t)1 << (b & 63));
+  hk_or_release(&owner->pend_summary, (uint64_t)1 << (b >> 6));
+}
+
+/* Push the chain head..tail (n blocks, linked through next) with one CAS. */
+static void hk_remote_push(hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
+  hk_block *old = hk_load_relaxed(&ss->remote_head);
+  do {
+    tail->next = old;
+    /* acq_rel: release publishes the chain's links to the owner's exchange;
+     * acquire orders the owner's earlier bit clear before our notification. */
+  } while (!hk_cas_weak_acq_rel(&ss->remote_head, &old, head));
+  hk_stat_add(HK_STAT_REMOTE_CHAINS, 1);
+  hk_stat_add(HK_STAT_REMOTE_BLOCKS, n);
+  if (old == NULL) hk_remote_notify(ss);
+}
+
+static void hk_outbox_flush_slot(hk_outbox_slot *o) {
+  hk_remote_push(o->ss, o->head, o->tail, o->count);
+  o->ss = NULL;
+  o->head = o->tail = NULL;
+  o->count = 0;
+}
+
+void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
+  if (HK_UNLIKELY(!h->live)) { /* no thread state: push the block alone */
+    hk_remote_push(ss, b, b, 1);
+    return;
+  }
+  hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];
+  if (o->ss != ss) {
+    if (o->ss != NULL) hk_outbox_flush_slot(o);
+    o->ss = ss;
+    o->tail = b;
+    b->next = NULL;
+  } else {
+    b->next = o->head;
+  }
+  o->head = b;
+  if (++o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot(o);
+}
+
+void hk_outbox_flush(hk_heap *h) {
+  for (unsigned i = 0; i < HK_OUTBOX_SLOTS; i++)
+    if (h->outbox[i].ss != NULL) hk_outbox_flush_slot(&h->outbox[i]);
+}
+
+/* Return a chain to its slabs. Consecutive blocks usually share a slab, so
+ * each run's counter and list state are settled once per run. */
+static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
+  hk_slab *run = NULL;
+  uint32_t n = 0;
+  while (b != NULL) {
+    hk_block *next = b->next;
+    hk_slab *s = hk_slab_of(ss, b);
+    if (s != run) {
+      if (run != NULL) {
+        run->used -= n;
+        hk_heap_slab_returned(h, ss, run);
+      }
+      run = s;
+      n = 0;
+    }
+    if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
+      hk_bad_free(b, "freed by another thread; not the start of a block", 0);
+    } else if (HK_UNLIKELY(s->used <= n || hk_slab_is_head(s, b))) {
+      hk_bad_free(b, "freed by another thread; block already free", 1);
+    } else {
+      b->next = s->local_free;
+      s->local_free = b;
+      n++;
+    }
+    b = next;
+  }
+  if (run != NULL) {
+    run->used -= n;
+    hk_heap_slab_returned(h, ss, run);
+  }
+}
+
+void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
+  /* Always an exchange, never a plain emptiness check: the adopter relies on
+   * the RMW reading the latest head (see the ownership paragraph above).
+   * acq_rel: acquire takes the pushers' chains; release orders our bit clear
+   * before any later pusher's notification (it reads our NULL). */
+  hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
+  hk_remote_reclaim(h, ss, chain);
+}
+
+void hk_remote_collect(hk_heap *h) {
+  if (HK_LIKELY(hk_load_relaxed(&h->pend_summary) == 0)) return;
+  uint64_t summary = hk_xchg_acquire(&h->pend_summary, 0); /* pairs with notify's release or */
+  while (summary != 0) {
+    unsigned w = (unsigned)__builtin_ctzll(summary);
+    summary &= summary - 1;
+    /* Clear before draining (no lost wake-up). Acquire: pairs with notify's
+     * release or, so a bit we clear implies its push is visible below. */
+    uint64_t bits = hk_xchg_acquire(&h->pend_words[w], 0);
+    while (bits != 0) {
+      unsigned b = w * 64 + (unsigned)__builtin_ctzll(bits);
+      bits &= bits - 1;
+      /* The relaxed emptiness check is safe here: a push whose bit we just
+       * cleared happened-before our acquire exchange of that bit. */
+      for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = ss->bucket_next)
+        if (hk_load_relaxed(&ss->remote_head) != NULL) hk_remote_drain(h, ss);
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/* diag.h -- diagnostics without stdio or malloc: a tiny formatter writing
+ * straight to fd 2, the bad-free policy, and the allocation-failure trace. */
+#ifndef HK_DIAG_H
+#define HK_DIAG_H
+
+#include <stddef.h>
+
+/* Append-only line builder on the stack. */
+typedef struct hk_line {
+  char buf[256];
+  size_t len;
+} hk_line;
+
+void hk_line_str(hk_line *l, const char *s);
+void hk_line_hex(hk_line *l, unsigned long v);
+void hk_line_dec(hk_line *l, unsigned long v);
+void hk_line_emit(hk_line *l); /* adds '\n', writes to stderr */
+
+/* A bad free of `p`: `what` says which kind. Applies HAKMEM_INVALID_FREE
+ * (is_double == 0) or HAKMEM_DOUBLE_FREE (is_double == 1): abort, or one
+ * line on stderr, or nothing. Returns only when the policy says continue. */
+void hk_bad_free(const void *p, const char *what, int is_double);
+
+/* HAKMEM_TRACE_FAILURES=1: say why a request of `size` bytes failed. */
+void hk_trace_failure(size_t size, const char *why);
+
+#endif /* HK_DIAG_H */

@@ -1,0 +1,43 @@
+/* options.c -- the option table and its environ scan. */
+#include "util/options.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "hk_atomic.h"
+
+extern char **environ;
+
+hk_options hk_opt = {HK_POLICY_WARN, HK_POLICY_ABORT, false, false};
+static _Atomic int hk_options_done;
+
+static const char *hk_env(const char *name) {
+  size_t n = strlen(name);
+  if (environ == NULL) return NULL;
+  for (char **e = environ; *e != NULL; e++)
+    if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  return NULL;
+}
+
+static int hk_parse_policy(const char *v, int dflt) {
+  if (v == NULL) return dflt;
+  if (strcmp(v, "abort") == 0) return HK_POLICY_ABORT;
+  if (strcmp(v, "warn") == 0) return HK_POLICY_WARN;
+  if (strcmp(v, "ignore") == 0) return HK_POLICY_IGNORE;
+  return dflt;
+}
+
+static bool hk_parse_bool(const char *v) {
+  return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0);
+}
+
+/* The table: one row per option, each with its default above. */
+void hk_options_init(void) {
+  if (hk_load_acquire(&hk_options_done)) return; /* pairs with the release below */
+  if (environ == NULL) return;                   /* too early: defaults until environ exists */
+  hk_opt.invalid_free = hk_parse_policy(hk_env("HAKMEM_INVALID_FREE"), HK_POLICY_WARN);
+  hk_opt.double_free = hk_parse_policy(hk_env("HAKMEM_DOUBLE_FREE"), HK_POLICY_ABORT);
+  hk_opt.trace_failures = hk_parse_bool(hk_env("HAKMEM_TRACE_FAILURES"));
+  hk_opt.show_stats = hk_parse_bool(hk_env("HAKMEM_SHOW_STATS"));
+  hk_store_release(&hk_options_done, 1); /* pairs with the acquire above: hk_opt is written */
+}

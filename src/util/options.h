@@ -1,0 +1,24 @@
+/* options.h -- HAKMEM_* environment options, read once at process init by
+ * scanning environ (no getenv: it may run before libc is set up). */
+#ifndef HK_OPTIONS_H
+#define HK_OPTIONS_H
+
+#include <stdbool.h>
+
+/* What to do about a bad free (HAKMEM_INVALID_FREE, HAKMEM_DOUBLE_FREE). */
+enum { HK_POLICY_ABORT = 0, HK_POLICY_WARN = 1, HK_POLICY_IGNORE = 2 };
+
+typedef struct hk_options {
+  int invalid_free;   /* foreign or interior pointers; default warn */
+  int double_free;    /* default abort, as glibc */
+  bool trace_failures;
+  bool show_stats;    /* print a stats line on stderr at exit */
+} hk_options;
+
+extern hk_options hk_opt;
+
+/* Parse the environment once; later calls are no-ops. Safe to call from any
+ * thread at any time: the parse is idempotent. */
+void hk_options_init(void);
+
+#endif /* HK_OPTIONS_H */

@@ -1,0 +1,64 @@
+/* stats.c -- the counters behind hak_stats_get and HAKMEM_SHOW_STATS. */
+#include "util/stats.h"
+
+#include "hk_atomic.h"
+#include "util/diag.h"
+
+static _Atomic size_t hk_mapped, hk_peak_mapped, hk_invalid;
+static _Atomic long hk_counters[HK_STAT_COUNT];
+
+void hk_stat_mapped(size_t bytes) {
+  size_t now = hk_add_relaxed(&hk_mapped, bytes) + bytes;
+  size_t peak = hk_load_relaxed(&hk_peak_mapped);
+  while (now > peak &&
+         !atomic_compare_exchange_weak_explicit(&hk_peak_mapped, &peak, now, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
+
+void hk_stat_unmapped(size_t bytes) { hk_sub_relaxed(&hk_mapped, bytes); }
+void hk_stat_invalid_free(void) { hk_add_relaxed(&hk_invalid, 1); }
+void hk_stat_add(int which, long delta) { hk_add_relaxed(&hk_counters[which], delta); }
+
+void hk_stats_snapshot(hak_stats_t *out) {
+  out->mapped_bytes = hk_load_relaxed(&hk_mapped);
+  out->peak_mapped_bytes = hk_load_relaxed(&hk_peak_mapped);
+  out->superslabs_mapped = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_MAPPED]);
+  out->superslabs_abandoned = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_ABANDONED]);
+  out->superslabs_adopted = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_ADOPTED]);
+  out->large_live = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_LARGE_LIVE]);
+  out->heaps_created = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_HEAPS_CREATED]);
+  out->heaps_reused = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_HEAPS_REUSED]);
+  out->remote_chains_pushed = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_REMOTE_CHAINS]);
+  out->remote_blocks_pushed = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_REMOTE_BLOCKS]);
+  out->invalid_frees = hk_load_relaxed(&hk_invalid);
+}
+
+void hk_stats_print(void) {
+  hak_stats_t s;
+  hk_stats_snapshot(&s);
+  hk_line l = {.len = 0};
+  hk_line_str(&l, "hakmem: stats mapped=");
+  hk_line_dec(&l, s.mapped_bytes >> 10);
+  hk_line_str(&l, "KiB peak_mapped=");
+  hk_line_dec(&l, s.peak_mapped_bytes >> 10);
+  hk_line_str(&l, "KiB superslabs=");
+  hk_line_dec(&l, s.superslabs_mapped);
+  hk_line_str(&l, " abandoned=");
+  hk_line_dec(&l, s.superslabs_abandoned);
+  hk_line_str(&l, " adopted=");
+  hk_line_dec(&l, s.superslabs_adopted);
+  hk_line_str(&l, " large_live=");
+  hk_line_dec(&l, s.large_live);
+  hk_line_str(&l, " heaps=");
+  hk_line_dec(&l, s.heaps_created);
+  hk_line_str(&l, " heaps_reused=");
+  hk_line_dec(&l, s.heaps_reused);
+  hk_line_str(&l, " remote_chains=");
+  hk_line_dec(&l, s.remote_chains_pushed);
+  hk_line_str(&l, " remote_blocks=");
+  hk_line_dec(&l, s.remote_blocks_pushed);
+  hk_line_str(&l, " invalid_frees=");
+  hk_line_dec(&l, s.invalid_frees);
+  hk_line_emit(&l);
+}
