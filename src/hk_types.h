@@ -116,6 +116,7 @@ typedef struct hk_heap {
   hk_slab *partial[HK_NCLASSES];
   hk_superslab *avail[HK_KINDS];
   hk_outbox_slot outbox[HK_OUTBOX_SLOTS];
+  uint32_t outbox_used;            /* bitmask of non-empty outbox slots */
   uint32_t exit_rounds;            /* thread-exit destructor rounds seen */
   bool live;                       /* owned by a running thread */
   _Atomic uintptr_t stack_next;    /* link on the global heap pool */

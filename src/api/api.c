@@ -51,17 +51,17 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
 }
 
 /* NULL, large blocks, tombstones and pointers that are not ours. */
-static HK_NOINLINE void hk_free_other(void *p, uintptr_t e) {
+static HK_NOINLINE void hk_free_other(void *p) {
   if (p == NULL) return;
+  uintptr_t e = hk_addrmap_get(p);
   if (e & HK_MAP_LARGE) hk_large_free(e, p);
   else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == (uintptr_t)p) hk_bad_free(p, "large block already released", 1);
   else hk_bad_free(p, "not allocated by hakmem", 0);
 }
 
 HK_EXPORT void hak_free(void *p) {
-  uintptr_t e = hk_addrmap_get(p);
-  if (HK_LIKELY(e != 0 && (e & HK_MAP_TAGS) == 0)) {
-    hk_superslab *ss = (hk_superslab *)e;
+  hk_superslab *ss = hk_addrmap_superslab(p);
+  if (HK_LIKELY(ss != NULL)) {
     hk_slab *s = hk_slab_of(ss, p);
     if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && s->used != 0 &&
                   !hk_slab_is_head(s, p))) {
@@ -72,7 +72,7 @@ HK_EXPORT void hak_free(void *p) {
     hk_free_nonlocal(ss, s, p);
     return;
   }
-  hk_free_other(p, e);
+  hk_free_other(p);
 }
 
 /* ---- sizes ------------------------------------------------------------- */

@@ -31,7 +31,13 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   }
   hk_outbox_flush(h);
   hk_remote_collect(h);
-  hk_slab *s = hk_heap_refill(h, cls);
+  hk_slab *s = h->cur[cls];
+  if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
+    s->free = s->local_free;
+    s->local_free = NULL;
+    return hk_heap_malloc(h, cls);
+  }
+  s = hk_heap_refill(h, cls);
   if (s == NULL) s = hk_refill_with_superslab(h, cls);
   if (HK_UNLIKELY(s == NULL)) {
     hk_trace_failure(hk_class_size[cls], "pool exhaustion: no SuperSlab could be mapped");

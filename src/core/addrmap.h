@@ -25,6 +25,18 @@
 
 extern _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
 
+/* The SuperSlab holding p, or NULL when p is not in one (large, foreign,
+ * NULL, or beyond the map): the entry must equal p's own chunk address, which
+ * also rejects tagged entries and addresses aliased by the index mask. The
+ * free fast path's only map access. */
+HK_INLINE hk_superslab *hk_addrmap_superslab(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_addrmap_l1[(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)) & (HK_MAP_L1_SIZE - 1)]);
+  if (HK_UNLIKELY(leaf == NULL)) return NULL;
+  uintptr_t e = hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]);
+  return HK_LIKELY(e == (a & ~(uintptr_t)HK_SS_MASK)) ? (hk_superslab *)e : NULL;
+}
+
 /* The entry for p's chunk. Relaxed: a pointer reaches a thread only through
  * synchronisation with whoever allocated it, which ordered the registration
  * before it; for a foreign pointer any value read is as good as another. */

@@ -60,7 +60,8 @@ static void hk_remote_push(hk_superslab *ss, hk_block *head, hk_block *tail, uin
   if (old == NULL) hk_remote_notify(ss);
 }
 
-static void hk_outbox_flush_slot(hk_outbox_slot *o) {
+static void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
+  h->outbox_used &= ~(1u << (o - h->outbox));
   hk_remote_push(o->ss, o->head, o->tail, o->count);
   o->ss = NULL;
   o->head = o->tail = NULL;
@@ -74,7 +75,8 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   }
   hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];
   if (o->ss != ss) {
-    if (o->ss != NULL) hk_outbox_flush_slot(o);
+    if (o->ss != NULL) hk_outbox_flush_slot(h, o);
+    h->outbox_used |= 1u << (o - h->outbox);
     o->ss = ss;
     o->tail = b;
     b->next = NULL;
@@ -82,12 +84,11 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
     b->next = o->head;
   }
   o->head = b;
-  if (++o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot(o);
+  if (++o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot(h, o);
 }
 
-void hk_outbox_flush(hk_heap *h) {
-  for (unsigned i = 0; i < HK_OUTBOX_SLOTS; i++)
-    if (h->outbox[i].ss != NULL) hk_outbox_flush_slot(&h->outbox[i]);
+void hk_outbox_flush_all(hk_heap *h) {
+  while (h->outbox_used != 0) hk_outbox_flush_slot(h, &h->outbox[__builtin_ctz(h->outbox_used)]);
 }
 
 /* Return a chain to its slabs. Consecutive blocks usually share a slab, so
@@ -132,8 +133,7 @@ void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
   hk_remote_reclaim(h, ss, chain);
 }
 
-void hk_remote_collect(hk_heap *h) {
-  if (HK_LIKELY(hk_load_relaxed(&h->pend_summary) == 0)) return;
+void hk_remote_collect_pending(hk_heap *h) {
   uint64_t summary = hk_xchg_acquire(&h->pend_summary, 0); /* pairs with notify's release or */
   while (summary != 0) {
     unsigned w = (unsigned)__builtin_ctzll(summary);

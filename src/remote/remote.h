@@ -8,11 +8,20 @@
 /* Free b, a block of ss that the calling thread (heap h, possibly the empty
  * heap of an uninitialised or exited thread) does not own. */
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b);
-/* Push every outbox chain to its SuperSlab. */
-void hk_outbox_flush(hk_heap *h);
+void hk_outbox_flush_all(hk_heap *h);
+void hk_remote_collect_pending(hk_heap *h);
+
+/* Push every outbox chain to its SuperSlab. One load when the outbox is empty. */
+HK_INLINE void hk_outbox_flush(hk_heap *h) {
+  if (HK_UNLIKELY(h->outbox_used != 0)) hk_outbox_flush_all(h);
+}
+
 /* Reclaim every queue the pending set names (owner only). One load when
- * nothing is pending. */
-void hk_remote_collect(hk_heap *h);
+ * nothing is pending (relaxed: a bit missed now is seen next time, and the
+ * acquire exchange in collect_pending orders what it finds). */
+HK_INLINE void hk_remote_collect(hk_heap *h) {
+  if (HK_UNLIKELY(hk_load_relaxed(&h->pend_summary) != 0)) hk_remote_collect_pending(h);
+}
 /* Take ss's whole queue and return the blocks to their slabs (owner only). */
 void hk_remote_drain(hk_heap *h, hk_superslab *ss);
 
