@@ -60,9 +60,10 @@ static HK_NOINLINE void hk_free_other(void *p) {
 }
 
 HK_EXPORT void hak_free(void *p) {
-  hk_superslab *ss = hk_addrmap_superslab(p);
-  if (HK_LIKELY(ss != NULL)) {
-    hk_slab *s = hk_slab_of(ss, p);
+  uintptr_t e = hk_addrmap_ss_entry(p);
+  if (HK_LIKELY(e != 0)) {
+    hk_superslab *ss = hk_entry_ss(e);
+    hk_slab *s = hk_entry_slab(e, p);
     if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && s->used != 0 &&
                   !hk_slab_is_head(s, p))) {
       if (HK_LIKELY(hk_heap_free_local(s, p))) return;
@@ -82,9 +83,9 @@ HK_EXPORT void hak_free(void *p) {
 static size_t hk_usable(const void *p) {
   if (p == NULL) return 0;
   uintptr_t e = hk_addrmap_get(p);
-  if (e != 0 && (e & HK_MAP_TAGS) == 0) {
-    hk_superslab *ss = (hk_superslab *)e;
-    hk_slab *s = hk_slab_of(ss, p);
+  if (hk_entry_is_ss(e)) {
+    hk_superslab *ss = hk_entry_ss(e);
+    hk_slab *s = hk_entry_slab(e, p);
     /* bsize, start and inv are fixed while any block of the slab is live;
      * `reserved` is the owner's to read. */
     bool ok = hk_superslab_owner(ss) == hk_tls_heap

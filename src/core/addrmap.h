@@ -5,7 +5,10 @@
  * static first level (zero pages until used) and lazily mapped leaves
  * installed by CAS. Entries:
  *   0                  not ours
- *   ss                 a SuperSlab starts at this chunk (low bits 0)
+ *   ss                 a small-kind SuperSlab starts at this chunk
+ *   ss | HK_MAP_MEDIUM a medium-kind one (the kind rides in the entry so the
+ *                      free fast path finds the slab without first loading
+ *                      the SuperSlab header: one dependent load fewer)
  *   hdr | HK_MAP_LARGE a large allocation's mapping covers this chunk
  *   user | HK_MAP_DEAD a released large allocation whose user pointer was
  *                      `user` (so a second free of it is a double free)
@@ -22,19 +25,28 @@
 #define HK_MAP_LARGE ((uintptr_t)1)
 #define HK_MAP_DEAD  ((uintptr_t)2)
 #define HK_MAP_TAGS  ((uintptr_t)3)
+#define HK_MAP_MEDIUM ((uintptr_t)4)
+
+HK_INLINE bool hk_entry_is_ss(uintptr_t e) { return e != 0 && (e & HK_MAP_TAGS) == 0; }
+HK_INLINE hk_superslab *hk_entry_ss(uintptr_t e) { return (hk_superslab *)(e & ~HK_MAP_MEDIUM); }
+/* The slab holding p, from p's SuperSlab entry alone. */
+HK_INLINE hk_slab *hk_entry_slab(uintptr_t e, const void *p) {
+  unsigned shift = HK_SLAB_SHIFT_SMALL + (unsigned)((e & HK_MAP_MEDIUM) >> 2) * (HK_SLAB_SHIFT_MEDIUM - HK_SLAB_SHIFT_SMALL);
+  return &hk_entry_ss(e)->slabs[((uintptr_t)p & HK_SS_MASK) >> shift];
+}
 
 extern _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
 
-/* The SuperSlab holding p, or NULL when p is not in one (large, foreign,
- * NULL, or beyond the map): the entry must equal p's own chunk address, which
- * also rejects tagged entries and addresses aliased by the index mask. The
- * free fast path's only map access. */
-HK_INLINE hk_superslab *hk_addrmap_superslab(const void *p) {
+/* p's SuperSlab entry, or 0 when p is not in a SuperSlab (large, foreign,
+ * NULL, or beyond the map): the entry, less the kind bit, must equal p's own
+ * chunk address, which also rejects tagged entries and addresses aliased by
+ * the index mask. The free fast path's only map access. */
+HK_INLINE uintptr_t hk_addrmap_ss_entry(const void *p) {
   uintptr_t a = (uintptr_t)p;
   _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_addrmap_l1[(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)) & (HK_MAP_L1_SIZE - 1)]);
-  if (HK_UNLIKELY(leaf == NULL)) return NULL;
+  if (HK_UNLIKELY(leaf == NULL)) return 0;
   uintptr_t e = hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]);
-  return HK_LIKELY(e == (a & ~(uintptr_t)HK_SS_MASK)) ? (hk_superslab *)e : NULL;
+  return HK_LIKELY((e & ~HK_MAP_MEDIUM) == (a & ~(uintptr_t)HK_SS_MASK) && e != 0) ? e : 0;
 }
 
 /* The entry for p's chunk. Relaxed: a pointer reaches a thread only through
