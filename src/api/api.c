@@ -132,6 +132,7 @@ HK_EXPORT void *hak_realloc(void *p, size_t n) {
   size_t old = hk_usable(p);
   if (old == 0) return NULL; /* bad pointer: reported by hk_usable */
   if (n <= old && n >= old / 2) return p; /* fits, and not wastefully */
+  if (old > HK_MAX_SMALL && hk_large_resize_in_place(p, n)) return p;
   void *q = hak_malloc(n);
   if (q == NULL) return NULL; /* p untouched */
   memcpy(q, p, n < old ? n : old);

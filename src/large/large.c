@@ -28,7 +28,10 @@ void *hk_large_alloc(size_t size, size_t align) {
   hk_large *hdr = (hk_large *)(user - HK_PAGE_SIZE);
   hdr->magic = HK_LARGE_MAGIC;
   hdr->user = user;
-  hdr->usable = map_size - pad;
+  /* Usable: the request rounded to pages, not the chunk-rounded mapping, so
+   * a program writing its whole usable size does not commit up to 2 MiB of
+   * slack. realloc may still grow in place up to the mapping's end. */
+  hdr->usable = (size + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
   hdr->map_base = base;
   hdr->map_size = map_size;
   if (!hk_addrmap_set((uintptr_t)base, map_size, (uintptr_t)hdr | HK_MAP_LARGE)) {
@@ -65,4 +68,14 @@ void hk_large_free(uintptr_t entry, void *p) {
 size_t hk_large_usable(uintptr_t entry, const void *p) {
   hk_large *hdr = hk_large_header(entry, p);
   return hdr == NULL ? 0 : hdr->usable;
+}
+
+bool hk_large_resize_in_place(const void *p, size_t n) {
+  uintptr_t e = hk_addrmap_get(p);
+  if ((e & HK_MAP_LARGE) == 0) return false;
+  hk_large *hdr = (hk_large *)(e & ~HK_MAP_TAGS);
+  size_t room = (size_t)((uint8_t *)hdr->map_base + hdr->map_size - (uint8_t *)p);
+  if (n > room || n <= HK_MAX_SMALL || n < hdr->usable / 2) return false;
+  hdr->usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  return true;
 }

@@ -4,6 +4,7 @@
 #ifndef HK_LARGE_H
 #define HK_LARGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,5 +19,10 @@ void hk_large_free(uintptr_t entry, void *p);
 /* Usable size of a large block, 0 (after the bad-free policy) if p is not
  * the block's start. */
 size_t hk_large_usable(uintptr_t entry, const void *p);
+
+/* realloc of a large block p (already validated) to n bytes without moving:
+ * true when n fits the mapping and is not so small that the block should
+ * move to a size class; the usable size becomes n rounded to pages. */
+bool hk_large_resize_in_place(const void *p, size_t n);
 
 #endif /* HK_LARGE_H */
