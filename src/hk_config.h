@@ -15,11 +15,17 @@
 #define HK_PAGE_SIZE   ((size_t)4096)
 
 /* A SuperSlab is SS_SIZE bytes at an SS_SIZE-aligned address; its header
- * occupies the first HK_SS_HEADER bytes (the first page). */
+ * occupies the first HK_SS_HEADER bytes: the first page, and in hardened
+ * builds also one allocation bitmap per slab (HK_BITMAP_BYTES each). */
 #define HK_SS_SHIFT   21
 #define HK_SS_SIZE    ((size_t)1 << HK_SS_SHIFT)
 #define HK_SS_MASK    (HK_SS_SIZE - 1)
+#ifdef HK_HARDENED
+#define HK_BITMAP_BYTES 512 /* one bit per block of a 64 KiB slab of 16 B blocks */
+#define HK_SS_HEADER  (HK_PAGE_SIZE + 32 * HK_BITMAP_BYTES)
+#else
 #define HK_SS_HEADER  HK_PAGE_SIZE
+#endif
 
 /* Two kinds of SuperSlab, differing only in slab size: small blocks live in
  * 64 KiB slabs (32 per SuperSlab), medium blocks in 512 KiB slabs (4). */

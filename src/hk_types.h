@@ -91,7 +91,7 @@ typedef struct hk_superslab {
 } hk_superslab;
 
 #define HK_SS_MAGIC 0x48414b4d454d5353ull /* "HAKMEMSS" */
-_Static_assert(sizeof(hk_superslab) <= HK_SS_HEADER, "SuperSlab header fits in its first page");
+_Static_assert(sizeof(hk_superslab) <= HK_PAGE_SIZE, "SuperSlab header fits in its first page");
 
 /* One outbox slot: a chain of blocks bound for one SuperSlab (sender-only). */
 typedef struct hk_outbox_slot {

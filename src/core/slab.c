@@ -1,6 +1,8 @@
 /* slab.c -- binding slabs to classes and carving their blocks lazily. */
 #include "core/slab.h"
 
+#include <string.h>
+
 #include "core/sizeclass.h"
 
 hk_slab hk_slab_empty;
@@ -26,6 +28,9 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
 }
 
 void hk_slab_reset(hk_slab *s) {
+#ifdef HK_HARDENED
+  memset(hk_slab_bitmap(s), 0, HK_BITMAP_BYTES);
+#endif
   s->free = s->local_free = NULL;
   s->used = s->reserved = s->capacity = 0;
   s->bsize = 0;
