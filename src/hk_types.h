@@ -117,7 +117,6 @@ typedef struct hk_heap {
   hk_superslab *avail[HK_KINDS];
   hk_outbox_slot outbox[HK_OUTBOX_SLOTS];
   uint32_t outbox_used;            /* bitmask of non-empty outbox slots */
-  uint32_t exit_rounds;            /* thread-exit destructor rounds seen */
   bool live;                       /* owned by a running thread */
   _Atomic uintptr_t stack_next;    /* link on the global heap pool */
   _Alignas(HK_CACHE_LINE) _Atomic uint64_t pend_summary;

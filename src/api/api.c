@@ -131,8 +131,17 @@ HK_EXPORT void *hak_realloc(void *p, size_t n) {
   }
   size_t old = hk_usable(p);
   if (old == 0) return NULL; /* bad pointer: reported by hk_usable */
-  if (n <= old && n >= old / 2) return p; /* fits, and not wastefully */
-  if (old > HK_MAX_SMALL && hk_large_resize_in_place(p, n)) return p;
+  if (n > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  /* In place whenever it fits, as glibc: programs rely on
+   * realloc(p, malloc_usable_size(p)) == p and on shrinking never moving. */
+  if (old > HK_MAX_SMALL) {
+    if (hk_large_resize_in_place(p, n)) return p;
+  } else if (n <= old) {
+    return p;
+  }
   void *q = hak_malloc(n);
   if (q == NULL) return NULL; /* p untouched */
   memcpy(q, p, n < old ? n : old);
@@ -186,8 +195,8 @@ HK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t n) {
 
 HK_EXPORT void *hak_memalign(size_t align, size_t n) {
   /* glibc: a non-power-of-two alignment is rounded up to the next one. */
-  if (align > ((size_t)1 << 62)) {
-    errno = EINVAL;
+  if (align > ((size_t)1 << 62)) { /* no such alignment can be satisfied */
+    errno = ENOMEM;
     return NULL;
   }
   if (align == 0) align = 1;

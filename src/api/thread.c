@@ -17,10 +17,8 @@
 static _Atomic int hk_key_state;
 static pthread_key_t hk_key;
 
-/* Run the teardown in the second destructor round, after most other
+/* The teardown runs in the second destructor round, after most other
  * libraries' destructors (which may still malloc and free) have run. */
-#define HK_EXIT_ROUNDS 2
-
 static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);
@@ -29,10 +27,16 @@ static void hk_thread_teardown(hk_heap *h) {
   hk_heap_retire(h);
 }
 
+/* Set once this thread's exit destructors have started: a heap created after
+ * that (by another library's destructor) is torn down at its first call,
+ * since glibc runs at most PTHREAD_DESTRUCTOR_ITERATIONS rounds. */
+static __thread bool hk_exiting __attribute__((tls_model("initial-exec")));
+
 static void hk_thread_exit(void *arg) {
   hk_heap *h = arg;
   if (h != hk_tls_heap || !h->live) return;
-  if (++h->exit_rounds < HK_EXIT_ROUNDS) {
+  if (!hk_exiting) {
+    hk_exiting = true;
     pthread_setspecific(hk_key, h); /* re-arm: called again next round */
     return;
   }

@@ -37,7 +37,6 @@ hk_heap *hk_heap_create(void) {
   memset(h->outbox, 0, sizeof h->outbox);
   h->outbox_used = 0;
   memset(h->bucket, 0, sizeof h->bucket);
-  h->exit_rounds = 0;
   h->live = true;
   return h;
 }

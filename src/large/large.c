@@ -18,6 +18,7 @@ void *hk_large_alloc(size_t size, size_t align) {
   /* The user block starts `pad` bytes into a chunk-aligned mapping; the
    * header is the page below it. Whole chunks, so no other mapping of ours
    * shares an address-map entry; pages never touched cost no memory. */
+  if (size == 0) size = 1; /* a unique block inside the mapping, usable >= 1 */
   size_t pad = align > HK_PAGE_SIZE ? align : HK_PAGE_SIZE;
   size_t need = pad + size;
   size_t map_size = (need + HK_SS_MASK) & ~(size_t)HK_SS_MASK;
@@ -70,12 +71,15 @@ size_t hk_large_usable(uintptr_t entry, const void *p) {
   return hdr == NULL ? 0 : hdr->usable;
 }
 
-bool hk_large_resize_in_place(const void *p, size_t n) {
+bool hk_large_resize_in_place(void *p, size_t n) {
   uintptr_t e = hk_addrmap_get(p);
   if ((e & HK_MAP_LARGE) == 0) return false;
   hk_large *hdr = (hk_large *)(e & ~HK_MAP_TAGS);
   size_t room = (size_t)((uint8_t *)hdr->map_base + hdr->map_size - (uint8_t *)p);
-  if (n > room || n <= HK_MAX_SMALL || n < hdr->usable / 2) return false;
-  hdr->usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  if (n > room) return false;
+  size_t usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  /* Shrinking: the pages past the new end go back to the OS now. */
+  if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
+  hdr->usable = usable;
   return true;
 }

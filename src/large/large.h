@@ -20,9 +20,9 @@ void hk_large_free(uintptr_t entry, void *p);
  * the block's start. */
 size_t hk_large_usable(uintptr_t entry, const void *p);
 
-/* realloc of a large block p (already validated) to n bytes without moving:
- * true when n fits the mapping and is not so small that the block should
- * move to a size class; the usable size becomes n rounded to pages. */
-bool hk_large_resize_in_place(const void *p, size_t n);
+/* realloc of a large block p (already validated) to n > 0 bytes without
+ * moving: true when n fits its mapping. The usable size becomes n rounded to
+ * pages; pages given up by a shrink are returned to the OS. */
+bool hk_large_resize_in_place(void *p, size_t n);
 
 #endif /* HK_LARGE_H */

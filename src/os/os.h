@@ -13,6 +13,9 @@ void *hk_os_map_aligned(size_t size, size_t align);
 /* Map `size` bytes anywhere (page multiple), zeroed. */
 void *hk_os_map(size_t size);
 void hk_os_unmap(void *p, size_t size);
+/* Give the pages of [p, p+size) back to the OS, keeping the range mapped
+ * (reads after this see zeros). p and size are page multiples. */
+void hk_os_decommit(void *p, size_t size);
 
 /* Test hook: make the next mappings fail with probability per_million/1e6
  * (0 turns injection off). Used by the fault-injection tests. */

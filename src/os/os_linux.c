@@ -55,6 +55,15 @@ void hk_os_unmap(void *p, size_t size) {
   hk_stat_unmapped(size);
 }
 
+void hk_os_decommit(void *p, size_t size) {
+  if (size == 0) return;
+  int saved = errno;
+  /* MADV_DONTNEED, not MADV_FREE: the RSS drop is immediate and visible, and
+   * the range reads as zeros afterwards, which realloc growth relies on. */
+  madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+}
+
 void *hk_os_map_aligned(size_t size, size_t align) {
   if (align <= 4096) return hk_os_mmap(size);
   if (size + align < size) { errno = ENOMEM; return NULL; }
