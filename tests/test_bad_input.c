@@ -33,12 +33,12 @@ static const char *const outcome_name[] = {"warn: one line, continue", "abort", 
 /* Runs helper_bad_free MODE with env (NULL: defaults) and checks the outcome.
  * `kind` must appear in HAKMEM's diagnostic. Uses cr_expect so every mode of
  * a test is reported. */
-static void expect_outcome(const char *mode, const char *env, outcome want, const char *kind) {
+static void expect_outcome_of(const char *helper, const char *mode, const char *env, outcome want, const char *kind) {
   static hk_spawn_result r;
-  char *argv[] = {(char *)HELPER_BAD_FREE, (char *)mode, NULL};
+  char *argv[] = {(char *)helper, (char *)mode, NULL};
   const char *envv[] = {env, NULL};
   int rc = hk_spawn(argv, env != NULL ? envv : NULL, 120, &r);
-  cr_assert(rc == 0, "could not run %s: %s", HELPER_BAD_FREE, strerror(errno));
+  cr_assert(rc == 0, "could not run %s: %s", helper, strerror(errno));
   char how[128];
   hk_spawn_describe(&r, how, sizeof how);
   const char *setting = env != NULL ? env : "default policies";
@@ -72,6 +72,10 @@ static void expect_outcome(const char *mode, const char *env, outcome want, cons
       cr_expect(r.err_len == 0, "%s with %s: expected no output on stderr, got:\n%s", mode, setting, r.err);
       break;
   }
+}
+
+static void expect_outcome(const char *mode, const char *env, outcome want, const char *kind) {
+  expect_outcome_of(HELPER_BAD_FREE, mode, env, want, kind);
 }
 
 static const char *const foreign_modes[] = {"foreign_stack", "foreign_static", "foreign_mmap", "foreign_glibc"};
@@ -149,4 +153,17 @@ Test(bad_input, usable_size_of_invalid_pointer_follows_invalid_free_policy) {
   EACH(usable_modes, NULL, WARN, "invalid");
   EACH(usable_modes, "HAKMEM_INVALID_FREE=abort", ABORT, "invalid");
   EACH(usable_modes, "HAKMEM_INVALID_FREE=ignore", SILENT, "invalid");
+}
+
+/* ---- the hardened build detects every double free ------------------------ */
+
+/* helper_bad_free_hardened is the same helper linked to
+ * libhakmem-hardened.so: a double free that is not at the head of a free
+ * list is caught there (and everything the default build catches still is). */
+Test(bad_input, hardened_build_detects_double_free_not_at_list_head) {
+  expect_outcome_of(HELPER_BAD_FREE_HARDENED, "double_small_hidden", NULL, ABORT, "double free");
+  expect_outcome_of(HELPER_BAD_FREE_HARDENED, "double_small_hidden", "HAKMEM_DOUBLE_FREE=warn", WARN, "double free");
+  EACH(double_modes, NULL, ABORT, "double free");
+  for (size_t i = 0; i < sizeof double_modes / sizeof double_modes[0]; i++)
+    expect_outcome_of(HELPER_BAD_FREE_HARDENED, double_modes[i], NULL, ABORT, "double free");
 }

@@ -233,6 +233,21 @@ static void mode_double_small(void) {
   survived();
 }
 
+/* A double free with other blocks freed in between: the block is no longer at
+ * the head of a free list, so only the hardened build's bitmap sees it. */
+static void mode_double_small_hidden(void) {
+  void *keep = malloc(48);
+  void *p = malloc(48), *q = malloc(48), *r = malloc(48);
+  if (p == NULL || q == NULL || r == NULL || !hak_owns(p)) fail(X_OVERRIDE, "%s", "malloc(48) is not a HAKMEM block");
+  free(p);
+  free(q);
+  free(r);
+  bad_free(p);
+  assert_distinct_blocks(48);
+  free(keep);
+  survived();
+}
+
 static void mode_double_large(void) {
   size_t n = HK_MIB;
   void *p = malloc(n);
@@ -306,6 +321,7 @@ int main(int argc, char **argv) {
       {"interior_small", mode_interior_small},
       {"interior_large", mode_interior_large},
       {"double_small", mode_double_small},
+      {"double_small_hidden", mode_double_small_hidden},
       {"double_large", mode_double_large},
       {"realloc_foreign", mode_realloc_foreign},
       {"realloc_interior", mode_realloc_interior},
