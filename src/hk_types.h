@@ -16,7 +16,14 @@
  * the publishing CAS and read by the owner after the acquiring exchange. */
 typedef struct hk_block {
   struct hk_block *next;
+  uintptr_t key; /* hk_block_key(b) while on an owner's free list: a cheap
+                    double-free tell; cleared when the block is handed out */
 } hk_block;
+
+/* Per-address, so user data that happens to sit in a live block's second
+ * word matches only by a 2^-64 coincidence (and a match is then verified). */
+#define HK_BLOCK_KEY_SALT ((uintptr_t)0x9e3779b97f4a7c15ull)
+static inline uintptr_t hk_block_key(const hk_block *b) { return ((uintptr_t)b >> 4) ^ HK_BLOCK_KEY_SALT; }
 
 /* Slab states. Only the owner heap moves a slab between them.
  *   UNUSED  -> ACTIVE   slab_init_class: assigned to a size class, becomes cur

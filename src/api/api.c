@@ -36,7 +36,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
   hk_heap *h = hk_tls_heap;
   if (hk_superslab_owner(ss) == h) {
     if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
-    else if (s->used == 0 || hk_slab_is_head(s, p) || !hk_slab_is_out(s, p)) hk_bad_free(p, "block already free", 1);
+    else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_slab_on_free_list(s, p)) hk_bad_free(p, "block already free", 1);
     else if (!hk_heap_free_local(s, p)) hk_heap_slab_returned(h, ss, s);
     return;
   }
@@ -64,8 +64,9 @@ HK_EXPORT void hak_free(void *p) {
   if (HK_LIKELY(e != 0)) {
     hk_superslab *ss = hk_entry_ss(e);
     hk_slab *s = hk_entry_slab(e, p);
+    hk_block *b = p;
     if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && s->used != 0 &&
-                  !hk_slab_is_head(s, p) && hk_slab_is_out(s, p))) {
+                  b->key != hk_block_key(b) && hk_slab_is_out(s, p))) {
       if (HK_LIKELY(hk_heap_free_local(s, p))) return;
       hk_heap_slab_returned(hk_tls_heap, ss, s);
       return;

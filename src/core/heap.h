@@ -24,6 +24,7 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
   if (HK_LIKELY(b != NULL)) {
     s->free = b->next;
     s->used++;
+    b->key = 0;
     HK_HARDENED_OUT(s, b);
     return b;
   }
@@ -35,6 +36,7 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
  * or its last block came back): then call hk_heap_slab_returned. */
 HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
   HK_HARDENED_BACK(s, b);
+  b->key = hk_block_key(b);
   b->next = s->local_free;
   s->local_free = b;
   return --s->used != 0 && s->state != HK_SLAB_FULL;

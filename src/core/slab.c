@@ -39,6 +39,16 @@ void hk_slab_reset(hk_slab *s) {
   s->next = s->prev = NULL;
 }
 
+static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
+  for (; b != NULL && limit != 0; b = b->next, limit--)
+    if ((const void *)b == p) return true;
+  return false;
+}
+
+bool hk_slab_on_free_list(const hk_slab *s, const void *p) {
+  return hk_list_holds(s->local_free, p, s->capacity) || hk_list_holds(s->free, p, s->capacity);
+}
+
 bool hk_slab_refill(hk_slab *s) {
   if (s->free != NULL) return true;
   if (s->local_free != NULL) {

@@ -52,11 +52,14 @@ HK_INLINE bool hk_slab_mark_back(const hk_slab *s, const void *p) {
 #define HK_HARDENED_BACK(s, p) true
 #endif
 
-/* Cheap double-free evidence: p is already at the head of a free list (or,
- * in hardened builds, its bit says it is not handed out). */
+/* Cheap double-free evidence: p is already at the head of a free list. */
 HK_INLINE bool hk_slab_is_head(const hk_slab *s, const void *p) {
   return p == (const void *)s->local_free || p == (const void *)s->free;
 }
+
+/* The slow confirmation behind a matching block key: is p on one of the
+ * owner's free lists? Walks at most the slab's capacity. */
+bool hk_slab_on_free_list(const hk_slab *s, const void *p);
 
 /* Hardened builds: p's bit says it is handed out. Always true otherwise. */
 HK_INLINE bool hk_slab_is_out(const hk_slab *s, const void *p) {
