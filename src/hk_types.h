@@ -35,27 +35,27 @@ static inline uintptr_t hk_block_key(const hk_block *b) { return ((uintptr_t)b >
 enum { HK_SLAB_UNUSED = 0, HK_SLAB_ACTIVE, HK_SLAB_PARTIAL, HK_SLAB_FULL };
 
 /* A slab: one SuperSlab's slab_size-aligned run of pages serving one size
- * class. Every field is owner-only (no atomics): remote frees never touch a
+ * class (its block size is hk_class_size[class_idx]). Every field is owner-only (no atomics): remote frees never touch a
  * slab, they go to the SuperSlab's queue and the owner moves them here.
  *   free        blocks to allocate from (the malloc fast path pops here)
  *   local_free  the owner's own frees; swapped into `free` when it runs dry
  *   used        blocks handed out and not yet returned to a list of this slab
  *               (a block freed remotely counts as used until reclaimed)
- *   reserved    blocks carved so far; blocks at index >= reserved were never
+ *   carved      bytes carved so far; blocks at offset >= carved were never
  *               handed out (lazy carving: fresh pages are touched on demand)
  * Exactly 64 bytes so the slab array indexes with a shift. */
 typedef struct hk_slab {
   hk_block *free;
   hk_block *local_free;
   uint32_t used;
-  uint32_t reserved;
-  uint32_t capacity;
-  uint32_t bsize;
-  uint32_t inv;          /* ceil-ish 2^32 / bsize: block index by multiply */
+  uint32_t carved;
+  uint32_t limit;        /* bytes of whole blocks in the slab */
   uint8_t class_idx;
   uint8_t state;         /* HK_SLAB_* */
   uint8_t index;         /* position in its SuperSlab */
   uint8_t kind;
+  uint64_t magic;        /* ceil(2^64 / block size): "is a multiple" by one
+                            multiply, and the block index (Lemire et al.) */
   uint8_t *start;        /* first block (slab 0 starts after the header) */
   struct hk_slab *next;  /* heap's partial list of this class */
   struct hk_slab *prev;

@@ -30,6 +30,20 @@ HK_EXPORT void *hak_malloc(size_t n) {
 
 /* ---- free -------------------------------------------------------------- */
 
+/* The local free made the slab need attention: it was FULL, its last block
+ * came back, or `used` wrapped, which means nothing was out: then b was a
+ * block already free whose key did not say so (never on our lists: a block
+ * still in a remote queue), and the push is undone before reporting. */
+static HK_NOINLINE void hk_free_local_slow(hk_superslab *ss, hk_slab *s, hk_block *b) {
+  if (HK_UNLIKELY((int32_t)s->used < 0)) {
+    s->local_free = b->next;
+    s->used = 0;
+    hk_bad_free(b, "block already free", 1);
+    return;
+  }
+  hk_heap_slab_returned(hk_tls_heap, ss, s);
+}
+
 /* A SuperSlab block that is not a valid local free: someone else's block
  * (the remote path), or a bad pointer into our own. */
 static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) {
@@ -37,7 +51,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
   if (hk_superslab_owner(ss) == h) {
     if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
     else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_slab_on_free_list(s, p)) hk_bad_free(p, "block already free", 1);
-    else if (!hk_heap_free_local(s, p)) hk_heap_slab_returned(h, ss, s);
+    else if (!hk_heap_free_local(s, p)) hk_free_local_slow(ss, s, p);
     return;
   }
   /* Another thread's slab: its metadata is not ours to read. Reject what
@@ -60,15 +74,15 @@ static HK_NOINLINE void hk_free_other(void *p) {
 }
 
 HK_EXPORT void hak_free(void *p) {
-  uintptr_t e = hk_addrmap_ss_entry(p);
-  if (HK_LIKELY(e != 0)) {
+  uintptr_t e;
+  if (HK_LIKELY(hk_addrmap_ss_entry(p, &e))) {
     hk_superslab *ss = hk_entry_ss(e);
     hk_slab *s = hk_entry_slab(e, p);
     hk_block *b = p;
-    if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && s->used != 0 &&
-                  b->key != hk_block_key(b) && hk_slab_is_out(s, p))) {
-      if (HK_LIKELY(hk_heap_free_local(s, p))) return;
-      hk_heap_slab_returned(hk_tls_heap, ss, s);
+    if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && b->key != hk_block_key(b) &&
+                  hk_slab_is_out(s, p))) {
+      if (HK_LIKELY(hk_heap_free_local(s, b))) return;
+      hk_free_local_slow(ss, s, b);
       return;
     }
     hk_free_nonlocal(ss, s, p);
@@ -87,13 +101,10 @@ static size_t hk_usable(const void *p) {
   if (hk_entry_is_ss(e)) {
     hk_superslab *ss = hk_entry_ss(e);
     hk_slab *s = hk_entry_slab(e, p);
-    /* bsize, start and inv are fixed while any block of the slab is live;
-     * `reserved` is the owner's to read. */
-    bool ok = hk_superslab_owner(ss) == hk_tls_heap
-                  ? hk_slab_is_block(s, p)
-                  : s->bsize != 0 && ((((uint64_t)((uintptr_t)p - (uintptr_t)s->start) * s->inv) >> 32) * s->bsize ==
-                                      (uint64_t)((uintptr_t)p - (uintptr_t)s->start));
-    if (ok) return s->bsize;
+    /* start, magic and the class are fixed while any block of the slab is
+     * live; `carved` is the owner's to read. */
+    bool ok = hk_superslab_owner(ss) == hk_tls_heap ? hk_slab_is_block(s, p) : hk_slab_is_boundary(s, p);
+    if (ok) return hk_class_size[s->class_idx];
     hk_bad_free(p, "not the start of a block", 0);
     return 0;
   }

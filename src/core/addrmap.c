@@ -10,6 +10,7 @@ static _Atomic uintptr_t *hk_addrmap_leaf(size_t i1) {
   if (leaf != NULL) return leaf;
   _Atomic uintptr_t *fresh = hk_os_map(HK_MAP_L2_SIZE * sizeof(uintptr_t));
   if (fresh == NULL) return NULL;
+  if (i1 == 0) hk_store_relaxed(&fresh[0], HK_MAP_DEAD); /* chunk 0: see addrmap.h */
   _Atomic uintptr_t *expected = NULL;
   /* Publishes the fresh (zero) leaf; pairs with the acquire load above. */
   if (hk_cas_strong_acq_rel(&hk_addrmap_l1[i1], &expected, fresh)) return fresh;

@@ -83,7 +83,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
     if (s->state == HK_SLAB_UNUSED) continue;
     s->next = s->prev = NULL;
     if (s->used == 0) hk_superslab_release_slab(ss, s);
-    else if (s->free != NULL || s->local_free != NULL || s->reserved < s->capacity) hk_partial_push(h, s);
+    else if (s->free != NULL || s->local_free != NULL || s->carved < s->limit) hk_partial_push(h, s);
     else s->state = HK_SLAB_FULL;
   }
   hk_heap_add_superslab(h, ss);

@@ -33,13 +33,13 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
 
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
  * the block checks. Returns false when the slab needs attention (it was FULL,
- * or its last block came back): then call hk_heap_slab_returned. */
+ * its last block came back, or `used` wrapped below zero). */
 HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
   HK_HARDENED_BACK(s, b);
   b->key = hk_block_key(b);
   b->next = s->local_free;
   s->local_free = b;
-  return --s->used != 0 && s->state != HK_SLAB_FULL;
+  return (int32_t)--s->used > 0 && s->state != HK_SLAB_FULL;
 }
 
 HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {

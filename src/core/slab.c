@@ -15,12 +15,11 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
   s->free = NULL;
   s->local_free = NULL;
   s->used = 0;
-  s->reserved = 0;
-  s->bsize = bsize;
-  s->capacity = (uint32_t)(span / bsize);
-  /* floor(2^32 / bsize) + 1: exact block index for every offset in a slab
-   * (offset * error stays below 2^32 since capacity * bsize <= 2^19). */
-  s->inv = (uint32_t)((((uint64_t)1 << 32) / bsize) + 1);
+  s->carved = 0;
+  s->limit = (uint32_t)(span / bsize * bsize);
+  /* ceil(2^64 / bsize): for 32-bit offsets, off * magic (mod 2^64) <= magic-1
+   * exactly when bsize divides off, and (off * magic) >> 64 == off / bsize. */
+  s->magic = UINT64_MAX / bsize + 1;
   s->class_idx = (uint8_t)cls;
   s->state = HK_SLAB_ACTIVE;
   s->start = start;
@@ -32,9 +31,8 @@ void hk_slab_reset(hk_slab *s) {
   memset(hk_slab_bitmap(s), 0, HK_BITMAP_BYTES);
 #endif
   s->free = s->local_free = NULL;
-  s->used = s->reserved = s->capacity = 0;
-  s->bsize = 0;
-  s->inv = 0;
+  s->used = s->carved = s->limit = 0;
+  s->magic = 0;
   s->state = HK_SLAB_UNUSED;
   s->next = s->prev = NULL;
 }
@@ -46,7 +44,7 @@ static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
 }
 
 bool hk_slab_on_free_list(const hk_slab *s, const void *p) {
-  return hk_list_holds(s->local_free, p, s->capacity) || hk_list_holds(s->free, p, s->capacity);
+  return hk_list_holds(s->local_free, p, s->limit) || hk_list_holds(s->free, p, s->limit);
 }
 
 bool hk_slab_refill(hk_slab *s) {
@@ -56,15 +54,22 @@ bool hk_slab_refill(hk_slab *s) {
     s->local_free = NULL;
     return true;
   }
-  if (s->reserved >= s->capacity) return false;
-  uint32_t n = HK_CARVE_BYTES / s->bsize;
+  if (s->carved >= s->limit) return false;
+  uint32_t bsize = hk_class_size[s->class_idx];
+  uint32_t n = HK_CARVE_BYTES / bsize;
   if (n < HK_CARVE_MIN) n = HK_CARVE_MIN;
-  if (n > s->capacity - s->reserved) n = s->capacity - s->reserved;
-  uint8_t *first = s->start + (size_t)s->reserved * s->bsize;
-  uint8_t *p = first;
-  for (uint32_t i = 1; i < n; i++, p += s->bsize) ((hk_block *)p)->next = (hk_block *)(p + s->bsize);
-  ((hk_block *)p)->next = NULL;
+  if (n > (s->limit - s->carved) / bsize) n = (s->limit - s->carved) / bsize;
+  uint8_t *first = s->start + s->carved;
+  hk_block *b = (hk_block *)first;
+  for (uint32_t i = 1; i < n; i++) {
+    hk_block *next = (hk_block *)((uint8_t *)b + bsize);
+    b->next = next;
+    b->key = hk_block_key(b); /* every listed block carries its key */
+    b = next;
+  }
+  b->next = NULL;
+  b->key = hk_block_key(b);
   s->free = (hk_block *)first;
-  s->reserved += n;
+  s->carved += n * bsize;
   return true;
 }

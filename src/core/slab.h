@@ -18,9 +18,15 @@ bool hk_slab_refill(hk_slab *s);
 /* True when p is the start of a block this slab has handed out at some time
  * (carved). Costs a multiply and two compares. */
 HK_INLINE bool hk_slab_is_block(const hk_slab *s, const void *p) {
+  uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->start); /* huge when p < start */
+  return off < s->carved && off * s->magic <= s->magic - 1;
+}
+
+/* p is at a block boundary of a slab in use (no `carved` check: for
+ * threads other than the owner, which may be carving concurrently). */
+HK_INLINE bool hk_slab_is_boundary(const hk_slab *s, const void *p) {
   uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->start);
-  uint64_t idx = (off * s->inv) >> 32;
-  return idx * s->bsize == off && idx < s->reserved;
+  return s->magic != 0 && off < s->limit && off * s->magic <= s->magic - 1;
 }
 
 #ifdef HK_HARDENED
@@ -31,7 +37,7 @@ HK_INLINE uint64_t *hk_slab_bitmap(const hk_slab *s) {
   return (uint64_t *)(ss + HK_PAGE_SIZE + (size_t)s->index * HK_BITMAP_BYTES);
 }
 HK_INLINE uint32_t hk_slab_index_of(const hk_slab *s, const void *p) {
-  return (uint32_t)(((uint64_t)((uintptr_t)p - (uintptr_t)s->start) * s->inv) >> 32);
+  return (uint32_t)(((unsigned __int128)((uintptr_t)p - (uintptr_t)s->start) * s->magic) >> 64);
 }
 HK_INLINE void hk_slab_mark_out(const hk_slab *s, const void *p) {
   uint32_t i = hk_slab_index_of(s, p);
@@ -52,13 +58,8 @@ HK_INLINE bool hk_slab_mark_back(const hk_slab *s, const void *p) {
 #define HK_HARDENED_BACK(s, p) true
 #endif
 
-/* Cheap double-free evidence: p is already at the head of a free list. */
-HK_INLINE bool hk_slab_is_head(const hk_slab *s, const void *p) {
-  return p == (const void *)s->local_free || p == (const void *)s->free;
-}
-
 /* The slow confirmation behind a matching block key: is p on one of the
- * owner's free lists? Walks at most the slab's capacity. */
+ * owner's free lists? Walks at most as many links as the slab has bytes. */
 bool hk_slab_on_free_list(const hk_slab *s, const void *p);
 
 /* Hardened builds: p's bit says it is handed out. Always true otherwise. */

@@ -21,8 +21,7 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   /* Not yet visible to any other thread: its blocks reach them only after
    * the owner hands them out, through the caller's own synchronisation. */
   hk_store_relaxed(&ss->owner, (uintptr_t)heap);
-  uintptr_t entry = (uintptr_t)ss | (kind == HK_KIND_MEDIUM ? HK_MAP_MEDIUM : 0);
-  if (!hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, entry)) {
+  if (!hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, hk_entry_for_superslab(ss))) {
     hk_os_unmap(ss, HK_SS_SIZE);
     return NULL;
   }

@@ -109,10 +109,12 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
     }
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
       hk_bad_free(b, "freed by another thread; not the start of a block", 0);
-    } else if (HK_UNLIKELY(s->used <= n || hk_slab_is_head(s, b) || !HK_HARDENED_BACK(s, b))) {
+    } else if (HK_UNLIKELY(s->used <= n || (b->key == hk_block_key(b) && hk_slab_on_free_list(s, b)) ||
+                           !HK_HARDENED_BACK(s, b))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
     } else {
       b->next = s->local_free;
+      b->key = hk_block_key(b);
       s->local_free = b;
       n++;
     }
