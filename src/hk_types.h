@@ -111,7 +111,9 @@ typedef struct hk_outbox_slot {
 /* A thread heap. Owner-only except the pending bitmap and stack_next.
  *   cur[c]      the slab the malloc fast path pops from; never NULL: a heap
  *               with nothing points at hk_slab_empty, whose lists are empty
- *   partial[c]  slabs of class c with free blocks, other than cur[c]
+ *   partial[c]  slabs of class c with free blocks, other than cur[c], oldest
+ *               first: a slab that became PARTIAL long ago has gathered the
+ *               most frees since, so it refills cur for longest
  *   bucket[b]   owned SuperSlabs whose address hashes to bucket b
  *   pend_*      the pending set: senders set a bucket's bit when their push
  *               made one of its queues non-empty; the owner clears a bit
@@ -120,7 +122,8 @@ typedef struct hk_outbox_slot {
  * reused, so a sender holding a stale owner pointer only sets a harmless bit. */
 typedef struct hk_heap {
   hk_slab *cur[HK_NCLASSES];
-  hk_slab *partial[HK_NCLASSES];
+  hk_slab *partial[HK_NCLASSES];      /* FIFO: head is the oldest */
+  hk_slab *partial_tail[HK_NCLASSES];
   hk_superslab *avail[HK_KINDS];
   hk_outbox_slot outbox[HK_OUTBOX_SLOTS];
   uint32_t outbox_used;            /* bitmask of non-empty outbox slots */

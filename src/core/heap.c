@@ -31,7 +31,7 @@ hk_heap *hk_heap_create(void) {
    * at an empty bucket. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     h->cur[c] = &hk_slab_empty;
-    h->partial[c] = NULL;
+    h->partial[c] = h->partial_tail[c] = NULL;
   }
   for (unsigned k = 0; k < HK_KINDS; k++) h->avail[k] = NULL;
   memset(h->outbox, 0, sizeof h->outbox);
@@ -47,18 +47,21 @@ void hk_heap_retire(hk_heap *h) {
 }
 
 static void hk_partial_push(hk_heap *h, hk_slab *s) {
-  hk_slab **head = &h->partial[s->class_idx];
+  unsigned c = s->class_idx;
   s->state = HK_SLAB_PARTIAL;
-  s->prev = NULL;
-  s->next = *head;
-  if (*head != NULL) (*head)->prev = s;
-  *head = s;
+  s->next = NULL;
+  s->prev = h->partial_tail[c];
+  if (s->prev != NULL) s->prev->next = s;
+  else h->partial[c] = s;
+  h->partial_tail[c] = s;
 }
 
 static void hk_partial_remove(hk_heap *h, hk_slab *s) {
+  unsigned c = s->class_idx;
   if (s->prev != NULL) s->prev->next = s->next;
-  else h->partial[s->class_idx] = s->next;
+  else h->partial[c] = s->next;
   if (s->next != NULL) s->next->prev = s->prev;
+  else h->partial_tail[c] = s->prev;
   s->next = s->prev = NULL;
 }
 

@@ -34,7 +34,7 @@ void hk_abandon_all(hk_heap *h) {
   }
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     h->cur[c] = &hk_slab_empty;
-    h->partial[c] = NULL;
+    h->partial[c] = h->partial_tail[c] = NULL;
   }
   for (unsigned k = 0; k < HK_KINDS; k++) h->avail[k] = NULL;
 }
