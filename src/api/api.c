@@ -2,6 +2,7 @@
  * one call away. In libhakmem.so, api/override.inc adds the malloc-family
  * exports as aliases of these functions. */
 #include "hakmem.h"
+#include "hakmem_testing.h"
 
 #include <errno.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "core/heap.h"
 #include "core/sizeclass.h"
 #include "large/large.h"
+#include "os/os.h"
 #include "remote/remote.h"
 #include "util/diag.h"
 #include "util/stats.h"
@@ -256,6 +258,8 @@ HK_EXPORT int hak_mallopt(int param, int value) {
 }
 
 HK_EXPORT void hak_stats_get(hak_stats_t *out) { hk_stats_snapshot(out); }
+
+HK_EXPORT void hak_testing_inject_map_failures(unsigned per_million) { hk_os_inject_failures(per_million); }
 
 #ifdef HK_OVERRIDE
 #include "api/override.inc"
