@@ -267,6 +267,15 @@ static size_t fill_until_failure(size_t size, chain **head, size_t cap) {
   }
 }
 
+/* Lowers RLIMIT_AS to the current size + room; returns the old limit. */
+static struct rlimit limit_address_space(size_t room) {
+  struct rlimit old;
+  cr_assert(getrlimit(RLIMIT_AS, &old) == 0);
+  struct rlimit lim = {vm_size_bytes() + room, old.rlim_max};
+  cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+  return old;
+}
+
 static void free_chain(chain **head) {
   while (*head != NULL) {
     chain *next = (*head)->next;
@@ -276,11 +285,8 @@ static void free_chain(chain **head) {
 }
 
 Test(required, out_of_memory_fails_with_enomem_and_heap_recovers) {
-  struct rlimit old;
-  cr_assert(getrlimit(RLIMIT_AS, &old) == 0);
   const size_t room = 256 * HK_MIB;
-  struct rlimit lim = {vm_size_bytes() + room, old.rlim_max};
-  cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+  struct rlimit old = limit_address_space(room);
   chain *head = NULL;
 
   /* Large blocks first (each a mapping of its own, released on free). */
@@ -315,11 +321,8 @@ Test(required, out_of_memory_fails_with_enomem_and_heap_recovers) {
  * SuperSlab that just became empty), which is the epoch retirement issue's
  * work; until it lands this test is disabled, not deleted. */
 Test(required, freed_small_memory_serves_large_requests_under_limit, .disabled = true) {
-  struct rlimit old;
-  cr_assert(getrlimit(RLIMIT_AS, &old) == 0);
   const size_t room = 256 * HK_MIB;
-  struct rlimit lim = {vm_size_bytes() + room, old.rlim_max};
-  cr_assert(setrlimit(RLIMIT_AS, &lim) == 0);
+  struct rlimit old = limit_address_space(room);
   chain *head = NULL;
   size_t big = HK_MIB + 4096;
   size_t n = fill_until_failure(256, &head, 2 * room / 256);

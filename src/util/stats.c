@@ -37,28 +37,24 @@ void hk_stats_snapshot(hak_stats_t *out) {
 void hk_stats_print(void) {
   hak_stats_t s;
   hk_stats_snapshot(&s);
+  const struct {
+    const char *name;
+    size_t value;
+  } rows[] = {
+      {"mapped_kib", s.mapped_bytes >> 10},        {"peak_mapped_kib", s.peak_mapped_bytes >> 10},
+      {"superslabs", s.superslabs_mapped},         {"abandoned", s.superslabs_abandoned},
+      {"adopted", s.superslabs_adopted},           {"large_live", s.large_live},
+      {"heaps", s.heaps_created},                  {"heaps_reused", s.heaps_reused},
+      {"remote_chains", s.remote_chains_pushed},   {"remote_blocks", s.remote_blocks_pushed},
+      {"invalid_frees", s.invalid_frees},
+  };
   hk_line l = {.len = 0};
-  hk_line_str(&l, "hakmem: stats mapped=");
-  hk_line_dec(&l, s.mapped_bytes >> 10);
-  hk_line_str(&l, "KiB peak_mapped=");
-  hk_line_dec(&l, s.peak_mapped_bytes >> 10);
-  hk_line_str(&l, "KiB superslabs=");
-  hk_line_dec(&l, s.superslabs_mapped);
-  hk_line_str(&l, " abandoned=");
-  hk_line_dec(&l, s.superslabs_abandoned);
-  hk_line_str(&l, " adopted=");
-  hk_line_dec(&l, s.superslabs_adopted);
-  hk_line_str(&l, " large_live=");
-  hk_line_dec(&l, s.large_live);
-  hk_line_str(&l, " heaps=");
-  hk_line_dec(&l, s.heaps_created);
-  hk_line_str(&l, " heaps_reused=");
-  hk_line_dec(&l, s.heaps_reused);
-  hk_line_str(&l, " remote_chains=");
-  hk_line_dec(&l, s.remote_chains_pushed);
-  hk_line_str(&l, " remote_blocks=");
-  hk_line_dec(&l, s.remote_blocks_pushed);
-  hk_line_str(&l, " invalid_frees=");
-  hk_line_dec(&l, s.invalid_frees);
+  hk_line_str(&l, "hakmem: stats");
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    hk_line_str(&l, " ");
+    hk_line_str(&l, rows[i].name);
+    hk_line_str(&l, "=");
+    hk_line_dec(&l, rows[i].value);
+  }
   hk_line_emit(&l);
 }
