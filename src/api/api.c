@@ -76,10 +76,13 @@ static HK_NOINLINE void hk_free_other(void *p) {
 }
 
 HK_EXPORT void hak_free(void *p) {
-  uintptr_t e;
-  if (HK_LIKELY(hk_addrmap_ss_entry(p, &e))) {
-    hk_superslab *ss = hk_entry_ss(e);
-    hk_slab *s = hk_entry_slab(e, p);
+  /* Slab and SuperSlab come from p alone, hidden from the compiler so it
+   * cannot substitute the (equal) map entry: then their loads need not wait
+   * for the map lookup and the CPU overlaps the two. */
+  hk_superslab *ss = hk_superslab_of(p);
+  hk_slab *s = hk_slab_of_block(p);
+  __asm__("" : "+r"(ss), "+r"(s));
+  if (HK_LIKELY(hk_addrmap_in_superslab(p))) {
     hk_block *b = p;
     if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && b->key != hk_block_key(b) &&
                   hk_slab_is_out(s, p))) {
@@ -101,8 +104,8 @@ static size_t hk_usable(const void *p) {
   if (p == NULL) return 0;
   uintptr_t e = hk_addrmap_get(p);
   if (hk_entry_is_ss(e)) {
-    hk_superslab *ss = hk_entry_ss(e);
-    hk_slab *s = hk_entry_slab(e, p);
+    hk_superslab *ss = hk_superslab_of(p);
+    hk_slab *s = hk_slab_of_block(p);
     /* start, magic and the class are fixed while any block of the slab is
      * live; `carved` is the owner's to read. */
     bool ok = hk_superslab_owner(ss) == hk_tls_heap ? hk_slab_is_block(s, p) : hk_slab_is_boundary(s, p);

@@ -5,10 +5,7 @@
  * static first level (zero pages until used) and lazily mapped leaves
  * installed by CAS. Entries:
  *   0                  not ours
- *   ss | (shift - 16)  a SuperSlab starts at this chunk; the low bits hold its
- *                      slab shift less 16 (0 small, 3 medium), so the free
- *                      fast path finds the slab without first loading the
- *                      SuperSlab header: one dependent load fewer
+ *   ss                 a SuperSlab starts at this chunk
  *   hdr | HK_MAP_LARGE a large allocation's mapping covers this chunk
  *   user | HK_MAP_DEAD a released large allocation whose user pointer was
  *                      `user` (so a second free of it is a double free)
@@ -24,33 +21,23 @@
 
 #include "hk_types.h"
 
-#define HK_MAP_SHIFT ((uintptr_t)7)  /* SuperSlab entries: slab shift - 16 */
 #define HK_MAP_LARGE ((uintptr_t)8)
 #define HK_MAP_DEAD  ((uintptr_t)16)
 #define HK_MAP_TAGS  (HK_MAP_LARGE | HK_MAP_DEAD)
 
-HK_INLINE uintptr_t hk_entry_for_superslab(const hk_superslab *ss) {
-  return (uintptr_t)ss | (uintptr_t)(ss->slab_shift - HK_SLAB_SHIFT_SMALL);
-}
 HK_INLINE bool hk_entry_is_ss(uintptr_t e) { return e != 0 && (e & HK_MAP_TAGS) == 0; }
-HK_INLINE hk_superslab *hk_entry_ss(uintptr_t e) { return (hk_superslab *)(e & ~HK_MAP_SHIFT); }
-/* The slab holding p, from p's SuperSlab entry alone. */
-HK_INLINE hk_slab *hk_entry_slab(uintptr_t e, const void *p) {
-  return &hk_entry_ss(e)->slabs[((uintptr_t)p & HK_SS_MASK) >> (HK_SLAB_SHIFT_SMALL + (e & HK_MAP_SHIFT))];
-}
 
 extern _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
 
-/* True, with p's SuperSlab entry, when p is in a SuperSlab; false when not (large, foreign,
- * NULL, or beyond the map): the entry, less the kind bit, must equal p's own
- * chunk address, which also rejects tagged entries and addresses aliased by
- * the index mask. The free fast path's only map access. */
-HK_INLINE bool hk_addrmap_ss_entry(const void *p, uintptr_t *entry) {
+/* True when p is in a SuperSlab; false when it is not (large, foreign, NULL,
+ * beyond the map): the entry must equal p's own chunk address, which also
+ * rejects tagged entries and addresses aliased by the index mask. The free
+ * fast path's only map access. */
+HK_INLINE bool hk_addrmap_in_superslab(const void *p) {
   uintptr_t a = (uintptr_t)p;
   _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_addrmap_l1[(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)) & (HK_MAP_L1_SIZE - 1)]);
   if (HK_UNLIKELY(leaf == NULL)) return false;
-  *entry = hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]);
-  return (*entry & ~HK_MAP_SHIFT) == (a & ~(uintptr_t)HK_SS_MASK);
+  return hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]) == (a & ~(uintptr_t)HK_SS_MASK);
 }
 
 /* The entry for p's chunk. Relaxed: a pointer reaches a thread only through

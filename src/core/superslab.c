@@ -7,7 +7,9 @@
 #include "util/stats.h"
 
 hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
-  hk_superslab *ss = hk_os_map_aligned(HK_SS_SIZE, HK_SS_SIZE);
+  /* The kind is bit 21 of the address (see hk_slab_of_block): small-kind
+   * SuperSlabs sit at even 2 MiB slots, medium ones at odd slots. */
+  hk_superslab *ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
   if (ss == NULL) return NULL;
   ss->kind = (uint8_t)kind;
   ss->slab_shift = kind == HK_KIND_SMALL ? HK_SLAB_SHIFT_SMALL : HK_SLAB_SHIFT_MEDIUM;
@@ -21,7 +23,7 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   /* Not yet visible to any other thread: its blocks reach them only after
    * the owner hands them out, through the caller's own synchronisation. */
   hk_store_relaxed(&ss->owner, (uintptr_t)heap);
-  if (!hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, hk_entry_for_superslab(ss))) {
+  if (!hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, (uintptr_t)ss)) {
     hk_os_unmap(ss, HK_SS_SIZE);
     return NULL;
   }

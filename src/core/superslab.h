@@ -13,6 +13,16 @@ HK_INLINE hk_slab *hk_slab_of(hk_superslab *ss, const void *p) {
   return &ss->slabs[((uintptr_t)p & HK_SS_MASK) >> ss->slab_shift];
 }
 
+/* The slab holding p, computed from p alone: a SuperSlab's kind is bit 21
+ * of its address (superslab_create places small kinds at even 2 MiB slots,
+ * medium at odd), so the free fast path can load the slab in parallel with
+ * the address-map lookup that proves p is in a SuperSlab at all. */
+HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  unsigned shift = HK_SLAB_SHIFT_SMALL + (unsigned)((a >> HK_SS_SHIFT) & 1) * (HK_SLAB_SHIFT_MEDIUM - HK_SLAB_SHIFT_SMALL);
+  return &hk_superslab_of(p)->slabs[(a & HK_SS_MASK) >> shift];
+}
+
 HK_INLINE struct hk_heap *hk_superslab_owner(hk_superslab *ss) {
   /* Relaxed: compared with the caller's own heap, a value only the caller
    * itself installs; for other callers any stale value means "not mine". */

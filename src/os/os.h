@@ -10,6 +10,9 @@
 /* Map `size` bytes (a page multiple) of zeroed read-write memory at an
  * address aligned to `align` (a power of two >= the page size). */
 void *hk_os_map_aligned(size_t size, size_t align);
+/* The same, additionally choosing bit `log2(align)` of the address: the
+ * result is aligned to `align` and ((addr / align) & 1) == parity. */
+void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity);
 /* Map `size` bytes anywhere (page multiple), zeroed. */
 void *hk_os_map(size_t size);
 void hk_os_unmap(void *p, size_t size);

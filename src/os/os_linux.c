@@ -64,17 +64,33 @@ void hk_os_decommit(void *p, size_t size) {
   errno = saved;
 }
 
-void *hk_os_map_aligned(size_t size, size_t align) {
-  if (align <= 4096) return hk_os_mmap(size);
-  if (size + align < size) { errno = ENOMEM; return NULL; }
-  /* Over-reserve by the alignment, then give back the unaligned head and the
-   * tail, so no more than the alignment is ever wasted, and only briefly. */
-  uint8_t *raw = hk_os_mmap(size + align);
+/* Over-reserve by `slack`, then give back the head below `start` and the
+ * tail, so the slack is wasted only briefly. */
+static void *hk_os_map_trimmed(size_t size, size_t slack, size_t align, int parity) {
+  if (size + slack < size) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uint8_t *raw = hk_os_mmap(size + slack);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+  if (parity >= 0 && ((start / align) & 1) != (uintptr_t)parity) start += align;
   size_t head = start - (uintptr_t)raw;
-  size_t tail = align - head;
+  size_t tail = slack - head;
   if (head) hk_os_unmap(raw, head);
   if (tail) hk_os_unmap((uint8_t *)start + size, tail);
   return (void *)start;
+}
+
+void *hk_os_map_aligned(size_t size, size_t align) {
+  if (align <= 4096) return hk_os_mmap(size);
+  return hk_os_map_trimmed(size, align, align, -1);
+}
+
+void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity) {
+  if (2 * align < align) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return hk_os_map_trimmed(size, 2 * align, align, (int)parity);
 }
