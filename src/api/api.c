@@ -260,7 +260,10 @@ HK_EXPORT int hak_mallopt(int param, int value) {
   return 1; /* accepted; HAKMEM tunes itself */
 }
 
-HK_EXPORT void hak_stats_get(hak_stats_t *out) { hk_stats_snapshot(out); }
+HK_EXPORT void hak_stats_get(hak_stats_t *out) {
+  if (hk_tls_heap->live) hk_remote_stats_flush(hk_tls_heap); /* other threads' counts lag by < 256 pushes */
+  hk_stats_snapshot(out);
+}
 
 HK_EXPORT void hak_testing_inject_map_failures(unsigned per_million) { hk_os_inject_failures(per_million); }
 

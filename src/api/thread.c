@@ -22,6 +22,7 @@ static pthread_key_t hk_key;
 static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);
+  hk_remote_stats_flush(h);
   hk_abandon_all(h);
   hk_tls_heap = &hk_heap_empty;
   hk_heap_retire(h);

@@ -47,22 +47,40 @@ static void hk_remote_notify(hk_superslab *ss) {
   hk_or_release(&owner->pend_summary, (uint64_t)1 << (b >> 6));
 }
 
+void hk_remote_stats_flush(hk_heap *h) {
+  hk_stat_add(HK_STAT_REMOTE_CHAINS, h->stat_chains);
+  hk_stat_add(HK_STAT_REMOTE_BLOCKS, h->stat_blocks);
+  h->stat_chains = h->stat_blocks = 0;
+}
+
+/* Count a push. Per heap, added to the global counters every 256 chains:
+ * a shared counter bumped on every push would bounce its cache line between
+ * all the cores that free remotely. */
+static void hk_remote_count(hk_heap *h, uint32_t n) {
+  if (!h->live) {
+    hk_stat_add(HK_STAT_REMOTE_CHAINS, 1);
+    hk_stat_add(HK_STAT_REMOTE_BLOCKS, n);
+    return;
+  }
+  h->stat_blocks += n;
+  if (++h->stat_chains >= 256) hk_remote_stats_flush(h);
+}
+
 /* Push the chain head..tail (n blocks, linked through next) with one CAS. */
-static void hk_remote_push(hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
+static void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
   hk_block *old = hk_load_relaxed(&ss->remote_head);
   do {
     tail->next = old;
     /* acq_rel: release publishes the chain's links to the owner's exchange;
      * acquire orders the owner's earlier bit clear before our notification. */
   } while (!hk_cas_weak_acq_rel(&ss->remote_head, &old, head));
-  hk_stat_add(HK_STAT_REMOTE_CHAINS, 1);
-  hk_stat_add(HK_STAT_REMOTE_BLOCKS, n);
   if (old == NULL) hk_remote_notify(ss);
+  hk_remote_count(h, n);
 }
 
 static void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
   h->outbox_used &= ~(1u << (o - h->outbox));
-  hk_remote_push(o->ss, o->head, o->tail, o->count);
+  hk_remote_push(h, o->ss, o->head, o->tail, o->count);
   o->ss = NULL;
   o->head = o->tail = NULL;
   o->count = 0;
@@ -70,7 +88,7 @@ static void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
 
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   if (HK_UNLIKELY(!h->live)) { /* no thread state: push the block alone */
-    hk_remote_push(ss, b, b, 1);
+    hk_remote_push(h, ss, b, b, 1);
     return;
   }
   hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];

@@ -9,6 +9,8 @@
  * heap of an uninitialised or exited thread) does not own. */
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b);
 void hk_outbox_flush_all(hk_heap *h);
+/* Add this heap's pending push counts to the global statistics. */
+void hk_remote_stats_flush(hk_heap *h);
 void hk_remote_collect_pending(hk_heap *h);
 
 /* Push every outbox chain to its SuperSlab. One load when the outbox is empty. */
