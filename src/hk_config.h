@@ -64,8 +64,10 @@
 #define HK_MAP_L1_SIZE   ((size_t)1 << HK_MAP_L1_BITS)
 #define HK_MAP_L2_SIZE   ((size_t)1 << HK_MAP_L2_BITS)
 
-/* How many abandoned SuperSlabs one allocation slow path may adopt. */
-#define HK_ADOPT_BATCH   4
+/* How many abandoned SuperSlabs one allocation slow path may look at:
+ * a quarter of those waiting, clamped to these bounds (latency). */
+#define HK_ADOPT_VISITS_MIN 16
+#define HK_ADOPT_VISITS_MAX 1024
 
 #ifdef HK_DEBUG
 #include <stdlib.h>

@@ -91,6 +91,8 @@ typedef struct hk_superslab {
   struct hk_superslab *bucket_next;  /* owner-only: heap's bucket list */
   struct hk_superslab *avail_next;   /* owner-only: heap's list of SuperSlabs with UNUSED slabs */
   _Atomic uintptr_t stack_next;      /* link on the global abandoned stack */
+  uint64_t room;             /* written before abandoning: classes with free
+                                blocks, bit 63 = a slab is (or can be) UNUSED */
   uint64_t magic;
   /* line 1: the remote queue, apart from owner-written fields */
   _Alignas(HK_CACHE_LINE) _Atomic(hk_block *) remote_head;

@@ -10,11 +10,9 @@
 #include "util/diag.h"
 
 static hk_slab *hk_refill_with_superslab(hk_heap *h, unsigned cls) {
-  int kind = hk_class_kind(cls);
-  hk_slab *s;
-  for (unsigned i = 0; i < HK_ADOPT_BATCH && hk_adopt_one(h, kind); i++)
-    if ((s = hk_heap_refill(h, cls)) != NULL) return s;
-  hk_superslab *ss = hk_superslab_create(kind, h);
+  hk_slab *s = hk_adopt_for(h, cls);
+  if (s != NULL) return s;
+  hk_superslab *ss = hk_superslab_create(hk_class_kind(cls), h);
   if (ss == NULL) return NULL;
   hk_heap_add_superslab(h, ss);
   return hk_heap_refill(h, cls);

@@ -20,7 +20,10 @@ HK_INLINE hk_slab *hk_slab_of(hk_superslab *ss, const void *p) {
 HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
   uintptr_t a = (uintptr_t)p;
   unsigned shift = HK_SLAB_SHIFT_SMALL + (unsigned)((a >> HK_SS_SHIFT) & 1) * (HK_SLAB_SHIFT_MEDIUM - HK_SLAB_SHIFT_SMALL);
-  return &hk_superslab_of(p)->slabs[(a & HK_SS_MASK) >> shift];
+  /* Integer arithmetic, not &ss->slabs[i]: free() calls this before it
+   * knows p is ours (NULL included), where member access would be UB. */
+  uintptr_t slabs = (a & ~(uintptr_t)HK_SS_MASK) + offsetof(hk_superslab, slabs);
+  return (hk_slab *)(slabs + ((a & HK_SS_MASK) >> shift) * sizeof(hk_slab));
 }
 
 HK_INLINE struct hk_heap *hk_superslab_owner(hk_superslab *ss) {

@@ -3,18 +3,50 @@
  * The ownership word of a SuperSlab (hk_superslab.owner) moves:
  *   OWNED(H)  --H's thread exits: store ABANDONED, then push-->   ABANDONED
  *   ABANDONED --popped by H2, CAS ABANDONED -> H2-->             OWNED(H2)
- * Only the thread that popped a SuperSlab off the abandoned stack may CAS it,
- * so at most one thread owns it at any time. The release store when
+ *   ABANDONED --popped by H2, of no use to it: pushed on the
+ *               visited stack, owner untouched-->                ABANDONED
+ * Only the thread that popped a SuperSlab off a stack may CAS it or read its
+ * slabs, so at most one thread owns it at any time. The release store when
  * abandoning pairs with the adopter's acq_rel CAS: the slabs' owner-only
  * state, last written by H, is visible to H2. Remote frees keep landing in
- * the queue throughout; the adopter drains it after its CAS (see remote.c). */
+ * the queue throughout; the adopter drains it after its CAS (see remote.c).
+ *
+ * Two stacks per kind: `fresh` holds SuperSlabs nobody has looked at since
+ * they were abandoned, `visited` those a thread popped and found useless (no
+ * room for its class, no pending frees). When `fresh` runs dry, `visited` is
+ * spliced onto it whole, so every abandoned SuperSlab is looked at again
+ * before any is looked at twice. Without the set-aside, an allocation would
+ * either adopt SuperSlabs it cannot use (a thread that starts up in a
+ * program with a large abandoned heap would take all of it) or give up after
+ * a few and map a new one while useful ones wait further down the stack. */
 #include "remote/abandon.h"
 
+#include "core/sizeclass.h"
 #include "core/tstack.h"
 #include "remote/remote.h"
 #include "util/stats.h"
 
-static hk_tstack hk_abandoned[HK_KINDS];
+#define HK_ROOM_ANY ((uint64_t)1 << 63)
+_Static_assert(HK_NCLASSES < 63, "room mask has a bit per class and an ANY bit");
+
+typedef struct {
+  hk_tstack fresh, visited;
+  _Atomic size_t count; /* on either stack; a hint for the visit budget */
+} hk_abandoned_set;
+
+static hk_abandoned_set hk_abandoned[HK_KINDS];
+
+/* What ss can still serve, computed by its last owner. */
+static uint64_t hk_room_of(hk_superslab *ss) {
+  uint64_t room = ss->free_slabs != 0 ? HK_ROOM_ANY : 0;
+  for (unsigned i = 0; i < ss->nslabs; i++) {
+    hk_slab *s = &ss->slabs[i];
+    if (s->state == HK_SLAB_UNUSED) continue;
+    if (s->used == 0) room |= HK_ROOM_ANY; /* released when adopted */
+    else if (s->free != NULL || s->local_free != NULL || s->carved < s->limit) room |= (uint64_t)1 << s->class_idx;
+  }
+  return room;
+}
 
 void hk_abandon_all(hk_heap *h) {
   for (unsigned b = 0; b < HK_PEND_BUCKETS; b++) {
@@ -25,9 +57,12 @@ void hk_abandon_all(hk_heap *h) {
       ss->bucket_next = NULL;
       ss->avail_next = NULL;
       ss->in_avail = 0;
+      ss->room = hk_room_of(ss);
       /* Release: our last writes to the slabs happen-before the adopter's CAS. */
       hk_store_release(&ss->owner, HK_OWNER_ABANDONED);
-      hk_tstack_push(&hk_abandoned[ss->kind], (uintptr_t)ss, &ss->stack_next);
+      hk_abandoned_set *set = &hk_abandoned[ss->kind];
+      hk_tstack_push(&set->fresh, (uintptr_t)ss, &ss->stack_next);
+      hk_add_relaxed(&set->count, 1);
       hk_stat_add(HK_STAT_SS_ABANDONED, 1);
       ss = next;
     }
@@ -39,9 +74,31 @@ void hk_abandon_all(hk_heap *h) {
   for (unsigned k = 0; k < HK_KINDS; k++) h->avail[k] = NULL;
 }
 
-bool hk_adopt_one(hk_heap *h, int kind) {
-  hk_superslab *ss = HK_TSTACK_POP(&hk_abandoned[kind], hk_superslab, stack_next);
-  if (ss == NULL) return false;
+/* Move the whole visited stack onto fresh: one exchange to take it, one CAS
+ * per attempt to put it back. Nodes on the taken chain are ours alone. */
+static bool hk_revisit(hk_abandoned_set *set) {
+  uint64_t old = hk_load_relaxed(&set->visited.head);
+  do {
+    if (hk_ts_node(old) == 0) return false;
+    /* Acquire: pairs with the pushers' release CAS (the nodes' links). */
+  } while (!hk_cas_weak_acq_rel(&set->visited.head, &old, hk_ts_pack(0, hk_ts_version(old) + 1)));
+  uintptr_t top = hk_ts_node(old), tail = top, next;
+  while ((next = hk_load_relaxed(&((hk_superslab *)tail)->stack_next)) != 0) tail = next;
+  uint64_t head = hk_load_relaxed(&set->fresh.head);
+  do {
+    hk_store_relaxed(&((hk_superslab *)tail)->stack_next, hk_ts_node(head));
+    /* Release: the links just written are visible to the poppers. */
+  } while (!hk_cas_weak_acq_rel(&set->fresh.head, &head, hk_ts_pack(top, hk_ts_version(head) + 1)));
+  return true;
+}
+
+static hk_superslab *hk_abandoned_pop(hk_abandoned_set *set) {
+  hk_superslab *ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
+  if (ss == NULL && hk_revisit(set)) ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
+  return ss;
+}
+
+static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   uintptr_t expected = HK_OWNER_ABANDONED;
   /* acq_rel: acquire pairs with the abandoning store; release orders this
    * ownership before our head exchange, so later pushers notify us. */
@@ -51,5 +108,37 @@ bool hk_adopt_one(hk_heap *h, int kind) {
   hk_heap_absorb_superslab(h, ss);
   hk_remote_drain(h, ss);
   hk_stat_add(HK_STAT_SS_ADOPTED, 1);
-  return true;
+}
+
+hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
+  hk_abandoned_set *set = &hk_abandoned[hk_class_kind(cls)];
+  size_t budget = hk_load_relaxed(&set->count) / 4;
+  if (budget < HK_ADOPT_VISITS_MIN) budget = HK_ADOPT_VISITS_MIN;
+  if (budget > HK_ADOPT_VISITS_MAX) budget = HK_ADOPT_VISITS_MAX;
+  uint64_t want = HK_ROOM_ANY | (uint64_t)1 << cls;
+  hk_superslab *aside = NULL; /* useless to us: pushed to visited at the end,
+                                 so this call does not pop them again */
+  hk_slab *s = NULL;
+  for (; budget > 0 && s == NULL; budget--) {
+    hk_superslab *ss = hk_abandoned_pop(set);
+    if (ss == NULL) break;
+    /* The pop's acquire made the abandoner's `room` and slab writes visible.
+     * Pending remote frees make it worth adopting whatever its room: they
+     * are memory nobody reclaims while it stays abandoned. */
+    if ((ss->room & want) == 0 && hk_load_relaxed(&ss->remote_head) == NULL) {
+      ss->bucket_next = aside;
+      aside = ss;
+      continue;
+    }
+    hk_sub_relaxed(&set->count, 1);
+    hk_adopt(h, ss);
+    s = hk_heap_refill(h, cls);
+  }
+  while (aside != NULL) {
+    hk_superslab *next = aside->bucket_next;
+    aside->bucket_next = NULL;
+    hk_tstack_push(&set->visited, (uintptr_t)aside, &aside->stack_next);
+    aside = next;
+  }
+  return s;
 }

@@ -7,8 +7,10 @@
 
 /* Thread exit: give up every SuperSlab h owns (h must not touch them after). */
 void hk_abandon_all(hk_heap *h);
-/* Take one abandoned SuperSlab of `kind` into h, reclaiming the frees that
- * reached it meanwhile. False when none is waiting. */
-bool hk_adopt_one(hk_heap *h, int kind);
+/* Adopt abandoned SuperSlabs that can serve class cls (or hold frees
+ * nobody reclaimed) into h, reclaiming those frees, until one gives h a
+ * slab of cls: that slab, now h->cur[cls]; NULL when a bounded number of
+ * looks found none. */
+hk_slab *hk_adopt_for(hk_heap *h, unsigned cls);
 
 #endif /* HK_ABANDON_H */
