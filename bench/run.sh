@@ -1,0 +1,590 @@
+#!/usr/bin/env bash
+# bench/run.sh -- the benchmark suite: HAKMEM against mimalloc, jemalloc,
+# tcmalloc and glibc, one command, a table, a CSV and charts.
+#
+# usage: bench/run.sh [--quick|--full] [--scaling] [--threads N] [--reps R]
+#                     [--only REGEX] [--allocators LIST] [--out DIR]
+#                     [--no-build] [--no-install] [--no-chart] [--report DIR]
+#
+#   --quick        (default) 5 lanes, short runs, 3 reps: ~20-30 s on 2 cores (75 runs)
+#   --full         every lane, 5 reps, plus the thread-scaling sweep: ~6 min on 2 idle
+#                  cores, up to ~15 when the machine is busy (575 runs with --threads 2)
+#   --scaling      only the thread-scaling sweep: bench_random_mixed_mt_remote, bench_larson
+#                  and bench_prodcons at 1, 2, 4, ... N threads (run lengths of --full
+#                  unless --quick is given). On a 16-core machine: --scaling --threads 16
+#   --threads N    threads of the multithreaded lanes and top of the sweep (default: nproc, >= 2)
+#   --reps R       runs per (lane, allocator) (default 3 quick, 5 full); the table shows medians
+#   --only REGEX   only the lanes whose "benchmark params" matches REGEX (grep -E)
+#   --allocators L comma-separated subset of hakmem,mimalloc,jemalloc,tcmalloc,glibc
+#   --out DIR      results folder (default bench/results/<timestamp>; bench/results/latest links it)
+#   --no-build     do not (re)build build/release (libhakmem.so and the benchmarks)
+#   --no-install   do not apt-get missing peers or gnuplot (they are skipped with a note)
+#   --no-chart     no PNGs
+#   --report DIR   run nothing: redo DIR's table, summary and charts from its results.csv
+#
+# Every run is one process: the allocator is chosen with LD_PRELOAD (glibc: no
+# preload). Before measuring, a tiny run of each benchmark under LD_DEBUG=bindings
+# proves that its malloc and free bind to the preloaded library (or to libc for
+# glibc). Runs are interleaved: for each rep, for each lane, every allocator once,
+# in an order rotated every rep. A run that fails (non-zero exit: NULL from malloc,
+# corruption, timeout) is reported, kept out of the medians, and makes the script
+# exit 1 at the end.
+#
+# Output (DIR):
+#   results.csv    allocator,benchmark,params,rep,ops_per_s,peak_rss_kib  (one row per run)
+#   summary.csv    allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib
+#   summary.txt    the table printed at the end (medians; ratio > 1 = faster than mimalloc)
+#   throughput.png clustered bars: each lane's median throughput / mimalloc's, per allocator
+#   scaling.png    median throughput against threads, one line per allocator (when swept)
+#   meta.txt       machine, load, commit, libraries, command line, duration
+#   failures.txt   stderr of failed runs (only when some failed)
+#   *.dat, *.gp    the charts' data and gnuplot scripts
+#
+# environment: HAKMEM_SO (default build/release/libhakmem.so), MIMALLOC_SO, JEMALLOC_SO,
+# TCMALLOC_SO (default: Debian's libraries; "none" skips one), BENCH_DIR (default
+# build/release/bench), RUN_TIMEOUT (seconds per run; default 60 quick, 300 full).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ARGV=("$@")
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+note() { echo "run.sh: $*" >&2; }
+
+MODE=""; SCALING_ONLY=0; THREADS=""; REPS=""; ONLY=""; ALLOC_SEL=""; OUTDIR=""; REPORT_DIR=""
+DO_BUILD=1; DO_INSTALL=1; DO_CHART=1
+while (( $# )); do
+    case "$1" in
+        --quick) MODE=quick ;;
+        --full) MODE=full ;;
+        --scaling) SCALING_ONLY=1 ;;
+        --threads) [[ $# -ge 2 ]] || die "--threads needs a value"; THREADS="$2"; shift ;;
+        --threads=*) THREADS="${1#*=}" ;;
+        --reps) [[ $# -ge 2 ]] || die "--reps needs a value"; REPS="$2"; shift ;;
+        --reps=*) REPS="${1#*=}" ;;
+        --only) [[ $# -ge 2 ]] || die "--only needs a value"; ONLY="$2"; shift ;;
+        --only=*) ONLY="${1#*=}" ;;
+        --allocators) [[ $# -ge 2 ]] || die "--allocators needs a value"; ALLOC_SEL="$2"; shift ;;
+        --allocators=*) ALLOC_SEL="${1#*=}" ;;
+        --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUTDIR="$2"; shift ;;
+        --out=*) OUTDIR="${1#*=}" ;;
+        --report) [[ $# -ge 2 ]] || die "--report needs a folder"; REPORT_DIR="$2"; shift ;;
+        --report=*) REPORT_DIR="${1#*=}" ;;
+        --no-build) DO_BUILD=0 ;;
+        --no-install) DO_INSTALL=0 ;;
+        --no-chart) DO_CHART=0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+    shift
+done
+if [[ -z "$MODE" ]]; then
+    if (( SCALING_ONLY )); then MODE=full; else MODE=quick; fi
+fi
+NCPU="$(nproc 2>/dev/null || echo 2)"
+[[ -n "$THREADS" ]] || THREADS=$(( NCPU < 2 ? 2 : NCPU ))
+{ [[ "$THREADS" =~ ^[0-9]+$ ]] && (( THREADS >= 1 && THREADS <= 1024 )); } || die "--threads must be 1..1024 (got '$THREADS')"
+[[ -n "$REPS" ]] || { [[ $MODE == quick ]] && REPS=3 || REPS=5; }
+{ [[ "$REPS" =~ ^[0-9]+$ ]] && (( REPS >= 1 )); } || die "--reps must be a positive integer (got '$REPS')"
+RUN_TIMEOUT="${RUN_TIMEOUT:-$([[ $MODE == quick ]] && echo 60 || echo 300)}"
+
+SUDO=""
+[[ "$(id -u)" -eq 0 ]] || SUDO="sudo -n"
+apt_install() { # apt_install PKG...: best effort; returns non-zero when it could not
+    (( DO_INSTALL )) || return 1
+    command -v apt-get >/dev/null 2>&1 || return 1
+    note "installing $* with apt-get"
+    { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "$@" \
+        || { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "$@"; }
+    } >&2 2>&1 </dev/null
+}
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+if [[ -z "$REPORT_DIR" ]]; then # measuring: everything down to "medians, the table"
+# --- build ---------------------------------------------------------------------
+BENCH_DIR="${BENCH_DIR:-$ROOT/build/release/bench}"
+BINS=(bench_random_mixed bench_random_mixed_mt_remote bench_larson bench_prodcons)
+if (( DO_BUILD )); then
+    command -v cmake >/dev/null 2>&1 || die "cmake not found (tools/deps.sh installs the build dependencies), or use --no-build"
+    if [[ ! -f "$ROOT/build/release/build.ninja" ]]; then
+        note "configuring the release preset"
+        (cd "$ROOT" && cmake --preset release >/dev/null) || die "cmake --preset release failed"
+    fi
+    note "building libhakmem.so and the benchmarks (cmake --build --preset release --target bench)"
+    (cd "$ROOT" && cmake --build --preset release --target bench >/dev/null) \
+        || die "build failed: run cmake --build --preset release --target bench to see why"
+fi
+for b in "${BINS[@]}"; do
+    [[ -x "$BENCH_DIR/$b" ]] || die "no $BENCH_DIR/$b (build: cmake --preset release && cmake --build --preset release)"
+done
+
+# --- the allocators --------------------------------------------------------------
+ALL_ALLOCS=(hakmem mimalloc jemalloc tcmalloc glibc)
+declare -A SO=() WHY_SKIPPED=() PKG=([mimalloc]=libmimalloc2.0 [jemalloc]=libjemalloc2 [tcmalloc]=libtcmalloc-minimal4)
+if [[ -n "$ALLOC_SEL" ]]; then
+    IFS=, read -r -a WANT <<<"$ALLOC_SEL"
+    for a in "${WANT[@]}"; do
+        [[ " ${ALL_ALLOCS[*]} " == *" $a "* ]] || die "unknown allocator '$a' (hakmem,mimalloc,jemalloc,tcmalloc,glibc)"
+    done
+else
+    WANT=("${ALL_ALLOCS[@]}")
+fi
+wanted() { [[ " ${WANT[*]} " == *" $1 "* ]]; }
+
+LIBDIR="/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
+find_lib() { # find_lib NAME...: the first that exists, in LIBDIR or the ld.so cache
+    local n p
+    for n in "$@"; do
+        [[ -f "$LIBDIR/$n" ]] && { echo "$LIBDIR/$n"; return 0; }
+        p="$(ldconfig -p 2>/dev/null | awk -v n="$n" '$1 == n { print $NF; exit }')"
+        [[ -n "$p" && -f "$p" ]] && { echo "$p"; return 0; }
+    done
+    return 1
+}
+peer_default() { # peer_default ALLOC -> default path (may not exist)
+    case "$1" in
+        mimalloc) find_lib libmimalloc.so.2 libmimalloc.so ;;
+        jemalloc) find_lib libjemalloc.so.2 libjemalloc.so ;;
+        tcmalloc) find_lib libtcmalloc_minimal.so.4 libtcmalloc.so.4 libtcmalloc_minimal.so ;;
+    esac
+}
+exports_malloc() { # the library must define malloc and free, or LD_PRELOAD replaces nothing
+    command -v nm >/dev/null 2>&1 || return 0
+    nm -D --defined-only "$1" 2>/dev/null | awk '$3 == "malloc" { m = 1 } $3 == "free" { f = 1 } END { exit !(m && f) }'
+}
+
+if wanted hakmem; then
+    h="${HAKMEM_SO:-$ROOT/build/release/libhakmem.so}"
+    if [[ "$h" == none ]]; then WHY_SKIPPED[hakmem]="HAKMEM_SO=none"
+    elif [[ ! -f "$h" ]]; then die "no $h: build it (cmake --preset release && cmake --build --preset release) or set HAKMEM_SO (none skips it)"
+    else SO[hakmem]="$(cd "$(dirname "$h")" && pwd)/$(basename "$h")"; fi
+fi
+missing_pkgs=()
+for a in mimalloc jemalloc tcmalloc; do
+    wanted "$a" || continue
+    var="${a^^}_SO"
+    if [[ "${!var:-}" == none ]]; then WHY_SKIPPED[$a]="$var=none"; continue; fi
+    if [[ -n "${!var:-}" ]]; then
+        [[ -f "${!var}" ]] || die "$var=${!var} does not exist"
+        SO[$a]="${!var}"
+    elif p="$(peer_default "$a")"; then SO[$a]="$p"
+    else missing_pkgs+=("${PKG[$a]}"); fi
+done
+if (( ${#missing_pkgs[@]} )); then
+    apt_install "${missing_pkgs[@]}" || note "could not install ${missing_pkgs[*]}"
+    for a in mimalloc jemalloc tcmalloc; do
+        { wanted "$a" && [[ -z "${SO[$a]:-}" && -z "${WHY_SKIPPED[$a]:-}" ]]; } || continue
+        if p="$(peer_default "$a")"; then SO[$a]="$p"
+        else WHY_SKIPPED[$a]="not installed (Debian: apt install ${PKG[$a]})"; fi
+    done
+fi
+LIBC="$(ldd "$BENCH_DIR/bench_random_mixed" 2>/dev/null | awk '$1 ~ /^libc\.so/ { print $3 }')"
+[[ -n "$LIBC" ]] || LIBC="libc.so.6"
+
+ALLOCS=()
+for a in "${ALL_ALLOCS[@]}"; do
+    wanted "$a" || continue
+    [[ -z "${WHY_SKIPPED[$a]:-}" ]] || { note "skipping $a: ${WHY_SKIPPED[$a]}"; continue; }
+    if [[ $a != glibc ]] && ! exports_malloc "${SO[$a]}"; then
+        WHY_SKIPPED[$a]="${SO[$a]} does not export malloc and free"; note "skipping $a: ${WHY_SKIPPED[$a]}"; continue
+    fi
+    ALLOCS+=("$a")
+done
+(( ${#ALLOCS[@]} )) || die "no allocator left to run"
+
+# A tiny run of every benchmark under each allocator: must bind malloc and free there.
+tiny_args() {
+    case "$1" in
+        bench_random_mixed) echo "1 1" ;;
+        bench_random_mixed_mt_remote) echo "1 1 1 16 16 0 2" ;;
+        bench_larson) echo "1 1 1 1 16 16" ;;
+        bench_prodcons) echo "1 1 16 16 2" ;;
+    esac
+}
+for a in "${ALLOCS[@]}"; do
+    for b in "${BINS[@]}"; do
+        bin="$BENCH_DIR/$b"
+        # shellcheck disable=SC2046
+        if [[ $a == glibc ]]; then
+            binds="$(env -u LD_PRELOAD LD_BIND_NOW=1 LD_DEBUG=bindings "$bin" $(tiny_args "$b") 2>&1 >/dev/null || true)"
+            target="$LIBC"
+        else
+            binds="$(env LD_BIND_NOW=1 LD_DEBUG=bindings LD_PRELOAD="${SO[$a]}" "$bin" $(tiny_args "$b") 2>&1 >/dev/null || true)"
+            target="${SO[$a]}"
+            grep -q "cannot be preloaded" <<<"$binds" && die "$a: LD_PRELOAD of $target fails"
+        fi
+        for sym in malloc free; do
+            # one awk, not grep -q in a pipe: with pipefail, grep -q's early exit fails the pipe (SIGPIPE)
+            awk -v f="binding file $bin " -v t=" to $target " -v s="symbol \`$sym'" \
+                'index($0, f) && index($0, t) && index($0, s) { found = 1 } END { exit !found }' <<<"$binds" \
+                || die "$a: $b's $sym does not bind to $target (LD_DEBUG=bindings)"
+        done
+    done
+done
+note "allocators: $(for a in "${ALLOCS[@]}"; do printf '%s=%s ' "$a" "${SO[$a]:-$LIBC (no preload)}"; done)"
+note "every benchmark's malloc and free bind to the allocator under test (LD_DEBUG=bindings)"
+
+# --- gnuplot -------------------------------------------------------------------------
+if (( DO_CHART )) && ! command -v gnuplot >/dev/null 2>&1; then
+    apt_install gnuplot-nox || true
+    command -v gnuplot >/dev/null 2>&1 || { note "gnuplot not found (Debian: apt install gnuplot-nox): no charts"; DO_CHART=0; }
+fi
+
+# --- the lanes ---------------------------------------------------------------------------
+# A lane is one benchmark command; it is run for every allocator and rep.
+L_BENCH=(); L_PARAMS=(); L_CMD=(); L_SCALE=(); L_T=()
+lane() { # lane BENCHMARK PARAMS SCALE_GROUP THREADS BINARY ARGS...
+    local bench="$1" params="$2" group="$3" t="$4"; shift 4
+    if [[ -n "$ONLY" ]] && ! grep -qE -- "$ONLY" <<<"$bench $params"; then return 0; fi
+    L_BENCH+=("$bench"); L_PARAMS+=("$params"); L_SCALE+=("$group"); L_T+=("$t"); L_CMD+=("$*")
+}
+T="$THREADS"; P=$(( THREADS / 2 > 0 ? THREADS / 2 : 1 ))
+if [[ $MODE == quick ]]; then
+    RM=10000000; MT=2000000; LR=5; LI=1000000; PC=4000000
+else
+    RM=20000000; MT=4000000; LR=10; LI=2000000; PC=8000000
+fi
+if (( ! SCALING_ONLY )); then
+    if [[ $MODE == quick ]]; then WS_LIST=(256 8192); else WS_LIST=(256 1024 8192 65536); fi
+    for ws in "${WS_LIST[@]}"; do
+        lane random_mixed "ws=$ws" "" 1 bench_random_mixed "$RM" "$ws" 1234567
+    done
+    if [[ $MODE == full ]]; then
+        lane sizes "tiny 16-64 ws=1024" "" 1 bench_random_mixed $(( RM / 2 )) 1024 1234567 16 64
+        lane sizes "small 64-1024 ws=1024" "" 1 bench_random_mixed $(( RM / 2 )) 1024 1234567 64 1024
+        lane sizes "medium 1K-32K ws=1024" "" 1 bench_random_mixed $(( RM / 2 )) 1024 1234567 1024 32768
+        lane sizes "large 32K-4M ws=256" "" 1 bench_random_mixed $(( RM / 100 )) 256 1234567 32768 4194304
+        for r in 0 50 90; do
+            for mx in 2048 32768; do
+                lane mt_remote "t=$T 16-$mx remote=$r%" "" "$T" bench_random_mixed_mt_remote "$T" "$MT" 1024 16 "$mx" "$r"
+            done
+        done
+        lane larson "t=$T 16-128 blocks=1000" "" "$T" bench_larson "$T" "$LR" "$LI" 1000 16 128
+        lane larson "t=$T 16-4096 blocks=10000" "" "$T" bench_larson "$T" "$LR" $(( LI / 2 )) 10000 16 4096
+        lane prodcons "t=$((2 * P)) 16-1024" "" "$((2 * P))" bench_prodcons "$P" "$PC" 16 1024
+        lane prodcons "t=$((2 * P)) 1K-32K" "" "$((2 * P))" bench_prodcons "$P" $(( PC / 2 )) 1024 32768
+    else
+        lane mt_remote "t=$T 16-2048 remote=50%" "" "$T" bench_random_mixed_mt_remote "$T" "$MT" 1024 16 2048 50
+        lane larson "t=$T 16-128 blocks=1000" "" "$T" bench_larson "$T" "$LR" "$LI" 1000 16 128
+        lane prodcons "t=$((2 * P)) 16-1024" "" "$((2 * P))" bench_prodcons "$P" "$PC" 16 1024
+    fi
+fi
+if (( SCALING_ONLY )) || [[ $MODE == full ]]; then
+    SWEEP=(); for (( t = 1; t < THREADS; t *= 2 )); do SWEEP+=("$t"); done; SWEEP+=("$THREADS")
+    for t in "${SWEEP[@]}"; do
+        lane scaling_mt_remote "t=$t 16-2048 remote=50%" mt_remote "$t" bench_random_mixed_mt_remote "$t" "$MT" 1024 16 2048 50
+    done
+    for t in "${SWEEP[@]}"; do
+        lane scaling_larson "t=$t 16-128 blocks=1000" larson "$t" bench_larson "$t" "$LR" "$LI" 1000 16 128
+    done
+    for t in "${SWEEP[@]}"; do
+        (( t >= 2 )) || continue # one producer and one consumer at least
+        lane scaling_prodcons "t=$(( t / 2 * 2 )) 16-1024" prodcons "$(( t / 2 * 2 ))" bench_prodcons $(( t / 2 )) "$PC" 16 1024
+    done
+fi
+NL=${#L_CMD[@]}
+(( NL )) || die "no lane matches --only '$ONLY'"
+
+# --- results folder -------------------------------------------------------------------------
+STAMP="$(date +%Y%m%d-%H%M%S)"
+RUN_DATE="$(date '+%Y-%m-%d %H:%M')"
+OUTDIR="${OUTDIR:-$ROOT/bench/results/$STAMP}"
+mkdir -p "$OUTDIR"
+OUTDIR="$(cd "$OUTDIR" && pwd)"
+if [[ "$OUTDIR" == "$ROOT/bench/results/"* ]]; then ln -sfn "$(basename "$OUTDIR")" "$ROOT/bench/results/latest"; fi
+CSV="$OUTDIR/results.csv"
+echo "allocator,benchmark,params,rep,ops_per_s,peak_rss_kib" > "$CSV"
+rm -f "$OUTDIR/failures.txt"
+{
+    echo "date:       $(date -Is)"
+    echo "command:    bench/run.sh ${ARGV[*]}"
+    echo "mode:       $MODE$( (( SCALING_ONLY )) && echo ' (scaling only)') threads=$THREADS reps=$REPS lanes=$NL"
+    echo "machine:    $(uname -srm), $NCPU CPUs, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)"
+    echo "memory:     $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)"
+    echo "load start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+    echo "commit:     $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src include 2>/dev/null || echo ' (src/ or include/ modified)')"
+    for a in "${ALLOCS[@]}"; do
+        if [[ $a == glibc ]]; then
+            echo "glibc:      $LIBC (no preload), $(ldd --version 2>/dev/null | head -1)"
+        else
+            v="$(dpkg -S "$(readlink -f "${SO[$a]}")" 2>/dev/null | cut -d: -f1 | head -1 || true)"
+            if [[ -n "$v" ]]; then v="$v $(dpkg-query -W -f='${Version}' "$v" 2>/dev/null || true)"; fi
+            printf '%-11s %s%s\n' "$a:" "${SO[$a]}" "${v:+ ($v)}"
+        fi
+    done
+    for a in "${!WHY_SKIPPED[@]}"; do printf '%-11s skipped: %s\n' "$a:" "${WHY_SKIPPED[$a]}"; done
+} > "$OUTDIR/meta.txt"
+
+if [[ -r /proc/loadavg ]]; then
+    read -r load1 _ < /proc/loadavg
+    if awk -v l="$load1" -v n="$NCPU" 'BEGIN { exit !(l > n - 0.5) }'; then
+        note "warning: load average $load1 on $NCPU CPUs; the numbers will be noisy"
+    fi
+fi
+
+# --- the runs -------------------------------------------------------------------------------
+NA=${#ALLOCS[@]}
+TOTAL=$(( REPS * NL * NA ))
+declare -A CACHE=()   # "alloc|rep|command" -> "ops rss": a sweep point equal to a lane is run once
+N=0; NFAIL=0
+T_START=$(date +%s.%N)
+note "$MODE mode: $NL lanes x $NA allocators x $REPS reps = $TOTAL runs -> $OUTDIR"
+
+fmt_dur() { awk -v s="$1" 'BEGIN { s = int(s + 0.5); if (s >= 60) printf "%dm%02ds", s / 60, s % 60; else printf "%ds", s }'; }
+
+run_one() { # run_one REP LANE ALLOC
+    local rep="$1" i="$2" a="$3" cmd="${L_CMD[$2]}" out rc=0 ops rss key
+    key="$a|$rep|$cmd"
+    N=$(( N + 1 ))
+    if [[ -n "${CACHE[$key]:-}" ]]; then
+        read -r ops rss <<<"${CACHE[$key]}"
+    else
+        local -a argv
+        read -r -a argv <<<"$cmd"
+        argv[0]="$BENCH_DIR/${argv[0]}"
+        if [[ $a == glibc ]]; then
+            out="$(env -u LD_PRELOAD timeout -k 5 "$RUN_TIMEOUT" "${argv[@]}" 2>"$TMP/err")" || rc=$?
+        else
+            out="$(env LD_PRELOAD="${SO[$a]}" timeout -k 5 "$RUN_TIMEOUT" "${argv[@]}" 2>"$TMP/err")" || rc=$?
+        fi
+        ops="$(sed -n 's/^Throughput = \([0-9][0-9]*\) ops\/s.*/\1/p' <<<"$out")"
+        rss="$(sed -n 's/^Peak RSS = \([0-9][0-9]*\) KiB.*/\1/p' <<<"$out")"
+        if grep -q "cannot be preloaded" "$TMP/err" && (( rc == 0 )); then rc=127; fi
+        if (( rc != 0 )) || [[ -z "$ops" || -z "$rss" ]]; then
+            NFAIL=$(( NFAIL + 1 ))
+            local why="exit status $rc"; (( rc == 124 || rc == 137 )) && why="timed out after ${RUN_TIMEOUT}s"
+            (( rc == 0 )) && why="unparsable output"
+            {
+                echo "== $a ${L_BENCH[$i]} ${L_PARAMS[$i]} rep $rep: $why"
+                echo "command: ${argv[*]}"; echo "$out"; tail -n 20 "$TMP/err"; echo
+            } >> "$OUTDIR/failures.txt"
+            printf '[%4d/%d] FAILED %-9s %-18s %-28s %s (see failures.txt)\n' "$N" "$TOTAL" "$a" \
+                "${L_BENCH[$i]}" "${L_PARAMS[$i]}" "$why" >&2
+            return 0
+        fi
+        CACHE[$key]="$ops $rss"
+    fi
+    echo "$a,${L_BENCH[$i]},${L_PARAMS[$i]},$rep,$ops,$rss" >> "$CSV"
+    local now el eta
+    now=$(date +%s.%N)
+    el=$(awk -v a="$T_START" -v b="$now" 'BEGIN { print b - a }')
+    eta=$(awk -v e="$el" -v n="$N" -v t="$TOTAL" 'BEGIN { print e / n * (t - n) }')
+    printf '[%4d/%d] rep %d/%d %-9s %-18s %-28s %9.2f M ops/s %8.1f MiB  (%s, ~%s left)\n' \
+        "$N" "$TOTAL" "$rep" "$REPS" "$a" "${L_BENCH[$i]}" "${L_PARAMS[$i]}" \
+        "$(awk -v t="$ops" 'BEGIN { print t / 1e6 }')" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" \
+        "$(fmt_dur "$el")" "$(fmt_dur "$eta")" >&2
+}
+
+for (( rep = 1; rep <= REPS; rep++ )); do
+    for (( i = 0; i < NL; i++ )); do
+        for (( k = 0; k < NA; k++ )); do
+            run_one "$rep" "$i" "${ALLOCS[$(( (k + rep - 1 + i) % NA ))]}"
+        done
+    done
+done
+T_END=$(date +%s.%N)
+ELAPSED="$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.1f", b - a }')"
+LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
+echo "load end:   $LOAD_END" >> "$OUTDIR/meta.txt"
+echo "runs:       $TOTAL in ${ELAPSED} s, $NFAIL failed" >> "$OUTDIR/meta.txt"
+
+LANES="$OUTDIR/lanes.csv"
+declare -A SEEN_CMD=()
+for (( i = 0; i < NL; i++ )); do # 5th field: 1 when an earlier lane ran the same command (a sweep point)
+    printf '%s,%s,%s,%s,%s\n' "${L_BENCH[$i]}" "${L_PARAMS[$i]}" "${L_SCALE[$i]}" "${L_T[$i]}" "${SEEN_CMD[${L_CMD[$i]}]:-0}"
+    SEEN_CMD[${L_CMD[$i]}]=1
+done > "$LANES"
+{   # what --report needs to redo the table and charts
+    printf 'MODE=%q SCALING_ONLY=%q THREADS=%q REPS=%q NCPU=%q\n' "$MODE" "$SCALING_ONLY" "$THREADS" "$REPS" "$NCPU"
+    printf 'TOTAL=%q ELAPSED=%q NFAIL=%q RUN_DATE=%q LOAD_END=%q\n' "$TOTAL" "$ELAPSED" "$NFAIL" "$RUN_DATE" "$LOAD_END"
+    printf 'ALLOCS=(%s)\n' "${ALLOCS[*]}"
+} > "$OUTDIR/run.env"
+
+else # --report DIR
+    [[ -f "$REPORT_DIR/run.env" && -f "$REPORT_DIR/results.csv" && -f "$REPORT_DIR/lanes.csv" ]] \
+        || die "$REPORT_DIR: no run.env, results.csv and lanes.csv (not a bench/run.sh results folder?)"
+    OUTDIR="$(cd "$REPORT_DIR" && pwd)"
+    CSV="$OUTDIR/results.csv"; LANES="$OUTDIR/lanes.csv"
+    declare -A WHY_SKIPPED=()
+    # shellcheck disable=SC1091
+    . "$OUTDIR/run.env"
+    NA=${#ALLOCS[@]}
+    if (( DO_CHART )) && ! command -v gnuplot >/dev/null 2>&1; then note "gnuplot not found: no charts"; DO_CHART=0; fi
+fi
+
+# --- medians, the table -------------------------------------------------------------------------
+REF=mimalloc
+[[ " ${ALLOCS[*]} " == *" mimalloc "* ]] || REF=""
+
+# summary.csv, in lane order, allocators in ALL_ALLOCS order
+awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
+    function median(list,   n, v, i, j, x) {
+        n = split(list, v, " ")
+        for (i = 2; i <= n; i++) { x = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+        if (n == 0) return ""
+        return (n % 2) ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    FNR == NR { nl++; lb[nl] = $1; lp[nl] = $2; next }
+    FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; ops[k] = ops[k] " " $5; rss[k] = rss[k] " " $6; runs[k]++ }
+    END {
+        na = split(allocs, A, " ")
+        print "allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct"
+        for (l = 1; l <= nl; l++) {
+            rk = ref SUBSEP lb[l] SUBSEP lp[l]; r = (ref != "" && runs[rk]) ? median(ops[rk]) : ""
+            for (a = 1; a <= na; a++) {
+                k = A[a] SUBSEP lb[l] SUBSEP lp[l]
+                if (!runs[k]) { printf "%s,%s,%s,0,,,,,,\n", A[a], lb[l], lp[l]; continue }
+                m = median(ops[k])
+                n = split(ops[k], v, " "); lo = hi = v[1] + 0
+                for (j = 2; j <= n; j++) { if (v[j] + 0 < lo) lo = v[j] + 0; if (v[j] + 0 > hi) hi = v[j] + 0 }
+                printf "%s,%s,%s,%d,%.0f,%s,%.0f,%.0f,%.0f,%.0f\n", A[a], lb[l], lp[l], runs[k], m,
+                       (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), lo, hi, (m > 0) ? 100 * (hi - lo) / m : 0
+            }
+        }
+    }' "$LANES" "$CSV" > "$OUTDIR/summary.csv"
+
+# The table: one row per lane; per allocator median M ops/s (x ratio to mimalloc), then peak RSS.
+{
+    echo "HAKMEM benchmark suite: $MODE mode$( (( SCALING_ONLY )) && echo ', scaling only'), threads=$THREADS, reps=$REPS, $RUN_DATE"
+    echo "median throughput in M ops/s (prodcons: M objects/s), (xR) = ratio to mimalloc's median, >1 = faster than mimalloc"
+    awk -F, -v allocs="${ALLOCS[*]}" '
+        FNR == NR { if ($5) aliases++; else { nl++; lb[nl] = $1; lp[nl] = $2 } next } # a sweep point run by a lane above: not repeated
+        FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; m[k] = $5; r[k] = $6; s[k] = $7; n[k] = $4; sp[k] = $10 }
+        END {
+            na = split(allocs, A, " ")
+            printf "%-18s %-27s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %17s ", A[a]; printf "\n"
+            for (l = 1; l <= nl; l++) {
+                printf "%-18s %-27s", lb[l], lp[l]
+                for (a = 1; a <= na; a++) {
+                    k = A[a] SUBSEP lb[l] SUBSEP lp[l]
+                    if (m[k] == "") { printf " %17s ", "FAILED"; continue }
+                    v = m[k] / 1e6; c = (v >= 100) ? sprintf("%.0f", v) : (v >= 10) ? sprintf("%.1f", v) : (v >= 1) ? sprintf("%.2f", v) : sprintf("%.3f", v)
+                    c = c (r[k] != "" ? sprintf(" (x%.2f)", r[k]) : "")
+                    if (n[k] > 1 && sp[k] + 0 > 25) { c = c "~"; noisy = 1 } else c = c " "
+                    printf " %18s", c
+                }
+                printf "\n"
+            }
+            if (noisy) printf "~ = the runs spread over more than 25%% of the median (max - min): a noisy lane\n"
+            if (aliases) printf "(%d scaling points equal to a lane above are not repeated; summary.csv has them)\n", aliases
+            printf "\nmedian peak RSS in MiB\n"
+            printf "%-18s %-27s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %17s ", A[a]; printf "\n"
+            for (l = 1; l <= nl; l++) {
+                printf "%-18s %-27s", lb[l], lp[l]
+                for (a = 1; a <= na; a++) {
+                    k = A[a] SUBSEP lb[l] SUBSEP lp[l]
+                    printf " %17s ", (s[k] == "") ? "-" : sprintf("%.1f", s[k] / 1024)
+                }
+                printf "\n"
+            }
+        }' "$LANES" "$OUTDIR/summary.csv"
+    if [[ -n "$REF" && " ${ALLOCS[*]} " == *" hakmem "* ]]; then
+        below="$(awk -F, 'FNR == NR { if ($5) alias[$1 SUBSEP $2] = 1; next }
+            $1 == "hakmem" && $6 != "" && $6 < 0.9 && !alias[$2 SUBSEP $3] { printf "  %s %s: x%.2f%s\n", $2, $3, $6, ($10 > 25) ? " (noisy)" : "" }' "$LANES" "$OUTDIR/summary.csv")"
+        if [[ -n "$below" ]]; then echo; echo "HAKMEM more than 10% below mimalloc:"; echo "$below"; fi
+    fi
+    for a in "${!WHY_SKIPPED[@]}"; do echo "skipped $a: ${WHY_SKIPPED[$a]}"; done
+    (( NFAIL == 0 )) || echo "$NFAIL runs FAILED: see $OUTDIR/failures.txt"
+    echo "$TOTAL runs in ${ELAPSED} s; load average $LOAD_END at the end (noisy when above $NCPU)"
+} > "$OUTDIR/summary.txt"
+
+# --- charts ----------------------------------------------------------------------------------------
+declare -A COLOR=([hakmem]="#d62728" [mimalloc]="#1f77b4" [jemalloc]="#2ca02c" [tcmalloc]="#ff7f0e" [glibc]="#7f7f7f")
+if (( DO_CHART )); then
+    # throughput.dat: one row per non-sweep lane (and each sweep's top point), ratio to the reference
+    NREF="${REF:-glibc}"
+    [[ " ${ALLOCS[*]} " == *" $NREF "* ]] || NREF="${ALLOCS[0]}"
+    awk -F, -v allocs="${ALLOCS[*]}" -v ref="$NREF" -v tmax="$THREADS" '
+        FNR == NR { if ($3 == "" || $4 == tmax) { nl++; lb[nl] = $1; lp[nl] = $2 } next }
+        FNR > 1 { m[$1 SUBSEP $2 SUBSEP $3] = $5 }
+        END {
+            na = split(allocs, A, " ")
+            printf "lane"; for (a = 1; a <= na; a++) printf " %s", A[a]; printf "\n"
+            for (l = 1; l <= nl; l++) {
+                name = lb[l] " " lp[l]; gsub(/"/, "", name); sub(/^scaling_/, "", name)
+                if (seen[name]++) continue
+                r = m[ref SUBSEP lb[l] SUBSEP lp[l]]
+                printf "\"%s\"", name
+                for (a = 1; a <= na; a++) { v = m[A[a] SUBSEP lb[l] SUBSEP lp[l]]; printf " %s", (v != "" && r > 0) ? sprintf("%.4f", v / r) : "NaN" }
+                printf "\n"
+            }
+        }' "$LANES" "$OUTDIR/summary.csv" > "$OUTDIR/throughput.dat"
+    NROWS=$(( $(wc -l < "$OUTDIR/throughput.dat") - 1 ))
+    # log2 y axis from the power of two below the smallest ratio to the one above the largest
+    read -r YMIN YMAX < <(awk -v na="$NA" 'NR > 1 { for (i = NF - na + 1; i <= NF; i++) if ($i != "NaN" && $i > 0) {
+                                    if (!lo || $i + 0 < lo) lo = $i + 0; if ($i + 0 > hi) hi = $i + 0 } }
+        END { if (!lo) { lo = 1; hi = 1 } a = 0.5; while (a > lo * 0.98) a /= 2; b = 2; while (b < hi * 1.15) b *= 2; print a, b }' "$OUTDIR/throughput.dat")
+    W=$(( 320 + NROWS * 26 * (NA + 1) / 2 )); (( W < 900 )) && W=900; (( W > 3000 )) && W=3000
+    {
+        echo "set terminal pngcairo size $W,720 font 'sans,10'"
+        echo "set output '$OUTDIR/throughput.png'"
+        echo "set title \"Throughput relative to $NREF (median of $REPS runs; >1 = faster) -- $MODE, threads=$THREADS, ${RUN_DATE% *}\""
+        echo "set style data histogram; set style histogram cluster gap 1; set style fill solid 0.9 border -1; set boxwidth 0.9"
+        echo "set datafile missing 'NaN'"
+        echo "set xtics rotate by -35 left noenhanced; set key outside top center horizontal noenhanced"
+        echo "set ylabel 'throughput / $NREF (log scale)'; set logscale y 2; set yrange [$YMIN:$YMAX]; set ytics 2; set format y '%g'; set grid ytics"
+        echo "set xrange [-0.6:$NROWS - 0.4]"
+        echo "set bmargin 11; set rmargin 16"
+        echo "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 lc rgb 'black' front"
+        printf "plot "
+        for (( a = 0; a < NA; a++ )); do
+            (( a )) && printf ", "
+            printf "'%s' using %d:xtic(1) title columnheader(%d) lc rgb '%s'" "$OUTDIR/throughput.dat" $(( a + 2 )) $(( a + 2 )) "${COLOR[${ALLOCS[$a]}]}"
+        done
+        echo
+    } > "$OUTDIR/throughput.gp"
+    gnuplot "$OUTDIR/throughput.gp" 2>"$TMP/gp.err" || { cat "$TMP/gp.err" >&2; note "gnuplot failed on throughput.gp"; }
+
+    # scaling.png: one panel per swept benchmark, M ops/s against threads
+    GROUPS_=()
+    for g in mt_remote larson prodcons; do
+        awk -F, -v g="$g" '$3 == g { f = 1 } END { exit !f }' "$LANES" && GROUPS_+=("$g")
+    done
+    if (( ${#GROUPS_[@]} )); then
+        for g in "${GROUPS_[@]}"; do
+            awk -F, -v allocs="${ALLOCS[*]}" -v g="$g" '
+                FNR == NR { if ($3 == g) { nl++; lb[nl] = $1; lp[nl] = $2; lt[nl] = $4 } next }
+                FNR > 1 { m[$1 SUBSEP $2 SUBSEP $3] = $5 }
+                END {
+                    na = split(allocs, A, " ")
+                    printf "threads"; for (a = 1; a <= na; a++) printf " %s", A[a]; printf "\n"
+                    for (l = 1; l <= nl; l++) {
+                        printf "%d", lt[l]
+                        for (a = 1; a <= na; a++) { v = m[A[a] SUBSEP lb[l] SUBSEP lp[l]]; printf " %s", (v != "") ? sprintf("%.3f", v / 1e6) : "NaN" }
+                        printf "\n"
+                    }
+                }' "$LANES" "$OUTDIR/summary.csv" > "$OUTDIR/scaling_$g.dat"
+        done
+        NG=${#GROUPS_[@]}
+        {
+            echo "set terminal pngcairo size $(( 480 * NG + 80 )),560 font 'sans,10'"
+            echo "set output '$OUTDIR/scaling.png'"
+            echo "set datafile missing 'NaN'"
+            echo "set multiplot layout 1,$NG title \"Thread scaling (median of $REPS runs; $NCPU CPUs) -- ${RUN_DATE% *}\""
+            echo "set logscale x 2; set xlabel 'threads'; set grid; set key below horizontal maxrows 1 width -1 noenhanced; set yrange [0:*]"
+            echo "set offsets graph 0.05, graph 0.05, 0, 0; set bmargin 6; set xlabel 'threads' offset 0,0.5"
+            for g in "${GROUPS_[@]}"; do
+                case "$g" in
+                    mt_remote) echo "set title 'mt\\_remote 16-2048 B, remote 50%'; set ylabel 'M ops/s'" ;;
+                    larson) echo "set title 'larson 16-128 B, 1000 blocks/thread'; set ylabel 'M ops/s'" ;;
+                    prodcons) echo "set title 'prodcons 16-1024 B (threads/2 pairs)'; set ylabel 'M objects/s'" ;;
+                esac
+                printf "plot "
+                for (( a = 0; a < NA; a++ )); do
+                    (( a )) && printf ", "
+                    printf "'%s' using 1:%d title columnheader(%d) with linespoints lw 2 pt 7 lc rgb '%s'" \
+                        "$OUTDIR/scaling_$g.dat" $(( a + 2 )) $(( a + 2 )) "${COLOR[${ALLOCS[$a]}]}"
+                done
+                echo
+            done
+            echo "unset multiplot"
+        } > "$OUTDIR/scaling.gp"
+        gnuplot "$OUTDIR/scaling.gp" 2>"$TMP/gp.err" || { cat "$TMP/gp.err" >&2; note "gnuplot failed on scaling.gp"; }
+    fi
+fi
+
+cat "$OUTDIR/summary.txt"
+echo "results: $OUTDIR/ (results.csv, summary.csv, summary.txt$( (( DO_CHART )) && [[ -f "$OUTDIR/throughput.png" ]] && echo ', throughput.png')$( [[ -f "$OUTDIR/scaling.png" ]] && echo ', scaling.png'))"
+(( NFAIL == 0 )) || exit 1
