@@ -43,7 +43,13 @@ HAK_API bool hak_owns(const void *p);
  * it also runs on every allocation slow path and at thread exit. */
 HAK_API void hak_thread_flush(void);
 
-/* Return what can be returned now (today: flush and reclaim, as above). */
+/* Return to the OS everything that can be returned now: flush and reclaim
+ * as above, retire this thread's empty SuperSlabs and the abandoned ones
+ * that hold nothing, decommit empty slabs, reclaim what ck_epoch grace
+ * periods allow, and unmap the caches of empty SuperSlabs and large
+ * mappings. `force` is accepted for compatibility; every call does all of
+ * it. malloc_trim (exported by libhakmem.so) is this function. Never call it
+ * on a malloc/free path: it may poll the epoch for a while. */
 HAK_API void hak_collect(bool force);
 
 /* Process-wide counters; each field is a snapshot, read without stopping
@@ -51,7 +57,7 @@ HAK_API void hak_collect(bool force);
 typedef struct hak_stats {
   size_t mapped_bytes;         /* address space currently mapped by HAKMEM */
   size_t peak_mapped_bytes;    /* high-water mark of mapped_bytes */
-  size_t superslabs_mapped;    /* SuperSlabs ever mapped (never unmapped yet) */
+  size_t superslabs_mapped;    /* SuperSlabs ever mapped (fresh mappings only) */
   size_t superslabs_abandoned; /* SuperSlabs abandoned by exiting threads */
   size_t superslabs_adopted;   /* abandoned SuperSlabs taken over by a thread */
   size_t large_live;           /* large allocations currently mapped */
@@ -60,6 +66,11 @@ typedef struct hak_stats {
   size_t remote_chains_pushed; /* remote-free chains (one CAS each); each live */
   size_t remote_blocks_pushed; /* thread's last < 256 pushes are not counted yet */
   size_t invalid_frees;        /* frees of pointers that were not ours */
+  size_t superslabs_retired;   /* empty SuperSlabs retired through ck_epoch */
+  size_t superslabs_reused;    /* SuperSlabs served from the cache of retired ones */
+  size_t superslabs_unmapped;  /* retired SuperSlabs given back to the OS */
+  size_t epoch_records;        /* ck_epoch records ever registered (bounded by
+                                  the peak number of threads, rounded up to a page) */
 } hak_stats_t;
 
 HAK_API void hak_stats_get(hak_stats_t *out);

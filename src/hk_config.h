@@ -69,6 +69,24 @@
 #define HK_ADOPT_VISITS_MIN 16
 #define HK_ADOPT_VISITS_MAX 1024
 
+/* Memory return. Empty slabs, cached empty SuperSlabs and cached large
+ * mappings keep their pages for HK_DECOMMIT_DELAY_MS (HAKMEM_DECOMMIT_DELAY_MS)
+ * before they are decommitted, so a heap oscillating around a boundary does
+ * not pay a page fault per page on every swing. Retired SuperSlabs wait in a
+ * global cache (HK_SS_CACHE_SLOTS per kind: 16 MiB of address space each,
+ * one header page of memory once decommitted) and are unmapped beyond it;
+ * each heap keeps one empty SuperSlab per kind instead of retiring it
+ * (hysteresis). Freed large mappings (ordinary alignment, at most
+ * HK_LARGE_CACHE_MAX bytes, HK_LARGE_CACHE_BYTES in all) wait in
+ * HK_LARGE_CACHE_SLOTS slots for reuse by a request of the same chunk count.
+ * The owner looks at its purge deadlines every HK_MAINTAIN_TICKS refills. */
+#define HK_DECOMMIT_DELAY_MS 250
+#define HK_SS_CACHE_SLOTS    8
+#define HK_LARGE_CACHE_SLOTS 16
+#define HK_LARGE_CACHE_MAX   ((size_t)16 << 20)
+#define HK_LARGE_CACHE_BYTES ((size_t)32 << 20)
+#define HK_MAINTAIN_TICKS    64
+
 #ifdef HK_DEBUG
 #include <stdlib.h>
 void hk_assert_fail(const char *expr, const char *file, int line);

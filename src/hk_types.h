@@ -8,8 +8,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ck_epoch.h>
+
 #include "hk_atomic.h"
 #include "hk_config.h"
+
+/* A retired object's link (epoch/epoch.h): ck's entry, the retire-queue
+ * link and the callback. Written by the retirer before its release push;
+ * read by the poller after its acquire exchange. */
+typedef struct hk_retired {
+  ck_epoch_entry_t entry;
+  struct hk_retired *qnext;
+  void (*fn)(struct hk_retired *);
+} hk_retired;
 
 /* A free block: the link lives in its first word. Owner-only free lists use
  * `next` plainly; a block in a remote chain is written by its sender before
@@ -66,7 +77,9 @@ _Static_assert(sizeof(hk_slab) == 64, "slab metadata is one cache line");
 struct hk_heap;
 
 /* Ownership word values other than a heap pointer. A heap pointer is
- * page-aligned, so it never equals these. */
+ * page-aligned, so it never equals these. A retired SuperSlab's owner is
+ * ABANDONED too (a late notifier then marks nobody), but it is on no
+ * abandoned stack, so nobody can adopt it. */
 #define HK_OWNER_ABANDONED ((uintptr_t)0)
 
 /* A SuperSlab: the unit of ownership. Its header is the first page.
@@ -97,6 +110,14 @@ typedef struct hk_superslab {
   /* line 1: the remote queue, apart from owner-written fields */
   _Alignas(HK_CACHE_LINE) _Atomic(hk_block *) remote_head;
   _Alignas(HK_CACHE_LINE) hk_slab slabs[HK_MAX_SLABS];
+  /* Decommit bookkeeping, owner-only. A slab's bit is set in `dirty` when
+   * it becomes UNUSED with pages that may be committed, at dirty_ms[i];
+   * its pages (not the header) are decommitted once the delay has passed,
+   * or its bit is cleared when a class takes the slab again. */
+  uint32_t dirty;
+  uint64_t dirty_ms[HK_MAX_SLABS];
+  /* Retirement (core/superslab.c): the epoch link. */
+  hk_retired retire;
 } hk_superslab;
 
 #define HK_SS_MAGIC 0x48414b4d454d5353ull /* "HAKMEMSS" */
@@ -121,7 +142,14 @@ typedef struct hk_outbox_slot {
  *               made one of its queues non-empty; the owner clears a bit
  *               before draining that bucket's queues (no lost wake-up)
  * Heaps are never unmapped: a dead thread's heap goes to a pool and is
- * reused, so a sender holding a stale owner pointer only sets a harmless bit. */
+ * reused, so a sender holding a stale owner pointer only sets a harmless bit
+ * (see the epoch paragraph of docs/ARCHITECTURE.md for why heaps are pooled
+ * rather than retired through ck_epoch).
+ *   erec        this thread's ck_epoch record (epoch/epoch.h)
+ *   spare[k]    one empty SuperSlab of kind k kept instead of retired
+ *               (hysteresis), or NULL; it stays on the bucket and avail lists
+ *   purge_at    earliest decommit deadline of an owned dirty slab; 0: none
+ *   tick        refills since the last look at purge_at */
 typedef struct hk_heap {
   hk_slab *cur[HK_NCLASSES];
   hk_slab *partial[HK_NCLASSES];      /* FIFO: head is the oldest */
@@ -132,6 +160,10 @@ typedef struct hk_heap {
   uint32_t stat_chains;            /* remote pushes not yet added to the */
   uint32_t stat_blocks;            /* global counters (see hk_remote_stats_flush) */
   bool live;                       /* owned by a running thread */
+  uint32_t tick;
+  uint64_t purge_at;
+  struct ck_epoch_record *erec;
+  hk_superslab *spare[HK_KINDS];
   _Atomic uintptr_t stack_next;    /* link on the global heap pool */
   _Alignas(HK_CACHE_LINE) _Atomic uint64_t pend_summary;
   _Atomic uint64_t pend_words[HK_PEND_WORDS];

@@ -72,6 +72,8 @@ static HK_NOINLINE void hk_free_other(void *p) {
   uintptr_t e = hk_addrmap_get(p);
   if (e & HK_MAP_LARGE) hk_large_free(e, p);
   else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == (uintptr_t)p) hk_bad_free(p, "large block already released", 1);
+  else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == ((uintptr_t)p & ~(uintptr_t)HK_SS_MASK))
+    hk_bad_free(p, "block of a retired SuperSlab: already free", 1); /* every block was free when it retired */
   else hk_bad_free(p, "not allocated by hakmem", 0);
 }
 
@@ -134,9 +136,9 @@ HK_EXPORT void *hak_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  if (total > HK_MAX_SMALL) return hk_large_calloc(total); /* zero pages, or cleared when reused */
   void *p = hak_malloc(total);
-  /* Large blocks are fresh zero mappings; small ones may be reused. */
-  if (p != NULL && total <= HK_MAX_SMALL) memset(p, 0, total);
+  if (p != NULL) memset(p, 0, total); /* small blocks may be reused */
   return p;
 }
 
@@ -239,17 +241,6 @@ HK_EXPORT void hak_thread_flush(void) {
   if (!h->live) return;
   hk_outbox_flush(h);
   hk_remote_collect(h);
-}
-
-HK_EXPORT void hak_collect(bool force) {
-  (void)force;
-  hak_thread_flush();
-}
-
-HK_EXPORT int hak_malloc_trim(size_t pad) {
-  (void)pad;
-  hak_thread_flush();
-  return 0; /* nothing returned to the OS yet (epoch retirement does that) */
 }
 
 HK_EXPORT void hak_malloc_stats(void) { hk_stats_print(); }

@@ -35,6 +35,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
     s->local_free = NULL;
     return hk_heap_malloc(h, cls);
   }
+  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) hk_heap_maintain(h); /* decommit, reclaim */
   s = hk_heap_refill(h, cls);
   if (s == NULL) s = hk_refill_with_superslab(h, cls);
   if (HK_UNLIKELY(s == NULL)) {

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "core/heap.h"
+#include "epoch/epoch.h"
 #include "remote/abandon.h"
 #include "remote/remote.h"
 #include "util/options.h"
@@ -19,6 +20,8 @@ static pthread_key_t hk_key;
 
 /* The teardown runs in the second destructor round, after most other
  * libraries' destructors (which may still malloc and free) have run. */
+/* Empty SuperSlabs are retired (hk_abandon_all), the rest abandoned; the
+ * heap goes to the pool and its epoch record back to ck for recycling. */
 static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);
@@ -26,6 +29,7 @@ static void hk_thread_teardown(hk_heap *h) {
   hk_abandon_all(h);
   hk_tls_heap = &hk_heap_empty;
   hk_heap_retire(h);
+  hk_epoch_maybe_poll(); /* what this thread retired may be reclaimable already */
 }
 
 /* Set once this thread's exit destructors have started: a heap created after

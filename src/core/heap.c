@@ -6,7 +6,9 @@
 
 #include "core/sizeclass.h"
 #include "core/tstack.h"
+#include "epoch/epoch.h"
 #include "os/os.h"
+#include "util/options.h"
 #include "util/stats.h"
 
 hk_heap hk_heap_empty = {.cur = {[0 ... HK_NCLASSES - 1] = &hk_slab_empty}};
@@ -18,12 +20,18 @@ static hk_tstack hk_heap_pool;
 #define HK_HEAP_MAP_SIZE ((sizeof(hk_heap) + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1))
 
 hk_heap *hk_heap_create(void) {
+  /* The record first: a heap without one cannot enter epoch sections. */
+  hk_epoch_rec *rec = hk_epoch_acquire();
+  if (rec == NULL) return NULL;
   hk_heap *h = HK_TSTACK_POP(&hk_heap_pool, hk_heap, stack_next);
   if (h != NULL) {
     hk_stat_add(HK_STAT_HEAPS_REUSED, 1);
   } else {
     h = hk_os_map(HK_HEAP_MAP_SIZE);
-    if (h == NULL) return NULL;
+    if (h == NULL) {
+      hk_epoch_release(rec);
+      return NULL;
+    }
     hk_stat_add(HK_STAT_HEAPS_CREATED, 1);
   }
   /* Reset the owner-only part. The pending bitmap is left alone: stale
@@ -38,12 +46,18 @@ hk_heap *hk_heap_create(void) {
   h->outbox_used = 0;
   h->stat_chains = h->stat_blocks = 0;
   memset(h->bucket, 0, sizeof h->bucket);
+  h->tick = 0;
+  h->purge_at = 0;
+  h->spare[HK_KIND_SMALL] = h->spare[HK_KIND_MEDIUM] = NULL;
+  h->erec = rec;
   h->live = true;
   return h;
 }
 
 void hk_heap_retire(hk_heap *h) {
   h->live = false;
+  hk_epoch_release(h->erec); /* FREE: the next thread recycles it */
+  h->erec = NULL;
   hk_tstack_push(&hk_heap_pool, (uintptr_t)h, &h->stack_next);
 }
 
@@ -81,6 +95,49 @@ void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss) {
   if (ss->free_slabs != 0) hk_avail_push(h, ss);
 }
 
+/* Unlink ss from every list of h (owner only). */
+static void hk_heap_remove_superslab(hk_heap *h, hk_superslab *ss) {
+  hk_superslab **pp = &h->bucket[hk_bucket_of(ss)];
+  while (*pp != ss) pp = &(*pp)->bucket_next;
+  *pp = ss->bucket_next;
+  ss->bucket_next = NULL;
+  if (ss->in_avail) {
+    pp = &h->avail[ss->kind];
+    while (*pp != ss) pp = &(*pp)->avail_next;
+    *pp = ss->avail_next;
+    ss->avail_next = NULL;
+    ss->in_avail = 0;
+  }
+  if (h->spare[ss->kind] == ss) h->spare[ss->kind] = NULL;
+}
+
+void hk_heap_retire_superslab(hk_heap *h, hk_superslab *ss) {
+  hk_heap_remove_superslab(h, ss);
+  hk_superslab_retire(ss);
+}
+
+/* ss has just become empty. Keep one empty SuperSlab per kind (so a heap at
+ * a boundary does not retire and re-create one on every swing); retire any
+ * other. The caller must not touch ss afterwards unless it is inside an
+ * epoch section. */
+static void hk_heap_superslab_emptied(hk_heap *h, hk_superslab *ss) {
+  hk_superslab *spare = h->spare[ss->kind];
+  if (spare == ss) return;
+  if (spare == NULL || !hk_superslab_is_empty(spare)) {
+    h->spare[ss->kind] = ss;
+    return;
+  }
+  hk_heap_retire_superslab(h, ss);
+}
+
+/* A slab of ss went UNUSED: note its pages' decommit deadline, and retire
+ * ss if nothing of it is live any more. */
+static void hk_heap_slab_released(hk_heap *h, hk_superslab *ss) {
+  hk_avail_push(h, ss);
+  if (h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
+  if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
+}
+
 void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
   for (unsigned i = 0; i < ss->nslabs; i++) {
     hk_slab *s = &ss->slabs[i];
@@ -100,15 +157,69 @@ void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
   if (s->state == HK_SLAB_FULL) {
     if (s->used == 0) {
       hk_superslab_release_slab(ss, s);
-      hk_avail_push(h, ss);
+      hk_heap_slab_released(h, ss);
     } else {
       hk_partial_push(h, s);
     }
   } else if (s->state == HK_SLAB_PARTIAL && s->used == 0) {
     hk_partial_remove(h, s);
     hk_superslab_release_slab(ss, s);
-    hk_avail_push(h, ss);
+    hk_heap_slab_released(h, ss);
   }
+}
+
+void hk_heap_adopted(hk_heap *h, hk_superslab *ss) {
+  if (ss->dirty != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
+  if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
+}
+
+/* Decommit every dirty slab whose delay has passed (all: every dirty slab
+ * now). Only SuperSlabs with an UNUSED slab can have dirty ones, and all of
+ * those are on the avail lists. */
+static void hk_heap_purge(hk_heap *h, uint64_t now, uint64_t delay) {
+  uint64_t next = 0;
+  for (unsigned k = 0; k < HK_KINDS; k++) {
+    for (hk_superslab *ss = h->avail[k]; ss != NULL; ss = ss->avail_next) {
+      if (ss->dirty == 0) continue;
+      uint64_t d = hk_superslab_purge(ss, now, delay);
+      if (d != 0 && (next == 0 || d < next)) next = d;
+    }
+  }
+  h->purge_at = next;
+}
+
+void hk_heap_maintain(hk_heap *h) {
+  h->tick = 0;
+  if (h->purge_at != 0) {
+    uint64_t now = hk_os_now_ms();
+    if (now >= h->purge_at) hk_heap_purge(h, now, hk_opt.decommit_delay_ms);
+  }
+  hk_epoch_maybe_poll();
+}
+
+size_t hk_heap_release_all(hk_heap *h) {
+  size_t n = 0;
+  /* Current slabs with nothing out stay ACTIVE on the fast path (they are
+   * hot); here they go back to UNUSED so their SuperSlab can empty. */
+  for (unsigned c = 0; c < HK_NCLASSES; c++) {
+    hk_slab *s = h->cur[c];
+    if (s == &hk_slab_empty || s->used != 0) continue;
+    h->cur[c] = &hk_slab_empty;
+    hk_superslab *ss = hk_superslab_of(s);
+    hk_superslab_release_slab(ss, s);
+    hk_heap_slab_released(h, ss);
+  }
+  hk_heap_purge(h, UINT64_MAX, 0);
+  for (unsigned k = 0; k < HK_KINDS; k++) {
+    hk_superslab *ss = h->avail[k], *next;
+    for (; ss != NULL; ss = next) {
+      next = ss->avail_next;
+      if (!hk_superslab_is_empty(ss)) continue;
+      hk_heap_retire_superslab(h, ss);
+      n++;
+    }
+  }
+  return n;
 }
 
 /* Refill order: the current slab (local frees, then carving), the class's

@@ -53,5 +53,15 @@ void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss);
 void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss); /* adoption */
 void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s);
 hk_slab *hk_heap_refill(hk_heap *h, unsigned cls); /* NULL: needs a SuperSlab */
+/* After adopting and draining ss: note its dirty slabs, retire it if empty. */
+void hk_heap_adopted(hk_heap *h, hk_superslab *ss);
+/* Unlink an empty owned SuperSlab and retire it (core/superslab.c). */
+void hk_heap_retire_superslab(hk_heap *h, hk_superslab *ss);
+/* Every HK_MAINTAIN_TICKS refills: decommit slabs whose delay passed, poll
+ * the epoch if anything is retired. */
+void hk_heap_maintain(hk_heap *h);
+/* hak_collect: decommit every dirty slab now and retire every empty
+ * SuperSlab, the spares included. Returns how many it retired. */
+size_t hk_heap_release_all(hk_heap *h);
 
 #endif /* HK_HEAP_H */

@@ -38,7 +38,28 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap);
 
 /* Take an UNUSED slab (owner only); NULL when none is left. */
 hk_slab *hk_superslab_take_slab(hk_superslab *ss);
-/* Give a slab whose blocks all came back to the UNUSED pool (owner only). */
+/* Give a slab whose blocks all came back to the UNUSED pool (owner only);
+ * its pages, if it touched any, become dirty (decommitted after the delay). */
 void hk_superslab_release_slab(hk_superslab *ss, hk_slab *s);
+
+HK_INLINE uint32_t hk_superslab_all_slabs(const hk_superslab *ss) {
+  return ss->nslabs == 32 ? 0xffffffffu : ((1u << ss->nslabs) - 1u);
+}
+/* Every slab UNUSED and the queue empty: no block of ss is live anywhere
+ * (a block in a queue or an outbox counts as used until reclaimed). */
+HK_INLINE bool hk_superslab_is_empty(hk_superslab *ss) {
+  return ss->free_slabs == hk_superslab_all_slabs(ss) && hk_load_relaxed(&ss->remote_head) == NULL;
+}
+
+/* Decommit the dirty slabs whose delay has passed (owner only). Returns the
+ * next deadline among the rest, 0 when none is left dirty. */
+uint64_t hk_superslab_purge(hk_superslab *ss, uint64_t now, uint64_t delay);
+/* Retire an empty SuperSlab its owner has already unlinked from its heap:
+ * tombstone its map entry and hand it to ck_epoch; after the grace period
+ * it goes to the cache of empty SuperSlabs, or is unmapped. */
+void hk_superslab_retire(hk_superslab *ss);
+/* The cache of retired SuperSlabs: decommit those cached longer than the
+ * delay, or (all) unmap every one. Returns how many it touched. */
+size_t hk_superslab_cache_purge(bool all);
 
 #endif /* HK_SUPERSLAB_H */

@@ -1,6 +1,7 @@
 /* large.h -- allocations above the largest size class: each in its own
  * chunk-aligned mapping, header in the page below the user pointer, every
- * chunk of the mapping registered in the address map. */
+ * chunk of the mapping registered in the address map; freed mappings wait
+ * in a bounded cache (see large.c). */
 #ifndef HK_LARGE_H
 #define HK_LARGE_H
 
@@ -13,6 +14,11 @@
 /* `align` is a power of two >= 16. NULL + ENOMEM when the size cannot be
  * represented or the OS refuses. Fresh mappings are zeroed. */
 void *hk_large_alloc(size_t size, size_t align);
+/* The same, zeroed (a mapping reused from the cache is cleared). */
+void *hk_large_calloc(size_t size);
+/* The cache of freed mappings: decommit those cached longer than the delay,
+ * or (all) unmap every one. Returns how many it touched. */
+size_t hk_large_cache_purge(bool all);
 /* `entry` is p's address-map entry (tagged HK_MAP_LARGE). Handles interior
  * pointers through the bad-free policy. */
 void hk_large_free(uintptr_t entry, void *p);

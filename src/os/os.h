@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Map `size` bytes (a page multiple) of zeroed read-write memory at an
  * address aligned to `align` (a power of two >= the page size). */
@@ -19,6 +20,10 @@ void hk_os_unmap(void *p, size_t size);
 /* Give the pages of [p, p+size) back to the OS, keeping the range mapped
  * (reads after this see zeros). p and size are page multiples. */
 void hk_os_decommit(void *p, size_t size);
+
+/* Milliseconds of a coarse monotonic clock (vDSO, no syscall): for the
+ * decommit delay, never for anything that needs precision. */
+uint64_t hk_os_now_ms(void);
 
 /* Test hook: make the next mappings fail with probability per_million/1e6
  * (0 turns injection off). Used by the fault-injection tests. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "hk_atomic.h"
 #include "util/diag.h"
@@ -93,4 +94,12 @@ void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity) {
     return NULL;
   }
   return hk_os_map_trimmed(size, 2 * align, align, (int)parity);
+}
+
+uint64_t hk_os_now_ms(void) {
+  struct timespec ts;
+  int saved = errno;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  errno = saved;
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

@@ -18,8 +18,21 @@
  * before any is looked at twice. Without the set-aside, an allocation would
  * either adopt SuperSlabs it cannot use (a thread that starts up in a
  * program with a large abandoned heap would take all of it) or give up after
- * a few and map a new one while useful ones wait further down the stack. */
+ * a few and map a new one while useful ones wait further down the stack.
+ *
+ * Retirement (formal/retire.pml): a SuperSlab on a stack is abandoned, and
+ * only owners retire, so nothing on a stack is ever retired. But a popper
+ * reads the top node's stack_next before its CAS, and by then another
+ * thread may have popped that node, adopted it, emptied and retired it: the
+ * stale read would touch memory that may be unmapped or reused. Every pop
+ * therefore runs inside an epoch section (one per adoption batch), which
+ * keeps any SuperSlab it could still read from being reclaimed until the
+ * section ends; the version tag still makes a stale CAS fail (ABA). The
+ * revisit splice walks a chain it took whole, so it reads only its own nodes.
+ * At thread exit an empty SuperSlab is retired instead of abandoned. */
 #include "remote/abandon.h"
+
+#include "epoch/epoch.h"
 
 #include "core/sizeclass.h"
 #include "core/tstack.h"
@@ -49,6 +62,7 @@ static uint64_t hk_room_of(hk_superslab *ss) {
 }
 
 void hk_abandon_all(hk_heap *h) {
+  hk_heap_release_all(h); /* the empty ones are retired, not abandoned */
   for (unsigned b = 0; b < HK_PEND_BUCKETS; b++) {
     hk_superslab *ss = h->bucket[b];
     h->bucket[b] = NULL;
@@ -108,6 +122,7 @@ static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   hk_heap_absorb_superslab(h, ss);
   hk_remote_drain(h, ss);
   hk_stat_add(HK_STAT_SS_ADOPTED, 1);
+  hk_heap_adopted(h, ss); /* may retire it: callers are in a section */
 }
 
 hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
@@ -119,6 +134,7 @@ hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
   hk_superslab *aside = NULL; /* useless to us: pushed to visited at the end,
                                  so this call does not pop them again */
   hk_slab *s = NULL;
+  hk_epoch_enter(h->erec); /* the pops below may read retired SuperSlabs */
   for (; budget > 0 && s == NULL; budget--) {
     hk_superslab *ss = hk_abandoned_pop(set);
     if (ss == NULL) break;
@@ -140,5 +156,22 @@ hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
     hk_tstack_push(&set->visited, (uintptr_t)aside, &aside->stack_next);
     aside = next;
   }
+  hk_epoch_exit(h->erec);
   return s;
+}
+
+size_t hk_adopt_all(hk_heap *h) {
+  size_t n = 0;
+  for (int k = 0; k < HK_KINDS; k++) {
+    hk_abandoned_set *set = &hk_abandoned[k];
+    hk_superslab *ss;
+    hk_epoch_enter(h->erec);
+    while ((ss = hk_abandoned_pop(set)) != NULL) {
+      hk_sub_relaxed(&set->count, 1);
+      hk_adopt(h, ss);
+      n++;
+    }
+    hk_epoch_exit(h->erec);
+  }
+  return n;
 }

@@ -12,5 +12,8 @@ void hk_abandon_all(hk_heap *h);
  * slab of cls: that slab, now h->cur[cls]; NULL when a bounded number of
  * looks found none. */
 hk_slab *hk_adopt_for(hk_heap *h, unsigned cls);
+/* hak_collect: adopt every abandoned SuperSlab into h, reclaiming its
+ * pending frees; those left empty are retired. Returns how many. */
+size_t hk_adopt_all(hk_heap *h);
 
 #endif /* HK_ABANDON_H */

@@ -29,8 +29,21 @@
  * abandoned SuperSlab (owner == ABANDONED) is not notified: its adopter
  * CASes itself in first and exchanges the head after, so a push either lands
  * before the adopter's exchange (drained at adoption) or after it (sees NULL,
- * reads the new owner, notifies it). */
+ * reads the new owner, notifies it).
+ *
+ * Retirement (epoch/epoch.h, formal/retire.pml): once a pusher's CAS has
+ * landed, its blocks are the owner's, who may reclaim them, find the
+ * SuperSlab empty and retire it while the pusher still has to read `owner`
+ * to notify. So every push-and-notify runs inside an epoch section: one per
+ * outbox flush (a batch of up to 8 chains), one per chain evicted from a
+ * slot, one per lone block of a thread without a heap (which borrows a
+ * recycled record for it). Before its CAS the pusher needs no section: its
+ * blocks are live, and a SuperSlab with a live block is never retired.
+ * The owner drains inside a section too, since draining may retire the
+ * SuperSlab it is walking. */
 #include "remote/remote.h"
+
+#include "epoch/epoch.h"
 
 #include "util/diag.h"
 #include "util/stats.h"
@@ -86,14 +99,41 @@ static void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
   o->count = 0;
 }
 
+/* A thread without a heap (never set up, or past its teardown): push the
+ * block alone, in a section on a borrowed record. Without a record (none
+ * free and no page for a new one) the push still happens: notification is
+ * then skipped, and the owner finds the block when it next drains that
+ * queue (any drain of its bucket, adoption, or hak_collect). */
+static HK_NOINLINE void hk_remote_free_heapless(hk_heap *h, hk_superslab *ss, hk_block *b) {
+  hk_epoch_rec *rec = hk_epoch_acquire();
+  if (rec == NULL) {
+    hk_block *old = hk_load_relaxed(&ss->remote_head);
+    do {
+      b->next = old;
+      /* Release: the link before the owner's acquire exchange. */
+    } while (!hk_cas_weak_release(&ss->remote_head, &old, b));
+    return;
+  }
+  hk_epoch_enter(rec);
+  hk_remote_push(h, ss, b, b, 1);
+  hk_epoch_exit(rec);
+  hk_epoch_release(rec);
+}
+
+static void hk_outbox_flush_slot_in_section(hk_heap *h, hk_outbox_slot *o) {
+  hk_epoch_enter(h->erec);
+  hk_outbox_flush_slot(h, o);
+  hk_epoch_exit(h->erec);
+}
+
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   if (HK_UNLIKELY(!h->live)) { /* no thread state: push the block alone */
-    hk_remote_push(h, ss, b, b, 1);
+    hk_remote_free_heapless(h, ss, b);
     return;
   }
   hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];
   if (o->ss != ss) {
-    if (o->ss != NULL) hk_outbox_flush_slot(h, o);
+    if (o->ss != NULL) hk_outbox_flush_slot_in_section(h, o);
     h->outbox_used |= 1u << (o - h->outbox);
     o->ss = ss;
     o->tail = b;
@@ -102,11 +142,13 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
     b->next = o->head;
   }
   o->head = b;
-  if (++o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot(h, o);
+  if (++o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot_in_section(h, o);
 }
 
 void hk_outbox_flush_all(hk_heap *h) {
+  hk_epoch_enter(h->erec); /* one section for the whole batch */
   while (h->outbox_used != 0) hk_outbox_flush_slot(h, &h->outbox[__builtin_ctz(h->outbox_used)]);
+  hk_epoch_exit(h->erec);
 }
 
 /* Return a chain to its slabs. Consecutive blocks usually share a slab, so
@@ -154,6 +196,7 @@ void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
 }
 
 void hk_remote_collect_pending(hk_heap *h) {
+  hk_epoch_enter(h->erec); /* a drain may retire the SuperSlab the walk is on */
   uint64_t summary = hk_xchg_acquire(&h->pend_summary, 0); /* pairs with notify's release or */
   while (summary != 0) {
     unsigned w = (unsigned)__builtin_ctzll(summary);
@@ -166,8 +209,12 @@ void hk_remote_collect_pending(hk_heap *h) {
       bits &= bits - 1;
       /* The relaxed emptiness check is safe here: a push whose bit we just
        * cleared happened-before our acquire exchange of that bit. */
-      for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = ss->bucket_next)
+      hk_superslab *next;
+      for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = next) {
+        next = ss->bucket_next; /* a drain that retires ss unlinks it */
         if (hk_load_relaxed(&ss->remote_head) != NULL) hk_remote_drain(h, ss);
+      }
     }
   }
+  hk_epoch_exit(h->erec);
 }

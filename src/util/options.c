@@ -8,7 +8,7 @@
 
 extern char **environ;
 
-hk_options hk_opt = {HK_POLICY_WARN, HK_POLICY_ABORT, false, false};
+hk_options hk_opt = {HK_POLICY_WARN, HK_POLICY_ABORT, false, false, HK_DECOMMIT_DELAY_MS};
 static _Atomic int hk_options_done;
 
 static const char *hk_env(const char *name) {
@@ -31,6 +31,17 @@ static bool hk_parse_bool(const char *v) {
   return v != NULL && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "on") == 0);
 }
 
+/* A decimal below 2^31, or dflt. */
+static unsigned hk_parse_uint(const char *v, unsigned dflt) {
+  if (v == NULL || *v == '\0') return dflt;
+  unsigned long n = 0;
+  for (; *v != '\0'; v++) {
+    if (*v < '0' || *v > '9' || n > 0x7fffffffu / 10) return dflt;
+    n = n * 10 + (unsigned long)(*v - '0');
+  }
+  return n > 0x7fffffffu ? dflt : (unsigned)n;
+}
+
 /* The table: one row per option, each with its default above. */
 void hk_options_init(void) {
   if (hk_load_acquire(&hk_options_done)) return; /* pairs with the release below */
@@ -39,5 +50,6 @@ void hk_options_init(void) {
   hk_opt.double_free = hk_parse_policy(hk_env("HAKMEM_DOUBLE_FREE"), HK_POLICY_ABORT);
   hk_opt.trace_failures = hk_parse_bool(hk_env("HAKMEM_TRACE_FAILURES"));
   hk_opt.show_stats = hk_parse_bool(hk_env("HAKMEM_SHOW_STATS"));
+  hk_opt.decommit_delay_ms = hk_parse_uint(hk_env("HAKMEM_DECOMMIT_DELAY_MS"), HK_DECOMMIT_DELAY_MS);
   hk_store_release(&hk_options_done, 1); /* pairs with the acquire above: hk_opt is written */
 }

@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 
+#include "hk_config.h"
+
 /* What to do about a bad free (HAKMEM_INVALID_FREE, HAKMEM_DOUBLE_FREE). */
 enum { HK_POLICY_ABORT = 0, HK_POLICY_WARN = 1, HK_POLICY_IGNORE = 2 };
 
@@ -13,6 +15,9 @@ typedef struct hk_options {
   int double_free;    /* default abort, as glibc */
   bool trace_failures;
   bool show_stats;    /* print a stats line on stderr at exit */
+  unsigned decommit_delay_ms; /* empty slabs, cached SuperSlabs and large
+                                 mappings keep their pages this long before
+                                 they are decommitted; default HK_DECOMMIT_DELAY_MS */
 } hk_options;
 
 extern hk_options hk_opt;

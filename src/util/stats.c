@@ -32,6 +32,10 @@ void hk_stats_snapshot(hak_stats_t *out) {
   out->remote_chains_pushed = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_REMOTE_CHAINS]);
   out->remote_blocks_pushed = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_REMOTE_BLOCKS]);
   out->invalid_frees = hk_load_relaxed(&hk_invalid);
+  out->superslabs_retired = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_RETIRED]);
+  out->superslabs_reused = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_REUSED]);
+  out->superslabs_unmapped = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_UNMAPPED]);
+  out->epoch_records = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_EPOCH_RECORDS]);
 }
 
 void hk_stats_print(void) {
@@ -46,7 +50,9 @@ void hk_stats_print(void) {
       {"adopted", s.superslabs_adopted},           {"large_live", s.large_live},
       {"heaps", s.heaps_created},                  {"heaps_reused", s.heaps_reused},
       {"remote_chains", s.remote_chains_pushed},   {"remote_blocks", s.remote_blocks_pushed},
-      {"invalid_frees", s.invalid_frees},
+      {"invalid_frees", s.invalid_frees},          {"retired", s.superslabs_retired},
+      {"ss_reused", s.superslabs_reused},          {"ss_unmapped", s.superslabs_unmapped},
+      {"epoch_records", s.epoch_records},
   };
   hk_line l = {.len = 0};
   hk_line_str(&l, "hakmem: stats");

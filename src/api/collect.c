@@ -1,0 +1,52 @@
+/* collect.c -- hak_collect and malloc_trim: give back everything that can be
+ * given back now. Never on a malloc/free path: it may poll the epoch for a
+ * while (bounded, see hk_epoch_drain), and it adopts every abandoned
+ * SuperSlab so that those left empty by frees after their owner exited can
+ * be retired. */
+#include "hakmem.h"
+
+#include "api/thread.h"
+#include "core/heap.h"
+#include "core/superslab.h"
+#include "epoch/epoch.h"
+#include "large/large.h"
+#include "remote/abandon.h"
+#include "remote/remote.h"
+
+#define HK_EXPORT __attribute__((visibility("default")))
+
+static size_t hk_collect(void) {
+  size_t released = 0;
+  hk_heap *h = hk_tls_heap;
+  if (!h->live) h = hk_thread_init(); /* a heap to adopt into; NULL: skip that part */
+  if (h != NULL) {
+    hk_outbox_flush(h);
+    hk_remote_collect(h);
+    hk_adopt_all(h);
+    released += hk_heap_release_all(h);
+  }
+  /* Outside every section: wait (boundedly) for the grace periods of what
+   * was just retired, so it reaches the cache, then empty the caches. */
+  released += hk_epoch_drain();
+  released += hk_superslab_cache_purge(true);
+  released += hk_large_cache_purge(true);
+  return released;
+}
+
+HK_EXPORT void hak_collect(bool force) {
+  (void)force;
+  hk_collect();
+}
+
+HK_EXPORT int hak_malloc_trim(size_t pad) {
+  (void)pad;
+  return hk_collect() != 0; /* glibc: 1 when memory was released */
+}
+
+#ifdef HK_OVERRIDE
+/* libhakmem.so: malloc_trim is this function (an alias must name a
+ * definition in its own translation unit, so it lives here, not in
+ * override.inc). */
+#include <malloc.h>
+extern __typeof(hak_malloc_trim) malloc_trim __attribute__((alias("hak_malloc_trim"), visibility("default")));
+#endif
