@@ -79,7 +79,7 @@
  * (hysteresis). Freed large mappings (ordinary alignment, at most
  * HK_LARGE_CACHE_MAX bytes, HK_LARGE_CACHE_BYTES in all) wait in
  * HK_LARGE_CACHE_SLOTS slots for reuse by a request of the same chunk count.
- * The owner looks at its purge deadlines every HK_MAINTAIN_TICKS refills. */
+ * The owner looks at its purge deadlines every HK_MAINTAIN_TICKS slow paths. */
 #define HK_DECOMMIT_DELAY_MS 250
 #define HK_SS_CACHE_SLOTS    8
 #define HK_LARGE_CACHE_SLOTS 16

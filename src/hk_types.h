@@ -149,7 +149,7 @@ typedef struct hk_outbox_slot {
  *   spare[k]    one empty SuperSlab of kind k kept instead of retired
  *               (hysteresis), or NULL; it stays on the bucket and avail lists
  *   purge_at    earliest decommit deadline of an owned dirty slab; 0: none
- *   tick        refills since the last look at purge_at */
+ *   tick        allocation slow paths since the last look at purge_at */
 typedef struct hk_heap {
   hk_slab *cur[HK_NCLASSES];
   hk_slab *partial[HK_NCLASSES];      /* FIFO: head is the oldest */

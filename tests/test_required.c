@@ -316,11 +316,11 @@ Test(required, out_of_memory_fails_with_enomem_and_heap_recovers) {
 }
 
 /* Memory freed as small blocks serving a large request under the same limit
- * needs empty SuperSlabs unmapped. Unmapping one safely needs epoch-based
- * retirement (a remote-free notifier may still read the header of a
- * SuperSlab that just became empty), which is the epoch retirement issue's
- * work; until it lands this test is disabled, not deleted. */
-Test(required, freed_small_memory_serves_large_requests_under_limit, .disabled = true) {
+ * needs empty SuperSlabs unmapped: they are retired through ck_epoch (a
+ * remote-free notifier may still read the header of a SuperSlab that just
+ * became empty), and a mapping that fails first takes back what the caches
+ * of retired SuperSlabs and large mappings hold. */
+Test(required, freed_small_memory_serves_large_requests_under_limit) {
   const size_t room = 256 * HK_MIB;
   struct rlimit old = limit_address_space(room);
   chain *head = NULL;

@@ -29,13 +29,13 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   }
   hk_outbox_flush(h);
   hk_remote_collect(h);
+  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) hk_heap_maintain(h); /* decommit, reclaim */
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
     s->free = s->local_free;
     s->local_free = NULL;
     return hk_heap_malloc(h, cls);
   }
-  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) hk_heap_maintain(h); /* decommit, reclaim */
   s = hk_heap_refill(h, cls);
   if (s == NULL) s = hk_refill_with_superslab(h, cls);
   if (HK_UNLIKELY(s == NULL)) {

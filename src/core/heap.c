@@ -169,6 +169,9 @@ void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
 }
 
 void hk_heap_adopted(hk_heap *h, hk_superslab *ss) {
+  /* The drain at adoption may already have emptied and retired it (its
+   * owner is then ABANDONED; the caller's section keeps it mapped). */
+  if (hk_superslab_owner(ss) != h) return;
   if (ss->dirty != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
   if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
 }

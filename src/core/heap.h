@@ -57,7 +57,7 @@ hk_slab *hk_heap_refill(hk_heap *h, unsigned cls); /* NULL: needs a SuperSlab */
 void hk_heap_adopted(hk_heap *h, hk_superslab *ss);
 /* Unlink an empty owned SuperSlab and retire it (core/superslab.c). */
 void hk_heap_retire_superslab(hk_heap *h, hk_superslab *ss);
-/* Every HK_MAINTAIN_TICKS refills: decommit slabs whose delay passed, poll
+/* Every HK_MAINTAIN_TICKS allocation slow paths: decommit slabs whose delay passed, poll
  * the epoch if anything is retired. */
 void hk_heap_maintain(hk_heap *h);
 /* hak_collect: decommit every dirty slab now and retire every empty

@@ -92,6 +92,16 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
   hk_store_relaxed(&ss->owner, (uintptr_t)heap);
 }
 
+bool hk_superslab_reclaim_for_retry(void) {
+  /* A few polls, none of them waiting: with no reader in a section, one
+   * poll reclaims everything retired; otherwise what a lingering reader
+   * still protects stays, and the caller fails with ENOMEM as before. */
+  uint64_t before = hk_load_relaxed(&hk_epoch_pending);
+  for (int i = 0; i < 3 && hk_load_relaxed(&hk_epoch_pending) != 0; i++) hk_epoch_poll();
+  size_t n = hk_superslab_cache_purge(true);
+  return n != 0 || hk_load_relaxed(&hk_epoch_pending) != before;
+}
+
 hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   hk_epoch_maybe_poll(); /* retired SuperSlabs whose grace period ended refill the cache */
   hk_superslab *ss = hk_ss_cache_take(kind);
@@ -112,6 +122,8 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   /* The kind is bit 21 of the address (see hk_slab_of_block): small-kind
    * SuperSlabs sit at even 2 MiB slots, medium ones at odd slots. */
   ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
+  if (ss == NULL && hk_superslab_reclaim_for_retry())
+    ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
   if (ss == NULL) return NULL;
   hk_superslab_init(ss, kind, heap);
   if (!hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, (uintptr_t)ss)) {

@@ -61,5 +61,9 @@ void hk_superslab_retire(hk_superslab *ss);
 /* The cache of retired SuperSlabs: decommit those cached longer than the
  * delay, or (all) unmap every one. Returns how many it touched. */
 size_t hk_superslab_cache_purge(bool all);
+/* A mapping just failed: poll the epoch (without waiting) and unmap the
+ * cache, so address space held back for reuse serves the request instead.
+ * True when anything was given back (worth retrying the mapping). */
+bool hk_superslab_reclaim_for_retry(void);
 
 #endif /* HK_SUPERSLAB_H */

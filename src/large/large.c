@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/addrmap.h"
+#include "core/superslab.h"
 #include "os/os.h"
 #include "util/diag.h"
 #include "util/options.h"
@@ -127,6 +128,8 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   bool cacheable = pad == HK_PAGE_SIZE && map_size <= HK_LARGE_CACHE_MAX;
   uint8_t *base = cacheable ? hk_lc_take(map_size, map_align, &dirty) : NULL;
   if (base == NULL) base = hk_os_map_aligned(map_size, map_align);
+  if (base == NULL && (hk_large_cache_purge(true) + hk_superslab_reclaim_for_retry()) != 0)
+    base = hk_os_map_aligned(map_size, map_align); /* held-back address space, given back first */
   if (base == NULL) return NULL;
   uint8_t *user = base + pad;
   hk_large *hdr = (hk_large *)(user - HK_PAGE_SIZE);
