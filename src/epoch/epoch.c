@@ -53,7 +53,12 @@ static ck_epoch_record_t *hk_rec_new(void) {
 
 hk_epoch_rec *hk_epoch_acquire(void) {
   ck_epoch_record_t *r = ck_epoch_recycle(&hk_epoch, NULL);
-  if (r != NULL) return r;
+  if (r != NULL) {
+    /* ck's FREE -> USED exchange (inside libck, unseen by TSan) orders the
+     * previous user's last section before ours; pairs with release below. */
+    HK_TSAN_ACQUIRE(r);
+    return r;
+  }
   r = hk_rec_new();
   if (r != NULL) ck_epoch_register(&hk_epoch, r, NULL);
   return r;
@@ -62,6 +67,7 @@ hk_epoch_rec *hk_epoch_acquire(void) {
 void hk_epoch_release(hk_epoch_rec *r) {
   /* Only reader records are released, and readers never ck_epoch_call, so
    * there are no pending callbacks for unregister to drop. */
+  HK_TSAN_RELEASE(r); /* acquired by the thread that recycles r */
   ck_epoch_unregister(r);
 }
 
