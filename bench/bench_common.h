@@ -10,6 +10,11 @@
  * Output of every program (parsed by bench/run.sh and bench/quick.sh):
  *   Throughput = N ops/s [what was run]
  *   Peak RSS = N KiB
+ * and, from bench_random_mixed and bench_random_mixed_mt_remote, the memory
+ * given back once everything is freed (bench/run.sh ignores these lines):
+ *   RSS at start = N KiB
+ *   RSS after free-all = N KiB          (at once: what the allocator kept)
+ *   RSS after free-all+trim = N KiB     (after malloc_trim(0): what it can give back)
  * and exit status 0; 1 on a NULL from malloc or a corrupted block; 2 on bad
  * arguments.
  *
@@ -20,6 +25,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -28,6 +34,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -83,6 +90,30 @@ B_FN long b_peak_rss_kib(void)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
     return ru.ru_maxrss;
+}
+
+/* Current resident set of the whole process, KiB (/proc/self/statm). */
+B_FN long b_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = 0;
+    if (f == NULL) return 0;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* After the program freed everything it allocated: the RSS lines. malloc_trim
+ * is glibc's (HAKMEM exports its own); under an allocator that has none it
+ * trims glibc's unused arena, which is harmless. */
+B_FN void b_report_free_all(long rss_start_kib)
+{
+    long now = b_rss_kib();
+    malloc_trim(0);
+    printf("RSS at start = %ld KiB\n", rss_start_kib);
+    printf("RSS after free-all = %ld KiB\n", now);
+    printf("RSS after free-all+trim = %ld KiB\n", b_rss_kib());
+    fflush(stdout);
 }
 
 /* The two figure lines. `what` describes the run (no newline). */

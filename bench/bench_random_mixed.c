@@ -36,6 +36,7 @@ int main(int argc, char **argv)
     size_t min = 0, max = 0;
     bool uniform = false;
 
+    long rss_start = b_rss_kib();
     b_prog = "bench_random_mixed";
     b_usage = USAGE;
     if (argc > 6 || argc == 5) b_usage_exit();
@@ -95,5 +96,6 @@ int main(int argc, char **argv)
     else
         snprintf(what, sizeof what, "iter=%" PRIu64 " ws=%" PRIu32, cycles, ws);
     b_report(ops, t1 - t0, what);
+    b_report_free_all(rss_start);
     return 0;
 }

@@ -135,6 +135,7 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
+    long rss_start = b_rss_kib();
     b_prog = "bench_random_mixed_mt_remote";
     b_usage = USAGE;
     if (argc < 7 || argc > 9) b_usage_exit();
@@ -184,5 +185,6 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < g_threads; i++) b_ring_destroy(&g_workers[i].inbox);
     free(g_workers);
     pthread_barrier_destroy(&g_start);
+    b_report_free_all(rss_start);
     return 0;
 }
