@@ -57,6 +57,7 @@ model_checks() {
     remote_free.pml) printf '%s\n' "asserts" "no_lost_wakeup" "progress" \
                                    "asserts TWO_SS" "no_lost_wakeup TWO_SS" "progress TWO_SS" ;;
     ownership.pml)   printf '%s\n' "asserts" ;;
+    retire.pml)      printf '%s\n' "asserts" ;;
     *) return 1 ;;
   esac
 }
