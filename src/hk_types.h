@@ -116,6 +116,9 @@ typedef struct hk_superslab {
    * or its bit is cleared when a class takes the slab again. */
   uint32_t dirty;
   uint64_t dirty_ms[HK_MAX_SLABS];
+  /* Owner-only: when it last became empty (core/heap.c retires it once it
+   * has stayed empty for the decommit delay). */
+  uint64_t empty_ms;
   /* Retirement (core/superslab.c): the epoch link. */
   hk_retired retire;
 } hk_superslab;

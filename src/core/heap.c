@@ -116,10 +116,12 @@ void hk_heap_retire_superslab(hk_heap *h, hk_superslab *ss) {
   hk_superslab_retire(ss);
 }
 
-/* ss has just become empty. Keep one empty SuperSlab per kind (so a heap at
- * a boundary does not retire and re-create one on every swing); retire any
- * other. The caller must not touch ss afterwards unless it is inside an
- * epoch section. */
+/* ss has just become empty. It is not retired at once: a heap whose live
+ * set swings around a boundary would retire and re-create a SuperSlab on
+ * every swing (and with many threads, every swing is an mmap). It stays
+ * on the avail list, and the purge retires it once it has stayed empty for
+ * the decommit delay, except one per kind, the spare, kept until the thread
+ * exits or hak_collect runs. */
 static void hk_heap_superslab_emptied(hk_heap *h, hk_superslab *ss) {
   hk_superslab *spare = h->spare[ss->kind];
   if (spare == ss) return;
@@ -127,7 +129,9 @@ static void hk_heap_superslab_emptied(hk_heap *h, hk_superslab *ss) {
     h->spare[ss->kind] = ss;
     return;
   }
-  hk_heap_retire_superslab(h, ss);
+  ss->empty_ms = hk_os_now_ms();
+  uint64_t due = ss->empty_ms + hk_opt.decommit_delay_ms;
+  if (h->purge_at == 0 || due < h->purge_at) h->purge_at = due;
 }
 
 /* A slab of ss went UNUSED: note its pages' decommit deadline, and retire
@@ -176,15 +180,28 @@ void hk_heap_adopted(hk_heap *h, hk_superslab *ss) {
   if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
 }
 
-/* Decommit every dirty slab whose delay has passed (all: every dirty slab
- * now). Only SuperSlabs with an UNUSED slab can have dirty ones, and all of
- * those are on the avail lists. */
+/* Decommit every dirty slab whose delay has passed, and retire every empty
+ * SuperSlab but the spares that has stayed empty that long (now = UINT64_MAX,
+ * delay 0: everything now). Only SuperSlabs with an UNUSED slab can have
+ * dirty slabs or be empty, and all of those are on the avail lists. */
 static void hk_heap_purge(hk_heap *h, uint64_t now, uint64_t delay) {
   uint64_t next = 0;
   for (unsigned k = 0; k < HK_KINDS; k++) {
-    for (hk_superslab *ss = h->avail[k]; ss != NULL; ss = ss->avail_next) {
-      if (ss->dirty == 0) continue;
-      uint64_t d = hk_superslab_purge(ss, now, delay);
+    hk_superslab *ss = h->avail[k], *following;
+    for (; ss != NULL; ss = following) {
+      following = ss->avail_next;
+      uint64_t d = 0;
+      if (ss != h->spare[k] && hk_superslab_is_empty(ss)) {
+        if (ss->empty_ms + delay <= now) {
+          hk_heap_retire_superslab(h, ss); /* not touched again below */
+          continue;
+        }
+        d = ss->empty_ms + delay;
+      }
+      if (ss->dirty != 0) {
+        uint64_t dd = hk_superslab_purge(ss, now, delay);
+        if (dd != 0 && (d == 0 || dd < d)) d = dd;
+      }
       if (d != 0 && (next == 0 || d < next)) next = d;
     }
   }
@@ -201,7 +218,6 @@ void hk_heap_maintain(hk_heap *h) {
 }
 
 size_t hk_heap_release_all(hk_heap *h) {
-  size_t n = 0;
   /* Current slabs with nothing out stay ACTIVE on the fast path (they are
    * hot); here they go back to UNUSED so their SuperSlab can empty. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
@@ -212,16 +228,17 @@ size_t hk_heap_release_all(hk_heap *h) {
     hk_superslab_release_slab(ss, s);
     hk_heap_slab_released(h, ss);
   }
-  hk_heap_purge(h, UINT64_MAX, 0);
+  size_t n = 0;
   for (unsigned k = 0; k < HK_KINDS; k++) {
-    hk_superslab *ss = h->avail[k], *next;
-    for (; ss != NULL; ss = next) {
-      next = ss->avail_next;
-      if (!hk_superslab_is_empty(ss)) continue;
-      hk_heap_retire_superslab(h, ss);
+    hk_superslab *spare = h->spare[k];
+    if (spare != NULL && hk_superslab_is_empty(spare)) {
+      hk_heap_retire_superslab(h, spare);
       n++;
     }
+    for (hk_superslab *ss = h->avail[k]; ss != NULL; ss = ss->avail_next)
+      if (hk_superslab_is_empty(ss)) n++; /* retired by the purge below */
   }
+  hk_heap_purge(h, UINT64_MAX, 0);
   return n;
 }
 

@@ -92,6 +92,79 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
   hk_store_relaxed(&ss->owner, (uintptr_t)heap);
 }
 
+/* ---- regions: SuperSlab address space reserved 32 chunks at a time --------
+ *
+ * Mapping one SuperSlab at its parity costs three takings of the kernel's
+ * mmap lock (an over-sized mmap, two trims). With many more threads than
+ * cores, a preempted holder of that lock stalls every thread that maps, for
+ * seconds (stress_oversub: threads that never finish their first round).
+ * So SuperSlabs are claimed from a region: HK_REGION_CHUNKS chunks mapped at
+ * once (MAP_NORESERVE: untouched chunks cost nothing), even chunks for the
+ * small kind, odd ones for medium.
+ *
+ * hk_region packs the current region's base (in region units, high 32 bits)
+ * with a mask of its claimed chunks (low 32 bits), so a claim is one CAS:
+ *   NONE    --a claimer maps a region, CAS installs it with its chunk-->  OPEN
+ *   OPEN    --CAS sets a free chunk's bit (of the claimer's parity)-->    OPEN
+ *   OPEN    --no chunk of a parity left: a claimer maps a new region and
+ *             CAS installs it; it alone unmaps the old one's unclaimed
+ *             chunks (no claim can succeed on a replaced word)-->         OPEN'
+ *   OPEN    --hak_collect: CAS to 0, unmaps the unclaimed chunks-->       NONE
+ * A claimed chunk is an ordinary SuperSlab (retired and unmapped alone).
+ * mapped_bytes counts claimed chunks only. */
+#define HK_REGION_CHUNKS 32
+#define HK_REGION_SIZE   ((size_t)HK_REGION_CHUNKS << HK_SS_SHIFT)
+#define HK_REGION_SHIFT  (HK_SS_SHIFT + 5)
+_Static_assert(HK_REGION_SIZE == (size_t)1 << HK_REGION_SHIFT, "a region is 32 chunks");
+static _Atomic uint64_t hk_region;
+static const uint32_t hk_region_parity[HK_KINDS] = {0x55555555u, 0xaaaaaaaau};
+
+/* Unmap the chunks of region w that nobody claimed (the caller replaced w). */
+static void hk_region_release(uint64_t w) {
+  if (w == 0) return;
+  uint8_t *base = (uint8_t *)(uintptr_t)((w >> 32) << HK_REGION_SHIFT);
+  uint32_t free = ~(uint32_t)w;
+  while (free != 0) {
+    unsigned i = (unsigned)__builtin_ctz(free);
+    unsigned n = 0;
+    while (i + n < HK_REGION_CHUNKS && (free >> (i + n) & 1)) n++; /* a run of free chunks */
+    size_t bytes = (size_t)n << HK_SS_SHIFT;
+    hk_stat_mapped(bytes); /* not counted while unclaimed: hk_os_unmap subtracts */
+    hk_os_unmap(base + ((size_t)i << HK_SS_SHIFT), bytes);
+    free &= ~(uint32_t)(n == 32 ? 0xffffffffu : (((1u << n) - 1u) << i));
+  }
+}
+
+static hk_superslab *hk_region_claim(int kind) {
+  uint64_t w = hk_load_acquire(&hk_region); /* pairs with the installing CAS */
+  for (;;) {
+    uint32_t free = ~(uint32_t)w & hk_region_parity[kind];
+    if (w != 0 && free != 0) {
+      unsigned i = (unsigned)__builtin_ctz(free);
+      /* acq_rel: acquire, the region installed by another claimer (its
+       * mapping) happens-before our use of the chunk. */
+      if (hk_cas_weak_acq_rel(&hk_region, &w, w | (uint64_t)1 << i)) {
+        hk_stat_mapped(HK_SS_SIZE);
+        return (hk_superslab *)(uintptr_t)(((w >> 32) << HK_REGION_SHIFT) + ((uint64_t)i << HK_SS_SHIFT));
+      }
+      continue; /* w reloaded by the failed CAS */
+    }
+    uint8_t *fresh = hk_os_map_aligned(HK_REGION_SIZE, HK_REGION_SIZE);
+    if (fresh == NULL) return NULL; /* the caller maps this SuperSlab alone */
+    hk_stat_unmapped(HK_REGION_SIZE); /* counted chunk by chunk as claimed */
+    unsigned i = (unsigned)__builtin_ctz(hk_region_parity[kind]);
+    uint64_t nw = (((uint64_t)(uintptr_t)fresh >> HK_REGION_SHIFT) << 32) | (uint64_t)1 << i;
+    /* Release: publishes the fresh region (pairs with the claimers' acquire). */
+    if (hk_cas_strong_acq_rel(&hk_region, &w, nw)) {
+      hk_region_release(w);
+      hk_stat_mapped(HK_SS_SIZE);
+      return (hk_superslab *)(fresh + ((size_t)i << HK_SS_SHIFT));
+    }
+    hk_stat_mapped(HK_REGION_SIZE);
+    hk_os_unmap(fresh, HK_REGION_SIZE); /* lost the race: claim from the winner's */
+  }
+}
+
 bool hk_superslab_reclaim_for_retry(void) {
   /* A few polls, none of them waiting: with no reader in a section, one
    * poll reclaims everything retired; otherwise what a lingering reader
@@ -121,7 +194,8 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   }
   /* The kind is bit 21 of the address (see hk_slab_of_block): small-kind
    * SuperSlabs sit at even 2 MiB slots, medium ones at odd slots. */
-  ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
+  ss = hk_region_claim(kind);
+  if (ss == NULL) ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
   if (ss == NULL && hk_superslab_reclaim_for_retry())
     ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
   if (ss == NULL) return NULL;
@@ -193,6 +267,11 @@ void hk_superslab_retire(hk_superslab *ss) {
 size_t hk_superslab_cache_purge(bool all) {
   uint64_t now = hk_os_now_ms(), delay = hk_opt.decommit_delay_ms;
   size_t released = 0;
+  if (all) { /* and the unclaimed part of the current region */
+    uint64_t w = hk_xchg_acq_rel(&hk_region, 0); /* acquire: its base; release: claimers see NONE */
+    if (w != 0) released++;
+    hk_region_release(w);
+  }
   for (int k = 0; k < HK_KINDS; k++) {
     for (unsigned i = 0; i < HK_SS_CACHE_SLOTS; i++) {
       uintptr_t w = hk_load_relaxed(&hk_ss_cache[k][i]);

@@ -27,16 +27,26 @@ static _Atomic(hk_retired *) hk_retire_queue;
 _Atomic uint64_t hk_epoch_pending;
 
 /* Record arena: records are claimed one at a time by a fetch_add on the
- * count and live in pages installed by CAS (the loser of a race unmaps its
- * page), so threads that all miss ck_epoch_recycle at once claim one record
- * each, not a page each. Never unmapped (ck links records forever). */
+ * count. The first HK_REC_STATIC live in .bss (zero pages, touched only when
+ * used), so thread start-up maps nothing for them: with hundreds of threads
+ * starting at once, every mmap is a taking of the kernel's mmap lock, whose
+ * holder, preempted, stalls them all. Beyond that, pages installed by CAS
+ * (the loser of a race unmaps its page). Never unmapped: ck links records
+ * forever. */
+#define HK_REC_STATIC   1024
 #define HK_REC_PER_PAGE (HK_PAGE_SIZE / sizeof(ck_epoch_record_t))
 #define HK_REC_PAGES    4096
+static ck_epoch_record_t hk_rec_static[HK_REC_STATIC];
 static _Atomic uintptr_t hk_rec_pages[HK_REC_PAGES];
 static _Atomic size_t hk_rec_count;
 
 static ck_epoch_record_t *hk_rec_new(void) {
   size_t i = hk_add_relaxed(&hk_rec_count, 1);
+  if (i < HK_REC_STATIC) {
+    hk_stat_add(HK_STAT_EPOCH_RECORDS, 1);
+    return &hk_rec_static[i];
+  }
+  i -= HK_REC_STATIC;
   if (i >= HK_REC_PAGES * HK_REC_PER_PAGE) return NULL;
   _Atomic uintptr_t *slot = &hk_rec_pages[i / HK_REC_PER_PAGE];
   uintptr_t page = hk_load_acquire(slot); /* pairs with the CAS below: a zeroed page */
