@@ -54,13 +54,15 @@ static hk_superslab *hk_ss_cache_take(int kind) {
 
 /* False when every slot is taken. */
 static bool hk_ss_cache_put(hk_superslab *ss, uint64_t at) {
+  /* Read before the slot is filled: from then on a taker may zero the header. */
+  int k = ss->kind;
   for (unsigned i = 0; i < HK_SS_CACHE_SLOTS; i++) {
     uintptr_t expected = 0;
     /* Release: our writes to the SuperSlab (the reset slabs, the decommit)
      * before the next taker's acquire exchange. */
-    if (hk_load_relaxed(&hk_ss_cache[ss->kind][i]) == 0 &&
-        hk_cas_strong_acq_rel(&hk_ss_cache[ss->kind][i], &expected, (uintptr_t)ss)) {
-      hk_store_relaxed(&hk_ss_cache_at[ss->kind][i], at);
+    if (hk_load_relaxed(&hk_ss_cache[k][i]) == 0 &&
+        hk_cas_strong_acq_rel(&hk_ss_cache[k][i], &expected, (uintptr_t)ss)) {
+      hk_store_relaxed(&hk_ss_cache_at[k][i], at);
       return true;
     }
   }
