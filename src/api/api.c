@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "api/thread.h"
 #include "core/addrmap.h"
 #include "core/heap.h"
 #include "core/sizeclass.h"
@@ -63,6 +64,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
     hk_bad_free(p, "not the start of a block", 0);
     return;
   }
+  if (HK_UNLIKELY(!h->live)) h = hk_thread_heap_for_free();
   hk_remote_free(h, ss, p);
 }
 

@@ -44,6 +44,18 @@ static void hk_thread_exit(void *arg) {
   hk_thread_teardown(h);
 }
 
+/* A thread that frees another thread's block before it ever allocated gets
+ * its heap now, so its remote frees are batched in an outbox like everyone
+ * else's (a consumer thread that only frees would otherwise pay one CAS per
+ * block). Not once its exit destructors have started: an outbox set up then
+ * might never be flushed. The empty heap (push each block alone) when that,
+ * or mapping the heap, fails. */
+hk_heap *hk_thread_heap_for_free(void) {
+  if (hk_exiting) return &hk_heap_empty;
+  hk_heap *h = hk_thread_init();
+  return h != NULL ? h : &hk_heap_empty;
+}
+
 static void hk_process_init(void) {
   hk_options_init();
   int st = 0;

@@ -32,6 +32,7 @@ _Static_assert(HK_NCLASSES < 63, "room mask has a bit per class and an ANY bit")
 typedef struct {
   hk_tstack fresh, visited;
   _Atomic size_t count; /* on either stack; a hint for the visit budget */
+  _Atomic bool freed;   /* a remote free made an abandoned queue non-empty */
 } hk_abandoned_set;
 
 static hk_abandoned_set hk_abandoned[HK_KINDS];
@@ -92,12 +93,6 @@ static bool hk_revisit(hk_abandoned_set *set) {
   return true;
 }
 
-static hk_superslab *hk_abandoned_pop(hk_abandoned_set *set) {
-  hk_superslab *ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
-  if (ss == NULL && hk_revisit(set)) ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
-  return ss;
-}
-
 static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   uintptr_t expected = HK_OWNER_ABANDONED;
   /* acq_rel: acquire pairs with the abandoning store; release orders this
@@ -110,35 +105,45 @@ static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   hk_stat_add(HK_STAT_SS_ADOPTED, 1);
 }
 
+/* A set-aside SuperSlab becomes useful only through a remote free (its room
+ * is frozen while abandoned), so that is when `visited` goes back on top of
+ * `fresh`: under steady thread churn `fresh` is never empty, and without
+ * this the frees into set-aside SuperSlabs would wait for a quiet moment. */
+void hk_abandoned_freed(hk_superslab *ss) {
+  /* Release: the push that made the queue non-empty happens-before the
+   * adopter's acquire exchange below, so it sees the queue non-empty. */
+  hk_store_release(&hk_abandoned[ss->kind].freed, true);
+}
+
 hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
   hk_abandoned_set *set = &hk_abandoned[hk_class_kind(cls)];
+  /* Acquire: pairs with hk_abandoned_freed's release store. */
+  bool revisited = hk_load_relaxed(&set->freed) && hk_xchg_acquire(&set->freed, false) && hk_revisit(set);
   size_t budget = hk_load_relaxed(&set->count) / 4;
   if (budget < HK_ADOPT_VISITS_MIN) budget = HK_ADOPT_VISITS_MIN;
   if (budget > HK_ADOPT_VISITS_MAX) budget = HK_ADOPT_VISITS_MAX;
   uint64_t want = HK_ROOM_ANY | (uint64_t)1 << cls;
-  hk_superslab *aside = NULL; /* useless to us: pushed to visited at the end,
-                                 so this call does not pop them again */
-  hk_slab *s = NULL;
-  for (; budget > 0 && s == NULL; budget--) {
-    hk_superslab *ss = hk_abandoned_pop(set);
-    if (ss == NULL) break;
+  for (; budget > 0; budget--) {
+    hk_superslab *ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
+    if (ss == NULL) {
+      /* Once per call: after that, `fresh` holds only what we set aside. */
+      if (revisited || !hk_revisit(set)) return NULL;
+      revisited = true;
+      continue;
+    }
     /* The pop's acquire made the abandoner's `room` and slab writes visible.
      * Pending remote frees make it worth adopting whatever its room: they
-     * are memory nobody reclaims while it stays abandoned. */
+     * are memory nobody reclaims while it stays abandoned. Set aside at
+     * once, not at the end of the call: concurrent adopters must not find
+     * both stacks empty while we hold SuperSlabs we have no use for. */
     if ((ss->room & want) == 0 && hk_load_relaxed(&ss->remote_head) == NULL) {
-      ss->bucket_next = aside;
-      aside = ss;
+      hk_tstack_push(&set->visited, (uintptr_t)ss, &ss->stack_next);
       continue;
     }
     hk_sub_relaxed(&set->count, 1);
     hk_adopt(h, ss);
-    s = hk_heap_refill(h, cls);
+    hk_slab *s = hk_heap_refill(h, cls);
+    if (s != NULL) return s;
   }
-  while (aside != NULL) {
-    hk_superslab *next = aside->bucket_next;
-    aside->bucket_next = NULL;
-    hk_tstack_push(&set->visited, (uintptr_t)aside, &aside->stack_next);
-    aside = next;
-  }
-  return s;
+  return NULL;
 }

@@ -12,5 +12,7 @@ void hk_abandon_all(hk_heap *h);
  * slab of cls: that slab, now h->cur[cls]; NULL when a bounded number of
  * looks found none. */
 hk_slab *hk_adopt_for(hk_heap *h, unsigned cls);
+/* A remote free made the queue of ss, abandoned, non-empty (remote.c). */
+void hk_abandoned_freed(hk_superslab *ss);
 
 #endif /* HK_ABANDON_H */

@@ -29,8 +29,12 @@
  * abandoned SuperSlab (owner == ABANDONED) is not notified: its adopter
  * CASes itself in first and exchanges the head after, so a push either lands
  * before the adopter's exchange (drained at adoption) or after it (sees NULL,
- * reads the new owner, notifies it). */
+ * reads the new owner, notifies it). Instead of an owner, that pusher flags
+ * the abandoned set, so a SuperSlab an adopter once set aside as useless is
+ * looked at again (abandon.c). */
 #include "remote/remote.h"
+
+#include "remote/abandon.h"
 
 #include "util/diag.h"
 #include "util/stats.h"
@@ -39,7 +43,10 @@ static void hk_remote_notify(hk_superslab *ss) {
   /* Acquire: pairs with the adopter's acq_rel CAS on owner (and the heap's
    * creation before it), so the heap we mark is a fully set-up heap. */
   hk_heap *owner = (hk_heap *)hk_load_acquire(&ss->owner);
-  if (owner == NULL) return; /* abandoned: the adopter drains at adoption */
+  if (owner == NULL) { /* abandoned: the adopter drains at adoption */
+    hk_abandoned_freed(ss);
+    return;
+  }
   unsigned b = hk_bucket_of(ss);
   /* Release (both): pair with the owner's acquire exchanges in collect, so a
    * cleared summary bit implies the word bit is visible. */
