@@ -74,7 +74,7 @@ static void hk_remote_count(hk_heap *h, uint32_t n) {
 }
 
 /* Push the chain head..tail (n blocks, linked through next) with one CAS. */
-static void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
+static HK_NOINLINE void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
   hk_block *old = hk_load_relaxed(&ss->remote_head);
   do {
     tail->next = old;
@@ -85,7 +85,7 @@ static void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_bloc
   hk_remote_count(h, n);
 }
 
-static void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
+static HK_NOINLINE void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
   h->outbox_used &= ~(1u << (o - h->outbox));
   hk_remote_push(h, o->ss, o->head, o->tail, o->count);
   o->ss = NULL;
@@ -93,61 +93,55 @@ static void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
   o->count = 0;
 }
 
+/* The slot is empty or holds another SuperSlab's chain: start a new chain. */
+static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_superslab *ss, hk_block *b) {
+  if (o->ss != NULL) hk_outbox_flush_slot(h, o);
+  h->outbox_used |= 1u << (o - h->outbox);
+  o->ss = ss;
+  o->head = o->tail = b;
+  b->next = NULL;
+  o->count = 1;
+}
+
+/* The common case (the slot already collects for ss) makes no call but tail
+ * calls, so it needs no stack frame. */
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   if (HK_UNLIKELY(!h->live)) { /* no thread state: push the block alone */
     hk_remote_push(h, ss, b, b, 1);
     return;
   }
   hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];
-  if (o->ss != ss) {
-    if (o->ss != NULL) hk_outbox_flush_slot(h, o);
-    h->outbox_used |= 1u << (o - h->outbox);
-    o->ss = ss;
-    o->tail = b;
-    b->next = NULL;
-  } else {
-    b->next = o->head;
+  if (HK_UNLIKELY(o->ss != ss)) {
+    hk_outbox_start(h, o, ss, b);
+    return;
   }
+  b->next = o->head;
   o->head = b;
-  if (++o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot(h, o);
+  if (HK_UNLIKELY(++o->count >= HK_OUTBOX_CHAIN)) hk_outbox_flush_slot(h, o);
 }
 
 void hk_outbox_flush_all(hk_heap *h) {
   while (h->outbox_used != 0) hk_outbox_flush_slot(h, &h->outbox[__builtin_ctz(h->outbox_used)]);
 }
 
-/* Return a chain to its slabs. Consecutive blocks usually share a slab, so
- * each run's counter and list state are settled once per run. */
+/* Return a chain to its slabs, validating each block (the sender could not
+ * read the owner's slab metadata). Per block, like a local free: the slab
+ * needs attention only when it was FULL or its last block came back.
+ * (Settling runs of same-slab blocks once per run paid off less: in mixed
+ * workloads consecutive blocks rarely share a slab.) */
 static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
-  hk_slab *run = NULL;
-  uint32_t n = 0;
   while (b != NULL) {
     hk_block *next = b->next;
     hk_slab *s = hk_slab_of(ss, b);
-    if (s != run) {
-      if (run != NULL) {
-        run->used -= n;
-        hk_heap_slab_returned(h, ss, run);
-      }
-      run = s;
-      n = 0;
-    }
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
       hk_bad_free(b, "freed by another thread; not the start of a block", 0);
-    } else if (HK_UNLIKELY(s->used <= n || (b->key == hk_block_key(b) && hk_slab_on_free_list(s, b)) ||
+    } else if (HK_UNLIKELY(s->used == 0 || (b->key == hk_block_key(b) && hk_slab_on_free_list(s, b)) ||
                            !HK_HARDENED_BACK(s, b))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
-    } else {
-      b->next = s->local_free;
-      b->key = hk_block_key(b);
-      s->local_free = b;
-      n++;
+    } else if (HK_UNLIKELY(!hk_heap_free_local(s, b))) {
+      hk_heap_slab_returned(h, ss, s);
     }
     b = next;
-  }
-  if (run != NULL) {
-    run->used -= n;
-    hk_heap_slab_returned(h, ss, run);
   }
 }
 
