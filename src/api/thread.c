@@ -19,6 +19,7 @@ static pthread_key_t hk_key;
 
 /* The teardown runs in the second destructor round, after most other
  * libraries' destructors (which may still malloc and free) have run. */
+/* Model: formal/ownership.pml teardown (flush, collect, abandon). */
 static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);

@@ -59,7 +59,8 @@ void hk_abandon_all(hk_heap *h) {
       ss->avail_next = NULL;
       ss->in_avail = 0;
       ss->room = hk_room_of(ss);
-      /* Release: our last writes to the slabs happen-before the adopter's CAS. */
+      /* Release: our last writes to the slabs happen-before the adopter's CAS.
+       * Store, then push: formal/mutants/ownership_push_before_store.pml. */
       hk_store_release(&ss->owner, HK_OWNER_ABANDONED);
       hk_abandoned_set *set = &hk_abandoned[ss->kind];
       hk_tstack_push(&set->fresh, (uintptr_t)ss, &ss->stack_next);
@@ -76,7 +77,9 @@ void hk_abandon_all(hk_heap *h) {
 }
 
 /* Move the whole visited stack onto fresh: one exchange to take it, one CAS
- * per attempt to put it back. Nodes on the taken chain are ours alone. */
+ * per attempt to put it back. Nodes on the taken chain are ours alone.
+ * Model: formal/ownership.pml revisit; a load and a store instead of the
+ * CAS: formal/mutants/ownership_revisit_load_store.pml. */
 static bool hk_revisit(hk_abandoned_set *set) {
   uint64_t old = hk_load_relaxed(&set->visited.head);
   do {
@@ -93,6 +96,8 @@ static bool hk_revisit(hk_abandoned_set *set) {
   return true;
 }
 
+/* Model: formal/ownership.pml adopt (mutants ownership_adopt_no_cas,
+ * _no_drain, _plain_check). */
 static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   uintptr_t expected = HK_OWNER_ABANDONED;
   /* acq_rel: acquire pairs with the abandoning store; release orders this
@@ -135,7 +140,9 @@ hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
      * Pending remote frees make it worth adopting whatever its room: they
      * are memory nobody reclaims while it stays abandoned. Set aside at
      * once, not at the end of the call: concurrent adopters must not find
-     * both stacks empty while we hold SuperSlabs we have no use for. */
+     * both stacks empty while we hold SuperSlabs we have no use for.
+     * Model: formal/ownership.pml set_aside; without the queue test:
+     * formal/mutants/ownership_aside_room_only.pml. */
     if ((ss->room & want) == 0 && hk_load_relaxed(&ss->remote_head) == NULL) {
       hk_tstack_push(&set->visited, (uintptr_t)ss, &ss->stack_next);
       continue;

@@ -49,7 +49,8 @@ static void hk_remote_notify(hk_superslab *ss) {
   }
   unsigned b = hk_bucket_of(ss);
   /* Release (both): pair with the owner's acquire exchanges in collect, so a
-   * cleared summary bit implies the word bit is visible. */
+   * cleared summary bit implies the word bit is visible. Word before summary:
+   * formal/mutants/remote_free_summary_first.pml. */
   hk_or_release(&owner->pend_words[b >> 6], (uint64_t)1 << (b & 63));
   hk_or_release(&owner->pend_summary, (uint64_t)1 << (b >> 6));
 }
@@ -73,7 +74,9 @@ static void hk_remote_count(hk_heap *h, uint32_t n) {
   if (++h->stat_chains >= 256) hk_remote_stats_flush(h);
 }
 
-/* Push the chain head..tail (n blocks, linked through next) with one CAS. */
+/* Push the chain head..tail (n blocks, linked through next) with one CAS.
+ * Model: formal/remote_free.pml push; a plain store instead of the CAS:
+ * formal/mutants/remote_free_push_no_cas.pml. */
 static HK_NOINLINE void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
   hk_block *old = hk_load_relaxed(&ss->remote_head);
   do {
@@ -147,7 +150,8 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
 
 void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
   /* Always an exchange, never a plain emptiness check: the adopter relies on
-   * the RMW reading the latest head (see the ownership paragraph above).
+   * the RMW reading the latest head (see the ownership paragraph above;
+   * formal/mutants/ownership_adopt_plain_check.pml, remote_free_drain_load_store.pml).
    * acq_rel: acquire takes the pushers' chains; release orders our bit clear
    * before any later pusher's notification (it reads our NULL). */
   hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
@@ -159,8 +163,9 @@ void hk_remote_collect_pending(hk_heap *h) {
   while (summary != 0) {
     unsigned w = (unsigned)__builtin_ctzll(summary);
     summary &= summary - 1;
-    /* Clear before draining (no lost wake-up). Acquire: pairs with notify's
-     * release or, so a bit we clear implies its push is visible below. */
+    /* Clear before draining (no lost wake-up;
+     * formal/mutants/remote_free_clear_after_xchg.pml). Acquire: pairs with
+     * notify's release or, so a bit we clear implies its push is visible. */
     uint64_t bits = hk_xchg_acquire(&h->pend_words[w], 0);
     while (bits != 0) {
       unsigned b = w * 64 + (unsigned)__builtin_ctzll(bits);
