@@ -1,55 +1,134 @@
-/* formal/ownership.pml -- abandon and adopt (src/remote/abandon.c) with
- * remote frees (src/remote/remote.c) racing both.
+/* formal/ownership.pml -- abandon, set-aside, revisit and adopt
+ * (src/remote/abandon.c) with remote frees (src/remote/remote.c) racing all
+ * of them.
  *
  * Configuration: one SuperSlab, first owned by heap 1 (process H1, a thread
- * that runs a few slow paths and then exits); two other threads, heaps 2 and
- * 3 (process Adopter), each of which may try to adopt it from the abandoned
- * stack, may give up (it would map a SuperSlab of its own), and, once it owns
- * it, may run slow paths and then either exit in turn (abandoning it again)
+ * that runs its last slow path and exits). Two other threads, heaps 2 and 3
+ * (process Adopter), each run allocation slow paths (hk_adopt_for) any number
+ * of times: each call pops the SuperSlab if it can (from `fresh`, or from
+ * `visited` after splicing it onto `fresh`), then either adopts it or, when
+ * it is of no use (no room for the caller's class and an empty queue), sets
+ * it aside on `visited` without touching the owner word. A thread that
+ * adopted it may run slow paths and then exit in turn (abandoning it again)
  * or stay. Two sender threads free 2 blocks each (blocks 1..4) through their
  * outboxes, as in remote_free.pml, and notify whichever heap the owner word
- * names after a push that saw an empty queue.
+ * names after a push that saw an empty queue. When every one of these threads
+ * has finished, a late thread (process Late, heap 4) runs hk_adopt_for once
+ * more and the end state is checked: see "Checked".
  *
- * What maps to what (file and line of the C code):
+ * What maps to what. Line numbers are those of commit 392c659 (abandon.c as
+ * of 6e5406a); each is followed by the statement it names, to find it again
+ * after edits.
  *   owner                  hk_superslab.owner (hk_types.h); 0 = ABANDONED
  *   head, nxt[]            hk_superslab.remote_head, hk_block.next
  *   pend_word[h],          heap h's pend_words[] bit and pend_summary bit of
  *   pend_summary[h]        the SuperSlab's bucket
- *   stk_top, stk_ver       hk_abandoned[kind].head (core/tstack.h): node and
- *                          version; the SuperSlab's stack_next is always NULL
- *                          here (one SuperSlab), so the pop's `next` is NIL
- *   stack_push             hk_tstack_push (tstack.h): load, CAS (node, ver+1)
- *   stack_pop              HK_TSTACK_POP (tstack.h): load, CAS (next, ver+1)
- *   push, notify, flush,   as in remote_free.pml (remote.c l.38-92); notify
- *   Sender                 loads owner (l.41) and returns when it is
- *                          ABANDONED (l.42), else sets that heap's bits
- *   collect, drain,        hk_remote_collect, hk_remote_collect_pending,
- *   reclaim                hk_remote_drain, hk_remote_reclaim (l.96-155)
- *   teardown               api/thread.c hk_thread_teardown: outbox flush
- *                          (empty: owners send nothing here), collect, abandon
- *   abandon                abandon.c hk_abandon_all l.29 (release store of
- *                          ABANDONED) then l.30 (push on the abandoned stack)
- *   adopt                  abandon.c hk_adopt_one l.43 (pop), l.48 (CAS
- *                          ABANDONED -> me), l.49 (HK_ASSERT(won)), l.51
- *                          (absorb: owner-only, not modelled), l.52 (drain:
- *                          an exchange of the head, whatever it holds)
- *   Adopter's retries      api/malloc_slow.c hk_refill_with_superslab: up to
- *                          HK_ADOPT_BATCH adoptions per slow path
+ *   fresh, visited         hk_abandoned[kind].fresh.head and .visited.head
+ *                          (abandon.c l.32-37, core/tstack.h): the node only.
+ *                          With one node the version half of the word is
+ *                          left out: a pop's CAS that races a pop-push of the
+ *                          same node installs the same `next` (NIL), so ABA
+ *                          is harmless here, and nothing else reads it.
+ *   ss_next                hk_superslab.stack_next (NIL whenever the code is
+ *                          right: one node; mutants can make it a cycle)
+ *   room                   hk_superslab.room, computed by the abandoner before
+ *                          its release store (l.60 `ss->room =
+ *                          hk_room_of(ss)`) and read by the popper after its
+ *                          acquire pop: whether it has room for the popper's
+ *                          class is a nondeterministic choice of the popper
+ *                          (every class, every slab state)
+ *   stack_push(stk)        hk_tstack_push (tstack.h l.33-40): relaxed load,
+ *                          link = node(old), CAS (node, ver+1); the successful
+ *                          iteration as one step (a failed CAS writes nothing)
+ *   stack_pop              HK_TSTACK_POP(&set->fresh, ...) (tstack.h l.43-56):
+ *                          acquire load, read next, CAS (next, ver+1); one step
+ *   push, notify, flush,   as in remote_free.pml: hk_remote_push (remote.c
+ *   Sender                 l.70-79), hk_remote_notify (l.38-48: load owner
+ *                          l.41, return when ABANDONED l.42, word bit l.46,
+ *                          summary bit l.47), hk_outbox_flush_slot (l.81-87),
+ *                          hk_remote_free (l.89-106), hk_outbox_flush_all
+ *                          (l.108-110)
+ *   collect, drain,        hk_remote_collect (remote.h l.24-26),
+ *   reclaim                hk_remote_collect_pending (l.156-173),
+ *                          hk_remote_drain (l.147-154: l.152 exchange),
+ *                          hk_remote_reclaim (l.114-145)
+ *   teardown               api/thread.c hk_thread_teardown (l.22-29):
+ *                          hk_outbox_flush (empty: owners send nothing here),
+ *                          hk_remote_collect, hk_abandon_all
+ *   abandon                hk_abandon_all (l.51-75): l.60 room, l.62
+ *                          `hk_store_release(&ss->owner,
+ *                          HK_OWNER_ABANDONED)`, l.64 `hk_tstack_push(
+ *                          &set->fresh, ...)`
+ *   revisit                hk_revisit (l.79-93) and the pop after it
+ *                          (l.97): l.80 relaxed load of visited.head, l.82
+ *                          empty: return false, l.84 CAS (0, ver+1) takes the
+ *                          whole chain (one step with l.80: the successful
+ *                          iteration), l.85-86 walk to its tail (the chain is
+ *                          our one node), l.87 load fresh.head, l.89
+ *                          tail->stack_next = its node, l.91 CAS (top, ver+1)
+ *                          (l.87-91 one step: the successful iteration; the
+ *                          link is ours until the CAS publishes it), then
+ *                          l.97 HK_TSTACK_POP(&set->fresh) again
+ *   popped                 hk_abandoned_pop (l.95-99): l.96 pop fresh; l.97
+ *                          when empty, revisit (above)
+ *   adopt_for              hk_adopt_for (l.113-144): l.123 pop, l.124 NULL:
+ *                          break, l.128 the set-aside test `(ss->room & want)
+ *                          == 0 && hk_load_relaxed(&ss->remote_head) ==
+ *                          NULL` (the room half is the nondeterministic
+ *                          choice, the head half one relaxed load), l.129-131
+ *                          keep it on the private `aside` list, l.134 adopt;
+ *                          l.137-142 push the aside list on `visited`
+ *   set_aside              l.129-131 + l.137-142 as one step (hk_tstack_push
+ *                          on visited; the owner word is not touched). With
+ *                          one SuperSlab the loop's next pops (l.122-124)
+ *                          find both stacks empty (ours is aside) and write
+ *                          nothing, so the model pushes it on visited at once
+ *   adopt                  hk_adopt (l.101-111): l.105 CAS ABANDONED -> me,
+ *                          l.106 HK_ASSERT(won), l.108
+ *                          hk_heap_absorb_superslab (owner-only, not
+ *                          modelled beyond `listed`: now in our buckets), all
+ *                          one step (the last two are private); l.109
+ *                          hk_remote_drain (an exchange of the head, whatever
+ *                          it holds) and hk_remote_reclaim
+ *   Adopter's loop         api/malloc_slow.c hk_malloc_slow (l.21-46, which
+ *                          collects first: l.31) -> hk_refill_with_superslab
+ *                          (l.12-19) -> hk_adopt_for (l.13): any number of
+ *                          slow paths until one adopts
+ *   Late                   a thread started after all others stopped: its
+ *                          first slow path (hk_adopt_for) and the end checks
  *
- * Checked (formal/check.sh), all safety (-DSAFETY):
- *   asserts  no block is reclaimed twice (reclaim); only the thread the owner
- *            word names reclaims (drain); the adopter's CAS wins (HK_ASSERT,
- *            adopt); nobody abandons a SuperSlab it does not own (abandon);
- *            at the end (every thread finished) each block was reclaimed
- *            exactly once or sits in the queue of a SuperSlab that is
- *            abandoned and on the abandoned stack, waiting for its adopter
- *            (no block lost), and an owned SuperSlab has an empty queue
- *   one_owner (ltl) at most one thread believes it owns the SuperSlab: the
- *            first owner until its ABANDONED store, an adopter from its CAS.
+ * Checked (formal/check.sh), all safety (-DSAFETY), by assertions:
+ *   - no block is reclaimed twice (drain);
+ *   - only the thread the owner word names reclaims (drain);
+ *   - at most one owner at a time: `owners` counts the threads that believe
+ *     they own the SuperSlab (the first owner until its ABANDONED store, an
+ *     adopter from its CAS), asserted <= 1 wherever it grows;
+ *   - custody: at most one thread holds the SuperSlab off the stacks (owner,
+ *     popper, or reviser with it in its taken chain), asserted <= 1 wherever
+ *     it grows -- the "only the popper may CAS it or read its slabs" of
+ *     abandon.c's header;
+ *   - the adopter's CAS wins (HK_ASSERT(won), adopt); nobody abandons a
+ *     SuperSlab it does not own (abandon); a set-aside SuperSlab is
+ *     ABANDONED (set_aside);
+ *   - at the end (Late): when every sender and every other thread has
+ *     finished, the SuperSlab is on exactly one stack if it is abandoned and
+ *     on none if it is owned; then Late's hk_adopt_for, whatever class it
+ *     wants, finds it if it is abandoned (on fresh or, after the splice, on
+ *     visited) and adopts it if its queue holds frees; after that the queue
+ *     is empty and every block was reclaimed exactly once (nreclaimed ==
+ *     NBLK). So blocks freed into a SuperSlab while it was set aside (the
+ *     popper's relaxed load saw an empty queue, the push landed before or
+ *     after its push on visited, the sender read ABANDONED and notified
+ *     nobody) are reclaimed by the next thread that pops it: none is lost.
+ *     An owner that stays does one more collect after the senders finish,
+ *     which must leave its queue empty.
  * Not checked here: progress (see remote_free.pml; here a SuperSlab nobody
- * adopts keeps its queue by design), ABA on the stack with several nodes (one
- * SuperSlab), heap reuse from the pool (a stale notification then sets a bit
- * in a reused heap: one empty look).
+ * pops keeps its queue by design: Late is the "somebody"), anything that
+ * needs two nodes on the stacks (ABA on a stack, the splice's CAS on fresh
+ * racing another push: a plain store there loses the other node, which this
+ * configuration cannot show), the visit budget and the `count` hint (bounds
+ * only), heap reuse from the pool (a stale notification then sets a bit in a
+ * reused heap: one empty look).
  *
  * Spin explores sequentially consistent interleavings. One exception, in the
  * mutant MUT_ADOPT_PLAIN_CHECK only: there the adopter's plain load of the
@@ -65,20 +144,22 @@
 #define NIL     0
 #define SS      1               /* the SuperSlab, as a stack node */
 #define ABANDONED 0             /* HK_OWNER_ABANDONED */
-#define NHEAP   3               /* heaps 1 (H1), 2 and 3 (Adopters) */
+#define NHEAP   4               /* heaps 1 (H1), 2 and 3 (Adopters), 4 (Late) */
 
 byte owner = 1;                 /* ss->owner */
 byte head = NIL;                /* ss->remote_head */
 byte nxt[NBLK + 1];             /* hk_block.next */
 bit  pend_word[NHEAP + 1];      /* heap h's bucket bit */
 bit  pend_summary[NHEAP + 1];   /* heap h's summary bit */
-byte stk_top = NIL;             /* hk_abandoned[kind].head: node ... */
-byte stk_ver = 0;               /* ... and version */
+byte fresh = NIL;               /* hk_abandoned[kind].fresh.head: its node */
+byte visited = NIL;             /* hk_abandoned[kind].visited.head: its node */
+byte ss_next = NIL;             /* ss->stack_next */
 
 /* Ghost state */
 bit  reclaimed[NBLK + 1];
 byte nreclaimed = 0;
 byte owners = 1;                /* threads that believe they own the SuperSlab */
+byte custody = 1;               /* threads holding it off the stacks (H1 owns it) */
 byte senders_done = 0;
 byte threads_done = 0;          /* H1 and the Adopters */
 
@@ -91,12 +172,12 @@ byte threads_done = 0;          /* H1 and the Adopters */
  * accesses of the notification stay separate steps. Locals are reset in the
  * step that ends the push. */
 inline flush() {
-  d_step {                                            /* remote.c l.52-57 */
+  d_step {                                            /* remote.c l.71-76 */
     old = head; nxt[otail] = old; head = ohead;
     if :: old != NIL -> old = NIL; ohead = NIL; otail = NIL :: else fi
   };
   if
-  :: ohead != NIL ->                                  /* the CAS saw NULL: l.60 */
+  :: ohead != NIL ->                                  /* the CAS saw NULL: l.77 */
      o = owner;                                       /* l.41 */
      if
      :: o != ABANDONED ->                             /* l.42 */
@@ -114,14 +195,14 @@ proctype Sender(byte first) {
   byte b = first;
   do
   :: b < first + NPER ->
-     d_step {                                         /* hk_remote_free l.76-87 */
+     d_step {                                         /* hk_remote_free l.95-104 */
        if
        :: otail == NIL -> otail = b; nxt[b] = NIL
        :: else -> nxt[b] = ohead
        fi;
        ohead = b; b++
      };
-     if :: flush() :: skip fi
+     if :: flush() :: skip fi                         /* l.105, l.96, ... */
   :: else -> break
   od;
   if :: otail != NIL -> flush() :: else fi;           /* hk_outbox_flush_all */
@@ -134,7 +215,7 @@ proctype Sender(byte first) {
 inline drain() {
   d_step {
     assert(owner == me);                              /* only the owner reclaims */
-    chain = head; head = NIL;                         /* remote.c l.134 */
+    chain = head; head = NIL;                         /* remote.c l.152 */
     do
     :: chain != NIL ->
        assert(reclaimed[chain] == 0);                 /* reclaimed at most once */
@@ -150,13 +231,13 @@ inline drain() {
 /* hk_remote_collect(h) + hk_remote_collect_pending(h), heap me */
 inline collect() {
   if
-  :: pend_summary[me] != 0 ->                         /* remote.h relaxed load */
-     d_step { summary = pend_summary[me]; pend_summary[me] = 0 };   /* l.139 */
+  :: pend_summary[me] != 0 ->                         /* remote.h l.25 relaxed load */
+     d_step { summary = pend_summary[me]; pend_summary[me] = 0 };   /* l.157 */
      if
      :: summary ->
-        d_step { summary = 0; bits = pend_word[me]; pend_word[me] = 0 };  /* l.145 */
+        d_step { summary = 0; bits = pend_word[me]; pend_word[me] = 0 };  /* l.163 */
         if
-        :: bits ->                                    /* l.151-152; `listed`: */
+        :: bits ->                                    /* l.169-170; `listed`: */
            if                                         /* SS is in our bucket */
            :: listed && head != NIL -> bits = 0; drain()
            :: else -> bits = 0
@@ -169,33 +250,83 @@ inline collect() {
   fi
 }
 
-/* hk_tstack_push(&hk_abandoned[kind], ss): the successful CAS iteration */
-inline stack_push() {
-  d_step { stk_top = SS; stk_ver++ }                  /* stack_next = NIL */
+/* ----------------------------------------------------- the two stacks */
+
+/* hk_tstack_push(&set->fresh or &set->visited, ss): the successful CAS
+ * iteration; the pusher hands the SuperSlab over */
+inline stack_push(stk) {
+  d_step { ss_next = stk; stk = SS; custody-- }      /* link = node(old); CAS */
 }
 
-/* HK_TSTACK_POP(&hk_abandoned[kind]): got = the node, or NIL */
+/* HK_TSTACK_POP(&set->fresh): got = the node, or NIL */
 inline stack_pop() {
 #ifdef MUT_ADOPT_NO_CAS
   /* BUG: peek the top, then unlink it with a plain store (no CAS) */
-  got = stk_top;
-  if :: got != NIL -> stk_top = NIL :: else fi
+  got = fresh;
+  if
+  :: got != NIL -> d_step { fresh = ss_next; custody++; assert(custody <= 1) }
+  :: else
+  fi
 #else
-  d_step {                                            /* load + CAS (next, ver+1) */
-    got = stk_top;
-    if :: got != NIL -> stk_top = NIL; stk_ver++ :: else fi
+  d_step {                                            /* load, next, CAS (next, ver+1) */
+    got = fresh;
+    if
+    :: got != NIL -> fresh = ss_next; custody++;
+       assert(custody <= 1)                           /* the popper alone holds it */
+    :: else
+    fi
   }
 #endif
 }
 
+/* hk_revisit, then the second pop: take all of visited (tk), splice it onto
+ * fresh, pop fresh again */
+inline revisit() {
+#ifdef MUT_REVISIT_LOAD_STORE
+  /* BUG: take the visited stack with a load and a plain store of empty */
+  tk = visited;
+  if
+  :: tk != NIL -> d_step { visited = NIL; custody++; assert(custody <= 1) }
+  :: else
+  fi;
+#else
+  d_step {                                            /* l.80-84 */
+    tk = visited;
+    if
+    :: tk != NIL -> visited = NIL; custody++;         /* CAS (0, ver+1) */
+       assert(custody <= 1)                           /* the chain is ours alone */
+    :: else                                           /* l.82: return false */
+    fi
+  };
+#endif
+  if
+  :: tk != NIL ->
+     /* l.85-86: the tail is tk (stack_next read: NIL); l.87-91: */
+     d_step { ss_next = fresh; fresh = tk; custody--; tk = NIL };
+     stack_pop()                                      /* l.97 the second pop */
+  :: else
+  fi
+}
+
+/* hk_abandoned_pop */
+inline popped() {
+  stack_pop();                                        /* l.96 */
+  if
+  :: got == NIL -> revisit()                          /* l.97 */
+  :: else
+  fi
+}
+
+/* ----------------------------------------------------- abandon, adopt */
+
 /* hk_abandon_all, for our one SuperSlab */
 inline abandon() {
 #ifdef MUT_PUSH_BEFORE_STORE
-  stack_push();                                       /* BUG: published first */
+  stack_push(fresh);                                  /* BUG: published first */
   d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };
 #else
-  d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };  /* l.22-29 */
-  stack_push()                                        /* l.30 */
+  d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };  /* l.60-62 */
+  stack_push(fresh)                                   /* l.64 */
 #endif
 }
 
@@ -205,22 +336,19 @@ inline teardown() {
   abandon()
 }
 
-/* hk_adopt_one, after a successful pop */
+/* hk_adopt, after a successful pop */
 inline adopt() {
 #ifdef MUT_ADOPT_NO_CAS
-  d_step { owner = me; owners++; assert(owners <= 1) };  /* BUG: plain store */
+  d_step { owner = me; owners++; assert(owners <= 1); listed = 1 };  /* BUG: plain store */
 #else
-  d_step {                                            /* abandon.c l.48 */
-    if
-    :: owner == ABANDONED -> owner = me; owners++; won = 1;
-       assert(owners <= 1)                            /* at most one owner */
-    :: else -> won = 0
-    fi
+  d_step {
+    won = (owner == ABANDONED);                       /* abandon.c l.105 CAS */
+    if :: won -> owner = me; owners++ :: else fi;
+    assert(owners <= 1);                              /* at most one owner */
+    assert(won);                                      /* l.106 HK_ASSERT(won) */
+    won = 0; listed = 1                               /* l.108 absorb */
   };
-  assert(won);                                        /* l.49 HK_ASSERT(won) */
-  won = 0;
 #endif
-  listed = 1;                                         /* l.51 hk_heap_absorb_superslab */
 #if defined(MUT_ADOPT_PLAIN_CHECK)
   /* BUG: a plain emptiness check instead of the exchange. The load is not an
    * RMW, so C11 lets it return a value older than the latest: here NIL, the
@@ -237,8 +365,38 @@ inline adopt() {
 #elif defined(MUT_ADOPT_NO_DRAIN)
   skip                                                /* BUG: rely on notifications */
 #else
-  drain()                                             /* l.52: exchange */
+  drain()                                             /* l.109: exchange */
 #endif
+}
+
+/* Set aside (l.129-131, then l.137-142): onto visited, owner untouched */
+inline set_aside() {
+  d_step {
+    assert(owner == ABANDONED);                       /* it stays ABANDONED */
+    ss_next = visited; visited = SS; custody--;       /* hk_tstack_push(&set->visited) */
+    got = NIL
+  }
+}
+
+/* hk_adopt_for: got = SS when we adopted it, NIL otherwise. The set-aside
+ * test (l.128) as one choice: when the relaxed load of the head sees NULL the
+ * SuperSlab may have no room for our class (set aside) or some (adopt); when
+ * it sees frees, adopt whatever its room. One call site of adopt(). */
+inline adopt_for() {
+  popped();                                           /* l.123; l.124: none */
+  if
+  :: got != NIL ->
+     if
+#ifdef MUT_ASIDE_ROOM_ONLY
+     :: set_aside()                                   /* BUG: no room: aside, */
+#else                                                 /* pending frees or not */
+     :: head == NIL -> set_aside()                    /* no room, queue empty */
+#endif
+     :: true                                          /* room, or frees pending */
+     fi;
+     if :: got != NIL -> adopt() :: else fi           /* l.134 */
+  :: else
+  fi
 }
 
 active proctype H1() {
@@ -250,16 +408,12 @@ active proctype H1() {
 }
 
 proctype Adopter(byte me) {
-  byte chain = NIL, got = NIL;
+  byte chain = NIL, got = NIL, tk = NIL;
   bit summary = 0, bits = 0, won = 0, listed = 0;
   do
-  :: stk_top != NIL ->                                /* (an empty pop = giving up) */
-     stack_pop();                                     /* abandon.c l.43 */
-     if
-     :: got != NIL -> adopt(); break
-     :: else                                          /* lost the race; may retry */
-     fi
-  :: break                                            /* maps its own instead */
+  :: adopt_for();                                     /* a slow path */
+     if :: got != NIL -> break :: else fi             /* adopted it */
+  :: break                                            /* no more slow paths */
   od;
   if
   :: got != NIL ->
@@ -273,22 +427,19 @@ proctype Adopter(byte me) {
   threads_done++
 }
 
-/* The end state: nothing lost. */
-active proctype Check() {
-  byte b = NIL, n = 0;
+/* The end state: nothing lost, nothing reclaimed twice. */
+active proctype Late() {
+  byte me = 4;
+  byte chain = NIL, got = NIL, tk = NIL;
+  bit summary = 0, bits = 0, won = 0, listed = 0;
   senders_done == NSEND && threads_done == 1 + 2;
-  d_step {
-    /* blocks still queued: never reclaimed, and their SuperSlab is abandoned
-     * and findable, so its next adopter drains them */
-    b = head;
-    do
-    :: b != NIL -> assert(!reclaimed[b]); n++; b = nxt[b]
-    :: else -> break
-    od;
-    assert(nreclaimed + n == NBLK);
-    assert(head == NIL || owner == ABANDONED);
-    assert((owner == ABANDONED) == (stk_top == SS));
-    b = NIL; n = 0
+  atomic {
+    /* abandoned: on exactly one stack; owned: on none */
+    assert(custody + (fresh == SS) + (visited == SS) == 1);
+    assert((owner == ABANDONED) == (custody == 0));
+    adopt_for();                                      /* whatever class it wants */
+    assert(head == NIL);                              /* no block left behind */
+    assert(nreclaimed == NBLK)                        /* each reclaimed once */
   }
 }
 

@@ -8,37 +8,40 @@
  * or as two chains of 1, so every partition of its frees into chains is
  * explored. The owner word never changes here: see ownership.pml for that.
  *
- * What maps to what (src/remote/remote.c unless named):
+ * What maps to what (src/remote/remote.c unless named; line numbers are those
+ * of commit 392c659):
  *   head                    hk_superslab.remote_head (hk_types.h)
  *   nxt[b]                  hk_block.next of block b
  *   pend_word               owner->pend_words[b >> 6], bit b & 63 of the
  *                           SuperSlab's bucket b = hk_bucket_of(ss)
  *   pend_summary            owner->pend_summary, bit b >> 6
- *   Sender, outbox_add      hk_remote_free (l.71-88): bind the slot or link
+ *   Sender, outbox_add      hk_remote_free (l.89-106): bind the slot or link
  *                           b in front of the chain; the nondeterministic
  *                           flush after each free stands for every reason a
- *                           slot is flushed: HK_OUTBOX_CHAIN reached (l.87),
- *                           slot needed for another SuperSlab (l.78), the
- *                           owner-less path (!h->live, l.72-74: a chain of 1),
+ *                           slot is flushed: HK_OUTBOX_CHAIN reached (l.105),
+ *                           slot needed for another SuperSlab (l.96), the
+ *                           owner-less path (!h->live, l.90-93: a chain of 1),
  *                           hak_thread_flush and the allocation slow path
- *   Sender, final flush     hk_outbox_flush_all (l.90-92) at thread exit
- *                           (api/thread.c hk_thread_teardown) or slow path
- *   flush                   hk_outbox_flush_slot (l.63-69)
- *   push                    hk_remote_push (l.51-61): relaxed load (l.52),
- *                           tail->next = old (l.54), CAS (l.57), notify when
- *                           the CAS saw NULL (l.60). tail->next is private to
+ *   Sender, final flush     hk_outbox_flush_all (l.108-110) at thread exit
+ *                           (api/thread.c hk_thread_teardown, through
+ *                           hk_outbox_flush in remote.h) or slow path
+ *   flush                   hk_outbox_flush_slot (l.81-87)
+ *   push                    hk_remote_push (l.70-79): relaxed load (l.71),
+ *                           tail->next = old (l.73), CAS (l.76), notify when
+ *                           the CAS saw NULL (l.77). tail->next is private to
  *                           the sender until the CAS publishes it, so the
  *                           model writes it in the CAS's atomic step.
  *   notify                  hk_remote_notify (l.38-48): load owner (l.41;
  *                           fixed here), fetch_or word bit (l.46), then
  *                           fetch_or summary bit (l.47)
- *   collect                 hk_remote_collect (remote.h): relaxed load of
- *                           pend_summary, then hk_remote_collect_pending
- *                           (l.138-155): exchange summary (l.139), exchange
- *                           the word (l.145), relaxed emptiness check of
- *                           each SuperSlab of the bucket (l.152)
- *   drain                   hk_remote_drain (l.129-136): exchange head (l.134)
- *   reclaim                 hk_remote_reclaim (l.96-127): walk the chain
+ *   collect                 hk_remote_collect (remote.h l.24-26): relaxed
+ *                           load of pend_summary, then
+ *                           hk_remote_collect_pending
+ *                           (l.156-173): exchange summary (l.157), exchange
+ *                           the word (l.163), relaxed emptiness check of
+ *                           each SuperSlab of the bucket (l.169-170)
+ *   drain                   hk_remote_drain (l.147-154): exchange head (l.152)
+ *   reclaim                 hk_remote_reclaim (l.114-145): walk the chain
  *   Owner's loop            the owner's allocation slow paths
  *                           (api/malloc_slow.c hk_malloc_slow), each of
  *                           which calls hk_remote_collect
@@ -114,13 +117,13 @@ inline notify(ss) {
 
 /* hk_remote_push(ss, h, t): one CAS for the whole chain h..t. */
 inline push(ss, h, t) {
-  old = head[ss];                                     /* l.52 relaxed load */
+  old = head[ss];                                     /* l.71 relaxed load */
 #ifdef MUT_PUSH_NO_CAS
   /* BUG: a plain store of the new head after the load, no CAS */
   d_step { nxt[t] = old; head[ss] = h; if :: old == NIL -> notifying[ss]++ :: else fi };
 #else
   do
-  :: d_step {                                         /* l.54 + l.57 */
+  :: d_step {                                         /* l.73 + l.76 */
        nxt[t] = old;
        if
        :: head[ss] == old -> head[ss] = h; ok = 1;
@@ -132,7 +135,7 @@ inline push(ss, h, t) {
   od;
   ok = 0;
 #endif
-  if :: old == NIL -> notify(ss) :: else fi;          /* l.60 */
+  if :: old == NIL -> notify(ss) :: else fi;          /* l.77 */
   old = NIL
 }
 
@@ -149,7 +152,7 @@ proctype Sender(byte first) {
   byte b = first;
   do
   :: b < first + NPER ->
-     d_step {                                         /* hk_remote_free l.76-87 */
+     d_step {                                         /* hk_remote_free l.94-104 */
        s = SS_OF(b);
        if
        :: ocount[s] == 0 -> otail[s] = b; nxt[b] = NIL   /* bind the slot */
@@ -195,12 +198,12 @@ inline drain(ss) {
   chain = head[ss];                                   /* BUG: load ... */
   d_step { head[ss] = NIL; ocur = ss + 1 };           /* ... then store NULL */
 #else
-  d_step { chain = head[ss]; head[ss] = NIL; ocur = ss + 1 };  /* l.134 exchange */
+  d_step { chain = head[ss]; head[ss] = NIL; ocur = ss + 1 };  /* l.152 exchange */
 #endif
   reclaim()
 }
 
-/* The loop over the bucket's SuperSlabs (l.151-152): relaxed emptiness
+/* The loop over the bucket's SuperSlabs (l.169-170): relaxed emptiness
  * check, then drain. */
 inline sweep() {
   ss = 1;
@@ -233,13 +236,13 @@ inline collect() {
 #else
   if
   :: pend_summary != 0 ->                             /* remote.h relaxed load */
-     d_step {                                         /* l.139 exchange summary */
+     d_step {                                         /* l.157 exchange summary */
        summary = pend_summary; pend_summary = 0;
        if :: summary -> ophase = 1 :: else fi
      };
      if
      :: summary ->
-        d_step {                                      /* l.145 exchange word */
+        d_step {                                      /* l.163 exchange word */
           bits = pend_word; pend_word = 0;
           if :: bits -> ophase = 2; ocur = 1 :: else -> ophase = 0 fi
         };

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "api/thread.h"
 #include "core/addrmap.h"
 #include "core/heap.h"
 #include "core/sizeclass.h"
@@ -46,14 +47,27 @@ static HK_NOINLINE void hk_free_local_slow(hk_superslab *ss, hk_slab *s, hk_bloc
   hk_heap_slab_returned(hk_tls_heap, ss, s);
 }
 
+/* A pointer into one of our own SuperSlabs that failed the fast path's
+ * checks: a bad pointer, a double free, or a block whose key matched by
+ * chance (then it is freed after all). */
+static HK_NOINLINE void hk_free_own_suspect(hk_superslab *ss, hk_slab *s, void *p) {
+  if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
+  else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_slab_on_free_list(s, p)) hk_bad_free(p, "block already free", 1);
+  else if (!hk_heap_free_local(s, p)) hk_free_local_slow(ss, s, p);
+}
+
+/* A remote free by a thread without a heap: set one up (api/thread.c). */
+static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
+  hk_remote_free(hk_thread_heap_for_free(), ss, p);
+}
+
 /* A SuperSlab block that is not a valid local free: someone else's block
- * (the remote path), or a bad pointer into our own. */
+ * (the remote path), or a bad pointer into our own. The remote case makes no
+ * call but tail calls: no stack frame. */
 static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) {
   hk_heap *h = hk_tls_heap;
-  if (hk_superslab_owner(ss) == h) {
-    if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
-    else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_slab_on_free_list(s, p)) hk_bad_free(p, "block already free", 1);
-    else if (!hk_heap_free_local(s, p)) hk_free_local_slow(ss, s, p);
+  if (HK_UNLIKELY(hk_superslab_owner(ss) == h)) {
+    hk_free_own_suspect(ss, s, p);
     return;
   }
   /* Another thread's slab: its metadata is not ours to read. Reject what
@@ -61,6 +75,10 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
    * rest when it reclaims. */
   if (((uintptr_t)p & 15) != 0 || ((uintptr_t)p & HK_SS_MASK) < HK_SS_HEADER) {
     hk_bad_free(p, "not the start of a block", 0);
+    return;
+  }
+  if (HK_UNLIKELY(!h->live)) {
+    hk_free_remote_first(ss, p);
     return;
   }
   hk_remote_free(h, ss, p);

@@ -22,6 +22,7 @@ static pthread_key_t hk_key;
  * libraries' destructors (which may still malloc and free) have run. */
 /* Empty SuperSlabs are retired (hk_abandon_all), the rest abandoned; the
  * heap goes to the pool and its epoch record back to ck for recycling. */
+/* Model: formal/ownership.pml teardown (flush, collect, abandon). */
 static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);
@@ -46,6 +47,18 @@ static void hk_thread_exit(void *arg) {
     return;
   }
   hk_thread_teardown(h);
+}
+
+/* A thread that frees another thread's block before it ever allocated gets
+ * its heap now, so its remote frees are batched in an outbox like everyone
+ * else's (a consumer thread that only frees would otherwise pay one CAS per
+ * block). Not once its exit destructors have started: an outbox set up then
+ * might never be flushed. The empty heap (push each block alone) when that,
+ * or mapping the heap, fails. */
+hk_heap *hk_thread_heap_for_free(void) {
+  if (hk_exiting) return &hk_heap_empty;
+  hk_heap *h = hk_thread_init();
+  return h != NULL ? h : &hk_heap_empty;
 }
 
 static void hk_process_init(void) {

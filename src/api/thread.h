@@ -9,5 +9,7 @@
  * heap could be mapped. Safe from any first call: ld.so, constructors,
  * thread-exit destructors of other libraries. */
 hk_heap *hk_thread_init(void);
+/* The heap for a remote free by a thread that has none yet (never NULL). */
+hk_heap *hk_thread_heap_for_free(void);
 
 #endif /* HK_THREAD_H */

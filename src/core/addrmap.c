@@ -4,6 +4,7 @@
 #include "os/os.h"
 
 _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
+_Atomic uint64_t hk_ssmap[HK_SSMAP_WORDS];
 
 static _Atomic uintptr_t *hk_addrmap_leaf(size_t i1) {
   _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[i1]); /* pairs with the CAS below: leaf is zeroed */
@@ -26,6 +27,13 @@ bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry) {
      * the header got the pointer through synchronisation anyway (see get);
      * release keeps the header writes ordered for lookups of foreign pointers. */
     hk_store_release(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)], entry);
+    /* Relaxed RMW (neighbours' bits share the word): the same argument as
+     * the entry's, and the bit is only ever read relaxed. */
+    _Atomic uint64_t *w = &hk_ssmap[a >> (HK_SS_SHIFT + 6)];
+    uint64_t bit = (uint64_t)1 << ((a >> HK_SS_SHIFT) & 63);
+    bool is_ss = hk_entry_is_ss(entry) && entry == a;
+    if (is_ss) hk_or_relaxed(w, bit);
+    else if (hk_load_relaxed(w) & bit) hk_and_relaxed(w, ~bit);
   }
   return true;
 }

@@ -29,15 +29,20 @@ HK_INLINE bool hk_entry_is_ss(uintptr_t e) { return e != 0 && (e & HK_MAP_TAGS) 
 
 extern _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
 
+/* The SuperSlab bitmap: one bit per chunk, set while the chunk's entry is a
+ * SuperSlab (hk_addrmap_set keeps the two in step). 8 MiB of zero pages,
+ * touched only where SuperSlabs are: one load answers the free fast path,
+ * where the entry would take two dependent ones. */
+#define HK_SSMAP_WORDS ((size_t)1 << (HK_VA_BITS - HK_SS_SHIFT - 6))
+extern _Atomic uint64_t hk_ssmap[HK_SSMAP_WORDS];
+
 /* True when p is in a SuperSlab; false when it is not (large, foreign, NULL,
- * beyond the map): the entry must equal p's own chunk address, which also
- * rejects tagged entries and addresses aliased by the index mask. The free
- * fast path's only map access. */
+ * beyond the 47-bit map). The free fast path's only map access. Relaxed, as
+ * hk_addrmap_get below. */
 HK_INLINE bool hk_addrmap_in_superslab(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_addrmap_l1[(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)) & (HK_MAP_L1_SIZE - 1)]);
-  if (HK_UNLIKELY(leaf == NULL)) return false;
-  return hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]) == (a & ~(uintptr_t)HK_SS_MASK);
+  if (HK_UNLIKELY((a >> HK_VA_BITS) != 0)) return false;
+  return (hk_load_relaxed(&hk_ssmap[a >> (HK_SS_SHIFT + 6)]) >> ((a >> HK_SS_SHIFT) & 63)) & 1;
 }
 
 /* The entry for p's chunk. Relaxed: a pointer reaches a thread only through

@@ -7,7 +7,8 @@
  * instead of installing a stale `next` (ABA). The version wraps after 2^29
  * operations: a pop stalled for exactly that many operations could still
  * suffer ABA; the node memory is never unmapped, so the stale read of `next`
- * itself is always safe. */
+ * itself is always safe. Model: formal/ownership.pml (stack_push, stack_pop;
+ * one node there, so ABA is not modelled). */
 #ifndef HK_TSTACK_H
 #define HK_TSTACK_H
 

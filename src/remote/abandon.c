@@ -45,6 +45,7 @@ _Static_assert(HK_NCLASSES < 63, "room mask has a bit per class and an ANY bit")
 typedef struct {
   hk_tstack fresh, visited;
   _Atomic size_t count; /* on either stack; a hint for the visit budget */
+  _Atomic bool freed;   /* a remote free made an abandoned queue non-empty */
 } hk_abandoned_set;
 
 static hk_abandoned_set hk_abandoned[HK_KINDS];
@@ -72,7 +73,8 @@ void hk_abandon_all(hk_heap *h) {
       ss->avail_next = NULL;
       ss->in_avail = 0;
       ss->room = hk_room_of(ss);
-      /* Release: our last writes to the slabs happen-before the adopter's CAS. */
+      /* Release: our last writes to the slabs happen-before the adopter's CAS.
+       * Store, then push: formal/mutants/ownership_push_before_store.pml. */
       hk_store_release(&ss->owner, HK_OWNER_ABANDONED);
       hk_abandoned_set *set = &hk_abandoned[ss->kind];
       hk_tstack_push(&set->fresh, (uintptr_t)ss, &ss->stack_next);
@@ -89,7 +91,9 @@ void hk_abandon_all(hk_heap *h) {
 }
 
 /* Move the whole visited stack onto fresh: one exchange to take it, one CAS
- * per attempt to put it back. Nodes on the taken chain are ours alone. */
+ * per attempt to put it back. Nodes on the taken chain are ours alone.
+ * Model: formal/ownership.pml revisit; a load and a store instead of the
+ * CAS: formal/mutants/ownership_revisit_load_store.pml. */
 static bool hk_revisit(hk_abandoned_set *set) {
   uint64_t old = hk_load_relaxed(&set->visited.head);
   do {
@@ -106,12 +110,8 @@ static bool hk_revisit(hk_abandoned_set *set) {
   return true;
 }
 
-static hk_superslab *hk_abandoned_pop(hk_abandoned_set *set) {
-  hk_superslab *ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
-  if (ss == NULL && hk_revisit(set)) ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
-  return ss;
-}
-
+/* Model: formal/ownership.pml adopt (mutants ownership_adopt_no_cas,
+ * _no_drain, _plain_check). */
 static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   uintptr_t expected = HK_OWNER_ABANDONED;
   /* acq_rel: acquire pairs with the abandoning store; release orders this
@@ -125,36 +125,49 @@ static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   hk_heap_adopted(h, ss); /* may retire it: callers are in a section */
 }
 
+/* A set-aside SuperSlab becomes useful only through a remote free (its room
+ * is frozen while abandoned), so that is when `visited` goes back on top of
+ * `fresh`: under steady thread churn `fresh` is never empty, and without
+ * this the frees into set-aside SuperSlabs would wait for a quiet moment. */
+void hk_abandoned_freed(hk_superslab *ss) {
+  /* Release: the push that made the queue non-empty happens-before the
+   * adopter's acquire exchange below, so it sees the queue non-empty. */
+  hk_store_release(&hk_abandoned[ss->kind].freed, true);
+}
+
 hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
   hk_abandoned_set *set = &hk_abandoned[hk_class_kind(cls)];
+  /* Acquire: pairs with hk_abandoned_freed's release store. */
+  bool revisited = hk_load_relaxed(&set->freed) && hk_xchg_acquire(&set->freed, false) && hk_revisit(set);
   size_t budget = hk_load_relaxed(&set->count) / 4;
   if (budget < HK_ADOPT_VISITS_MIN) budget = HK_ADOPT_VISITS_MIN;
   if (budget > HK_ADOPT_VISITS_MAX) budget = HK_ADOPT_VISITS_MAX;
   uint64_t want = HK_ROOM_ANY | (uint64_t)1 << cls;
-  hk_superslab *aside = NULL; /* useless to us: pushed to visited at the end,
-                                 so this call does not pop them again */
   hk_slab *s = NULL;
   hk_epoch_enter(h->erec); /* the pops below may read retired SuperSlabs */
-  for (; budget > 0 && s == NULL; budget--) {
-    hk_superslab *ss = hk_abandoned_pop(set);
-    if (ss == NULL) break;
+  for (; budget > 0; budget--) {
+    hk_superslab *ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
+    if (ss == NULL) {
+      /* Once per call: after that, `fresh` holds only what we set aside. */
+      if (revisited || !hk_revisit(set)) break;
+      revisited = true;
+      continue;
+    }
     /* The pop's acquire made the abandoner's `room` and slab writes visible.
      * Pending remote frees make it worth adopting whatever its room: they
-     * are memory nobody reclaims while it stays abandoned. */
+     * are memory nobody reclaims while it stays abandoned. Set aside at
+     * once, not at the end of the call: concurrent adopters must not find
+     * both stacks empty while we hold SuperSlabs we have no use for.
+     * Model: formal/ownership.pml set_aside; without the queue test:
+     * formal/mutants/ownership_aside_room_only.pml. */
     if ((ss->room & want) == 0 && hk_load_relaxed(&ss->remote_head) == NULL) {
-      ss->bucket_next = aside;
-      aside = ss;
+      hk_tstack_push(&set->visited, (uintptr_t)ss, &ss->stack_next);
       continue;
     }
     hk_sub_relaxed(&set->count, 1);
     hk_adopt(h, ss);
     s = hk_heap_refill(h, cls);
-  }
-  while (aside != NULL) {
-    hk_superslab *next = aside->bucket_next;
-    aside->bucket_next = NULL;
-    hk_tstack_push(&set->visited, (uintptr_t)aside, &aside->stack_next);
-    aside = next;
+    if (s != NULL) break;
   }
   hk_epoch_exit(h->erec);
   return s;
@@ -166,7 +179,13 @@ size_t hk_adopt_all(hk_heap *h) {
     hk_abandoned_set *set = &hk_abandoned[k];
     hk_superslab *ss;
     hk_epoch_enter(h->erec);
-    while ((ss = hk_abandoned_pop(set)) != NULL) {
+    for (bool revisited = false;;) {
+      ss = HK_TSTACK_POP(&set->fresh, hk_superslab, stack_next);
+      if (ss == NULL) {
+        if (revisited || !hk_revisit(set)) break;
+        revisited = true;
+        continue;
+      }
       hk_sub_relaxed(&set->count, 1);
       hk_adopt(h, ss);
       n++;

@@ -15,5 +15,7 @@ hk_slab *hk_adopt_for(hk_heap *h, unsigned cls);
 /* hak_collect: adopt every abandoned SuperSlab into h, reclaiming its
  * pending frees; those left empty are retired. Returns how many. */
 size_t hk_adopt_all(hk_heap *h);
+/* A remote free made the queue of ss, abandoned, non-empty (remote.c). */
+void hk_abandoned_freed(hk_superslab *ss);
 
 #endif /* HK_ABANDON_H */

@@ -29,7 +29,9 @@
  * abandoned SuperSlab (owner == ABANDONED) is not notified: its adopter
  * CASes itself in first and exchanges the head after, so a push either lands
  * before the adopter's exchange (drained at adoption) or after it (sees NULL,
- * reads the new owner, notifies it).
+ * reads the new owner, notifies it). Instead of an owner, that pusher flags
+ * the abandoned set, so a SuperSlab an adopter once set aside as useless is
+ * looked at again (abandon.c).
  *
  * Retirement (epoch/epoch.h, formal/retire.pml): once a pusher's CAS has
  * landed, its blocks are the owner's, who may reclaim them, find the
@@ -44,6 +46,7 @@
 #include "remote/remote.h"
 
 #include "epoch/epoch.h"
+#include "remote/abandon.h"
 
 #include "util/diag.h"
 #include "util/stats.h"
@@ -52,10 +55,14 @@ static void hk_remote_notify(hk_superslab *ss) {
   /* Acquire: pairs with the adopter's acq_rel CAS on owner (and the heap's
    * creation before it), so the heap we mark is a fully set-up heap. */
   hk_heap *owner = (hk_heap *)hk_load_acquire(&ss->owner);
-  if (owner == NULL) return; /* abandoned: the adopter drains at adoption */
+  if (owner == NULL) { /* abandoned: the adopter drains at adoption */
+    hk_abandoned_freed(ss);
+    return;
+  }
   unsigned b = hk_bucket_of(ss);
   /* Release (both): pair with the owner's acquire exchanges in collect, so a
-   * cleared summary bit implies the word bit is visible. */
+   * cleared summary bit implies the word bit is visible. Word before summary:
+   * formal/mutants/remote_free_summary_first.pml. */
   hk_or_release(&owner->pend_words[b >> 6], (uint64_t)1 << (b & 63));
   hk_or_release(&owner->pend_summary, (uint64_t)1 << (b >> 6));
 }
@@ -79,8 +86,10 @@ static void hk_remote_count(hk_heap *h, uint32_t n) {
   if (++h->stat_chains >= 256) hk_remote_stats_flush(h);
 }
 
-/* Push the chain head..tail (n blocks, linked through next) with one CAS. */
-static void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
+/* Push the chain head..tail (n blocks, linked through next) with one CAS.
+ * Model: formal/remote_free.pml push; a plain store instead of the CAS:
+ * formal/mutants/remote_free_push_no_cas.pml. */
+static HK_NOINLINE void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
   hk_block *old = hk_load_relaxed(&ss->remote_head);
   do {
     tail->next = old;
@@ -91,7 +100,7 @@ static void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_bloc
   hk_remote_count(h, n);
 }
 
-static void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
+static HK_NOINLINE void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
   h->outbox_used &= ~(1u << (o - h->outbox));
   hk_remote_push(h, o->ss, o->head, o->tail, o->count);
   o->ss = NULL;
@@ -120,29 +129,37 @@ static HK_NOINLINE void hk_remote_free_heapless(hk_heap *h, hk_superslab *ss, hk
   hk_epoch_release(rec);
 }
 
-static void hk_outbox_flush_slot_in_section(hk_heap *h, hk_outbox_slot *o) {
+static HK_NOINLINE void hk_outbox_flush_slot_in_section(hk_heap *h, hk_outbox_slot *o) {
   hk_epoch_enter(h->erec);
   hk_outbox_flush_slot(h, o);
   hk_epoch_exit(h->erec);
 }
 
+/* The slot is empty or holds another SuperSlab's chain: start a new chain. */
+static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_superslab *ss, hk_block *b) {
+  if (o->ss != NULL) hk_outbox_flush_slot_in_section(h, o);
+  h->outbox_used |= 1u << (o - h->outbox);
+  o->ss = ss;
+  o->head = o->tail = b;
+  b->next = NULL;
+  o->count = 1;
+}
+
+/* The common case (the slot already collects for ss) makes no call but tail
+ * calls, so it needs no stack frame. */
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   if (HK_UNLIKELY(!h->live)) { /* no thread state: push the block alone */
     hk_remote_free_heapless(h, ss, b);
     return;
   }
   hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];
-  if (o->ss != ss) {
-    if (o->ss != NULL) hk_outbox_flush_slot_in_section(h, o);
-    h->outbox_used |= 1u << (o - h->outbox);
-    o->ss = ss;
-    o->tail = b;
-    b->next = NULL;
-  } else {
-    b->next = o->head;
+  if (HK_UNLIKELY(o->ss != ss)) {
+    hk_outbox_start(h, o, ss, b);
+    return;
   }
+  b->next = o->head;
   o->head = b;
-  if (++o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot_in_section(h, o);
+  if (HK_UNLIKELY(++o->count >= HK_OUTBOX_CHAIN)) hk_outbox_flush_slot_in_section(h, o);
 }
 
 void hk_outbox_flush_all(hk_heap *h) {
@@ -151,44 +168,31 @@ void hk_outbox_flush_all(hk_heap *h) {
   hk_epoch_exit(h->erec);
 }
 
-/* Return a chain to its slabs. Consecutive blocks usually share a slab, so
- * each run's counter and list state are settled once per run. */
+/* Return a chain to its slabs, validating each block (the sender could not
+ * read the owner's slab metadata). Per block, like a local free: the slab
+ * needs attention only when it was FULL or its last block came back.
+ * (Settling runs of same-slab blocks once per run paid off less: in mixed
+ * workloads consecutive blocks rarely share a slab.) */
 static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
-  hk_slab *run = NULL;
-  uint32_t n = 0;
   while (b != NULL) {
     hk_block *next = b->next;
     hk_slab *s = hk_slab_of(ss, b);
-    if (s != run) {
-      if (run != NULL) {
-        run->used -= n;
-        hk_heap_slab_returned(h, ss, run);
-      }
-      run = s;
-      n = 0;
-    }
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
       hk_bad_free(b, "freed by another thread; not the start of a block", 0);
-    } else if (HK_UNLIKELY(s->used <= n || (b->key == hk_block_key(b) && hk_slab_on_free_list(s, b)) ||
+    } else if (HK_UNLIKELY(s->used == 0 || (b->key == hk_block_key(b) && hk_slab_on_free_list(s, b)) ||
                            !HK_HARDENED_BACK(s, b))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
-    } else {
-      b->next = s->local_free;
-      b->key = hk_block_key(b);
-      s->local_free = b;
-      n++;
+    } else if (HK_UNLIKELY(!hk_heap_free_local(s, b))) {
+      hk_heap_slab_returned(h, ss, s);
     }
     b = next;
-  }
-  if (run != NULL) {
-    run->used -= n;
-    hk_heap_slab_returned(h, ss, run);
   }
 }
 
 void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
   /* Always an exchange, never a plain emptiness check: the adopter relies on
-   * the RMW reading the latest head (see the ownership paragraph above).
+   * the RMW reading the latest head (see the ownership paragraph above;
+   * formal/mutants/ownership_adopt_plain_check.pml, remote_free_drain_load_store.pml).
    * acq_rel: acquire takes the pushers' chains; release orders our bit clear
    * before any later pusher's notification (it reads our NULL). */
   hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
@@ -201,8 +205,9 @@ void hk_remote_collect_pending(hk_heap *h) {
   while (summary != 0) {
     unsigned w = (unsigned)__builtin_ctzll(summary);
     summary &= summary - 1;
-    /* Clear before draining (no lost wake-up). Acquire: pairs with notify's
-     * release or, so a bit we clear implies its push is visible below. */
+    /* Clear before draining (no lost wake-up;
+     * formal/mutants/remote_free_clear_after_xchg.pml). Acquire: pairs with
+     * notify's release or, so a bit we clear implies its push is visible. */
     uint64_t bits = hk_xchg_acquire(&h->pend_words[w], 0);
     while (bits != 0) {
       unsigned b = w * 64 + (unsigned)__builtin_ctzll(bits);
