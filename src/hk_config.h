@@ -77,19 +77,18 @@
  * one header page of memory once decommitted) and are unmapped beyond it;
  * each heap keeps one empty SuperSlab per kind instead of retiring it
  * (hysteresis). Freed large mappings (ordinary alignment, at most
- * HK_LARGE_CACHE_MAX bytes, HK_LARGE_CACHE_BYTES in all) wait in
- * HK_LARGE_CACHE_SLOTS slots for reuse by a request of the same chunk count.
- * The large cache is small on purpose: with far more threads than cores,
- * threads whose large requests all hit it never enter the kernel and keep
- * the CPUs, while a thread preempted inside mmap holds the kernel's mmap
- * lock that every missing thread needs; with 16 slots stress_oversub saw
- * threads make no progress for 10 s (with 4: stalls under 8 s).
+ * HK_LARGE_CACHE_MAX bytes each, HAKMEM_LARGE_CACHE_MB in all, off by
+ * default) wait in HK_LARGE_CACHE_SLOTS slots for reuse by a request of the
+ * same chunk count. Off by default: with far more threads than cores,
+ * threads whose large requests all hit the cache never enter the kernel and
+ * keep the CPUs, while a thread preempted inside mmap holds the kernel's
+ * mmap lock that every missing thread needs; stress_oversub (256 threads,
+ * 2 cores) then saw threads make no progress for 10 s, with 4 slots too.
  * The owner looks at its purge deadlines every HK_MAINTAIN_TICKS slow paths. */
 #define HK_DECOMMIT_DELAY_MS 250
 #define HK_SS_CACHE_SLOTS    8
-#define HK_LARGE_CACHE_SLOTS 4
+#define HK_LARGE_CACHE_SLOTS 16
 #define HK_LARGE_CACHE_MAX   ((size_t)16 << 20)
-#define HK_LARGE_CACHE_BYTES ((size_t)8 << 20)
 #define HK_MAINTAIN_TICKS    64
 
 #ifdef HK_DEBUG

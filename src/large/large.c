@@ -1,7 +1,8 @@
 /* large.c -- large allocations: map, register, cache, unmap.
  *
- * A freed large mapping of at most HK_LARGE_CACHE_MAX bytes goes to a small
- * global cache instead of munmap; an allocation needing the same number of
+ * With HAKMEM_LARGE_CACHE_MB set (off by default: see hk_config.h), a freed
+ * large mapping of at most HK_LARGE_CACHE_MAX bytes goes to a small global
+ * cache instead of munmap; an allocation needing the same number of
  * chunks (and an alignment the mapping's base satisfies) takes it back,
  * saving the mmap, the alignment trims, the munmap and the address-map
  * writes of every chunk but none of the page faults once decommitted. A
@@ -42,7 +43,7 @@ static _Atomic size_t hk_lc_bytes; /* address space held by the cache */
 
 /* False when every slot is taken or the cache would exceed its bytes bound. */
 static bool hk_lc_put(uint8_t *base, size_t map_size, bool dirty, uint64_t at) {
-  if (hk_add_relaxed(&hk_lc_bytes, map_size) + map_size > HK_LARGE_CACHE_BYTES) {
+  if (hk_add_relaxed(&hk_lc_bytes, map_size) + map_size > hk_opt.large_cache_bytes) {
     hk_sub_relaxed(&hk_lc_bytes, map_size);
     return false;
   }
