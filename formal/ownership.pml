@@ -16,15 +16,15 @@
  * has finished, a late thread (process Late, heap 4) runs hk_adopt_for once
  * more and the end state is checked: see "Checked".
  *
- * What maps to what. Line numbers are those of commit 392c659 (abandon.c as
- * of 6e5406a); each is followed by the statement it names, to find it again
- * after edits.
+ * What maps to what. Line numbers are those of commit bbc9aba; each is
+ * followed by the statement it names, to find it again after edits.
  *   owner                  hk_superslab.owner (hk_types.h); 0 = ABANDONED
  *   head, nxt[]            hk_superslab.remote_head, hk_block.next
  *   pend_word[h],          heap h's pend_words[] bit and pend_summary bit of
  *   pend_summary[h]        the SuperSlab's bucket
  *   fresh, visited         hk_abandoned[kind].fresh.head and .visited.head
- *                          (abandon.c l.32-37, core/tstack.h): the node only.
+ *                          (abandon.c l.45-49 `hk_tstack fresh, visited;`,
+ *                          core/tstack.h): the node only.
  *                          With one node the version half of the word is
  *                          left out: a pop's CAS that races a pop-push of the
  *                          same node installs the same `next` (NIL), so ABA
@@ -32,68 +32,94 @@
  *   ss_next                hk_superslab.stack_next (NIL whenever the code is
  *                          right: one node; mutants can make it a cycle)
  *   room                   hk_superslab.room, computed by the abandoner before
- *                          its release store (l.60 `ss->room =
+ *                          its release store (l.75 `ss->room =
  *                          hk_room_of(ss)`) and read by the popper after its
  *                          acquire pop: whether it has room for the popper's
  *                          class is a nondeterministic choice of the popper
  *                          (every class, every slab state)
- *   stack_push(stk)        hk_tstack_push (tstack.h l.33-40): relaxed load,
- *                          link = node(old), CAS (node, ver+1); the successful
- *                          iteration as one step (a failed CAS writes nothing)
- *   stack_pop              HK_TSTACK_POP(&set->fresh, ...) (tstack.h l.43-56):
- *                          acquire load, read next, CAS (next, ver+1); one step
+ *   stack_push(stk)        hk_tstack_push (tstack.h l.34-41): relaxed load
+ *                          (l.35), link = node(old) (l.37), CAS (node, ver+1)
+ *                          (l.40); the successful iteration as one step (a
+ *                          failed CAS writes nothing)
+ *   stack_pop              HK_TSTACK_POP(&set->fresh, ...) (tstack.h l.44-57):
+ *                          acquire load (l.46), read next (l.51), CAS (next,
+ *                          ver+1) (l.53); one step
  *   push, notify, flush,   as in remote_free.pml: hk_remote_push (remote.c
- *   Sender                 l.70-79), hk_remote_notify (l.38-48: load owner
- *                          l.41, return when ABANDONED l.42, word bit l.46,
- *                          summary bit l.47), hk_outbox_flush_slot (l.81-87),
- *                          hk_remote_free (l.89-106), hk_outbox_flush_all
- *                          (l.108-110)
- *   collect, drain,        hk_remote_collect (remote.h l.24-26),
- *   reclaim                hk_remote_collect_pending (l.156-173),
- *                          hk_remote_drain (l.147-154: l.152 exchange),
- *                          hk_remote_reclaim (l.114-145)
- *   teardown               api/thread.c hk_thread_teardown (l.22-29):
- *                          hk_outbox_flush (empty: owners send nothing here),
- *                          hk_remote_collect, hk_abandon_all
- *   abandon                hk_abandon_all (l.51-75): l.60 room, l.62
+ *   Sender                 l.92-101: l.93 relaxed load, l.95 `tail->next =
+ *                          old`, l.98 CAS, l.99 notify when it saw NULL),
+ *                          hk_remote_notify (l.54-68: load owner l.57
+ *                          `hk_load_acquire(&ss->owner)`, ABANDONED l.58-61
+ *                          `if (owner == NULL) { hk_abandoned_freed(ss);
+ *                          return; }`, word bit l.66, summary bit l.67),
+ *                          hk_outbox_flush_slot (l.103-109),
+ *                          hk_remote_free (l.150-163: link in front
+ *                          l.160-161, or hk_outbox_start l.139-146 binds the
+ *                          slot l.142-145; full: l.162), hk_outbox_flush_all
+ *                          (l.165-169)
+ *   collect, drain,        hk_remote_collect (remote.h l.24-26: l.25 relaxed
+ *   reclaim                load), hk_remote_collect_pending (l.202-225: l.204
+ *                          exchange summary, l.211 exchange word, l.220
+ *                          relaxed check then drain), hk_remote_drain
+ *                          (l.192-200: l.198 `hk_xchg_acq_rel(
+ *                          &ss->remote_head, NULL)`), hk_remote_reclaim
+ *                          (l.176-190, per block)
+ *   teardown               api/thread.c hk_thread_teardown (l.26-34):
+ *                          l.27 hk_outbox_flush (empty: owners send nothing
+ *                          here), l.28 hk_remote_collect, l.30 hk_abandon_all
+ *   abandon                hk_abandon_all (l.65-91): l.75 room, l.78
  *                          `hk_store_release(&ss->owner,
- *                          HK_OWNER_ABANDONED)`, l.64 `hk_tstack_push(
+ *                          HK_OWNER_ABANDONED)`, l.80 `hk_tstack_push(
  *                          &set->fresh, ...)`
- *   revisit                hk_revisit (l.79-93) and the pop after it
- *                          (l.97): l.80 relaxed load of visited.head, l.82
- *                          empty: return false, l.84 CAS (0, ver+1) takes the
- *                          whole chain (one step with l.80: the successful
- *                          iteration), l.85-86 walk to its tail (the chain is
- *                          our one node), l.87 load fresh.head, l.89
- *                          tail->stack_next = its node, l.91 CAS (top, ver+1)
- *                          (l.87-91 one step: the successful iteration; the
- *                          link is ours until the CAS publishes it), then
- *                          l.97 HK_TSTACK_POP(&set->fresh) again
- *   popped                 hk_abandoned_pop (l.95-99): l.96 pop fresh; l.97
- *                          when empty, revisit (above)
- *   adopt_for              hk_adopt_for (l.113-144): l.123 pop, l.124 NULL:
- *                          break, l.128 the set-aside test `(ss->room & want)
+ *   revisit                hk_revisit (l.97-111) and the pop after it: l.98
+ *                          relaxed load of visited.head, l.100 empty: return
+ *                          false, l.102 CAS (0, ver+1) takes the whole chain
+ *                          (one step with l.98: the successful iteration),
+ *                          l.103-104 walk to its tail (the chain is our one
+ *                          node), l.105 load fresh.head, l.107
+ *                          tail->stack_next = its node, l.109 CAS (top,
+ *                          ver+1) (l.105-109 one step: the successful
+ *                          iteration; the link is ours until the CAS
+ *                          publishes it), then hk_adopt_for's l.154
+ *                          `continue` and l.149 HK_TSTACK_POP(&set->fresh)
+ *                          again
+ *   popped                 the pop at the top of hk_adopt_for's loop: l.149
+ *                          `HK_TSTACK_POP(&set->fresh, hk_superslab,
+ *                          stack_next)`; l.150-155 when empty and not yet
+ *                          revisited in this call (l.152 `if (revisited ||
+ *                          !hk_revisit(set)) break;`), revisit (above).
+ *                          (hk_abandoned_pop is gone: its pop and revisit
+ *                          are inlined here.) The revisit at l.141, when the
+ *                          `freed` flag is set, is not modelled separately:
+ *                          with one node, visited non-empty means fresh empty,
+ *                          so it is the revisit after an empty pop
+ *   adopt_for              hk_adopt_for (l.138-174): l.147 epoch section
+ *                          (retire.pml), l.149 pop, l.152 nothing left:
+ *                          break, l.163 the set-aside test `(ss->room & want)
  *                          == 0 && hk_load_relaxed(&ss->remote_head) ==
  *                          NULL` (the room half is the nondeterministic
- *                          choice, the head half one relaxed load), l.129-131
- *                          keep it on the private `aside` list, l.134 adopt;
- *                          l.137-142 push the aside list on `visited`
- *   set_aside              l.129-131 + l.137-142 as one step (hk_tstack_push
- *                          on visited; the owner word is not touched). With
- *                          one SuperSlab the loop's next pops (l.122-124)
- *                          find both stacks empty (ours is aside) and write
- *                          nothing, so the model pushes it on visited at once
- *   adopt                  hk_adopt (l.101-111): l.105 CAS ABANDONED -> me,
- *                          l.106 HK_ASSERT(won), l.108
+ *                          choice, the head half one relaxed load), l.164
+ *                          `hk_tstack_push(&set->visited, (uintptr_t)ss,
+ *                          &ss->stack_next)` at once, l.165 `continue`,
+ *                          l.168 `hk_adopt(h, ss)`
+ *   set_aside              l.163-165: hk_tstack_push on visited inside the
+ *                          loop (the owner word is not touched). The loop's
+ *                          later pops (l.149) and its one revisit
+ *                          (l.150-154), which may take the SuperSlab back
+ *                          off visited, are what the same Adopter's next
+ *                          adopt_for does: with one SuperSlab, the model's
+ *                          adopt_for ends after the set-aside
+ *   adopt                  hk_adopt (l.115-126): l.119 CAS ABANDONED -> me,
+ *                          l.120 HK_ASSERT(won), l.122
  *                          hk_heap_absorb_superslab (owner-only, not
  *                          modelled beyond `listed`: now in our buckets), all
- *                          one step (the last two are private); l.109
+ *                          one step (the last two are private); l.123
  *                          hk_remote_drain (an exchange of the head, whatever
  *                          it holds) and hk_remote_reclaim
- *   Adopter's loop         api/malloc_slow.c hk_malloc_slow (l.21-46, which
- *                          collects first: l.31) -> hk_refill_with_superslab
- *                          (l.12-19) -> hk_adopt_for (l.13): any number of
- *                          slow paths until one adopts
+ *   Adopter's loop         api/malloc_slow.c hk_malloc_slow (l.21-47, which
+ *                          collects first: l.31 `hk_remote_collect(h)`) ->
+ *                          hk_refill_with_superslab (l.12-19) ->
+ *                          hk_adopt_for (l.13): any number of slow paths
+ *                          until one adopts
  *   Late                   a thread started after all others stopped: its
  *                          first slow path (hk_adopt_for) and the end checks
  *
@@ -128,7 +154,13 @@
  * racing another push: a plain store there loses the other node, which this
  * configuration cannot show), the visit budget and the `count` hint (bounds
  * only), heap reuse from the pool (a stale notification then sets a bit in a
- * reused heap: one empty look).
+ * reused heap: one empty look), the `freed` flag (hk_abandoned_freed, set by
+ * a notifier that reads ABANDONED; it makes the next hk_adopt_for splice
+ * visited back first, l.141): a liveness aid only (with one node the model's
+ * revisit on an empty fresh already covers it), retirement (an empty
+ * SuperSlab retired instead of abandoned at teardown, hk_abandon_all l.66,
+ * or by the drain at adoption, hk_adopt l.125 hk_heap_adopted: see
+ * retire.pml; here the SuperSlab is never retired), and the epoch sections.
  *
  * Spin explores sequentially consistent interleavings. One exception, in the
  * mutant MUT_ADOPT_PLAIN_CHECK only: there the adopter's plain load of the
@@ -172,17 +204,17 @@ byte threads_done = 0;          /* H1 and the Adopters */
  * accesses of the notification stay separate steps. Locals are reset in the
  * step that ends the push. */
 inline flush() {
-  d_step {                                            /* remote.c l.71-76 */
+  d_step {                                            /* remote.c l.93-98 */
     old = head; nxt[otail] = old; head = ohead;
     if :: old != NIL -> old = NIL; ohead = NIL; otail = NIL :: else fi
   };
   if
-  :: ohead != NIL ->                                  /* the CAS saw NULL: l.77 */
-     o = owner;                                       /* l.41 */
+  :: ohead != NIL ->                                  /* the CAS saw NULL: l.99 */
+     o = owner;                                       /* l.57 */
      if
-     :: o != ABANDONED ->                             /* l.42 */
-        pend_word[o] = 1;                             /* l.46 */
-        d_step { pend_summary[o] = 1; o = 0; ohead = NIL; otail = NIL }  /* l.47 */
+     :: o != ABANDONED ->                             /* l.58 */
+        pend_word[o] = 1;                             /* l.66 */
+        d_step { pend_summary[o] = 1; o = 0; ohead = NIL; otail = NIL }  /* l.67 */
      :: else -> d_step { ohead = NIL; otail = NIL }
      fi
   :: else
@@ -195,14 +227,14 @@ proctype Sender(byte first) {
   byte b = first;
   do
   :: b < first + NPER ->
-     d_step {                                         /* hk_remote_free l.95-104 */
+     d_step {                                         /* hk_remote_free l.160-161, l.142-145 */
        if
        :: otail == NIL -> otail = b; nxt[b] = NIL
        :: else -> nxt[b] = ohead
        fi;
        ohead = b; b++
      };
-     if :: flush() :: skip fi                         /* l.105, l.96, ... */
+     if :: flush() :: skip fi                         /* l.162, l.140, ... */
   :: else -> break
   od;
   if :: otail != NIL -> flush() :: else fi;           /* hk_outbox_flush_all */
@@ -215,7 +247,7 @@ proctype Sender(byte first) {
 inline drain() {
   d_step {
     assert(owner == me);                              /* only the owner reclaims */
-    chain = head; head = NIL;                         /* remote.c l.152 */
+    chain = head; head = NIL;                         /* remote.c l.198 */
     do
     :: chain != NIL ->
        assert(reclaimed[chain] == 0);                 /* reclaimed at most once */
@@ -232,12 +264,12 @@ inline drain() {
 inline collect() {
   if
   :: pend_summary[me] != 0 ->                         /* remote.h l.25 relaxed load */
-     d_step { summary = pend_summary[me]; pend_summary[me] = 0 };   /* l.157 */
+     d_step { summary = pend_summary[me]; pend_summary[me] = 0 };   /* l.204 */
      if
      :: summary ->
-        d_step { summary = 0; bits = pend_word[me]; pend_word[me] = 0 };  /* l.163 */
+        d_step { summary = 0; bits = pend_word[me]; pend_word[me] = 0 };  /* l.211 */
         if
-        :: bits ->                                    /* l.169-170; `listed`: */
+        :: bits ->                                    /* l.218-220; `listed`: */
            if                                         /* SS is in our bucket */
            :: listed && head != NIL -> bits = 0; drain()
            :: else -> bits = 0
@@ -290,29 +322,29 @@ inline revisit() {
   :: else
   fi;
 #else
-  d_step {                                            /* l.80-84 */
+  d_step {                                            /* l.98-102 */
     tk = visited;
     if
     :: tk != NIL -> visited = NIL; custody++;         /* CAS (0, ver+1) */
        assert(custody <= 1)                           /* the chain is ours alone */
-    :: else                                           /* l.82: return false */
+    :: else                                           /* l.100: return false */
     fi
   };
 #endif
   if
   :: tk != NIL ->
-     /* l.85-86: the tail is tk (stack_next read: NIL); l.87-91: */
+     /* l.103-104: the tail is tk (stack_next read: NIL); l.105-109: */
      d_step { ss_next = fresh; fresh = tk; custody--; tk = NIL };
-     stack_pop()                                      /* l.97 the second pop */
+     stack_pop()                                      /* l.154 continue, l.149 the second pop */
   :: else
   fi
 }
 
-/* hk_abandoned_pop */
+/* hk_adopt_for's pop (l.149) and, when empty, its one revisit (l.150-155) */
 inline popped() {
-  stack_pop();                                        /* l.96 */
+  stack_pop();                                        /* l.149 */
   if
-  :: got == NIL -> revisit()                          /* l.97 */
+  :: got == NIL -> revisit()                          /* l.152 */
   :: else
   fi
 }
@@ -325,12 +357,13 @@ inline abandon() {
   stack_push(fresh);                                  /* BUG: published first */
   d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };
 #else
-  d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };  /* l.60-62 */
-  stack_push(fresh)                                   /* l.64 */
+  d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };  /* l.75-78 */
+  stack_push(fresh)                                   /* l.80 */
 #endif
 }
 
-/* hk_thread_teardown: outbox flush (empty), collect, abandon, retire */
+/* hk_thread_teardown: outbox flush (empty), collect, abandon, then the heap
+ * goes to the pool (hk_heap_retire, l.32) */
 inline teardown() {
   collect();
   abandon()
@@ -342,11 +375,11 @@ inline adopt() {
   d_step { owner = me; owners++; assert(owners <= 1); listed = 1 };  /* BUG: plain store */
 #else
   d_step {
-    won = (owner == ABANDONED);                       /* abandon.c l.105 CAS */
+    won = (owner == ABANDONED);                       /* abandon.c l.119 CAS */
     if :: won -> owner = me; owners++ :: else fi;
     assert(owners <= 1);                              /* at most one owner */
-    assert(won);                                      /* l.106 HK_ASSERT(won) */
-    won = 0; listed = 1                               /* l.108 absorb */
+    assert(won);                                      /* l.120 HK_ASSERT(won) */
+    won = 0; listed = 1                               /* l.122 absorb */
   };
 #endif
 #if defined(MUT_ADOPT_PLAIN_CHECK)
@@ -365,11 +398,11 @@ inline adopt() {
 #elif defined(MUT_ADOPT_NO_DRAIN)
   skip                                                /* BUG: rely on notifications */
 #else
-  drain()                                             /* l.109: exchange */
+  drain()                                             /* l.123: exchange */
 #endif
 }
 
-/* Set aside (l.129-131, then l.137-142): onto visited, owner untouched */
+/* Set aside (l.163-165): onto visited at once, owner untouched */
 inline set_aside() {
   d_step {
     assert(owner == ABANDONED);                       /* it stays ABANDONED */
@@ -379,11 +412,11 @@ inline set_aside() {
 }
 
 /* hk_adopt_for: got = SS when we adopted it, NIL otherwise. The set-aside
- * test (l.128) as one choice: when the relaxed load of the head sees NULL the
+ * test (l.163) as one choice: when the relaxed load of the head sees NULL the
  * SuperSlab may have no room for our class (set aside) or some (adopt); when
  * it sees frees, adopt whatever its room. One call site of adopt(). */
 inline adopt_for() {
-  popped();                                           /* l.123; l.124: none */
+  popped();                                           /* l.149; l.152: none */
   if
   :: got != NIL ->
      if
@@ -394,7 +427,7 @@ inline adopt_for() {
 #endif
      :: true                                          /* room, or frees pending */
      fi;
-     if :: got != NIL -> adopt() :: else fi           /* l.134 */
+     if :: got != NIL -> adopt() :: else fi           /* l.168 */
   :: else
   fi
 }

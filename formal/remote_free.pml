@@ -9,42 +9,72 @@
  * explored. The owner word never changes here: see ownership.pml for that.
  *
  * What maps to what (src/remote/remote.c unless named; line numbers are those
- * of commit 392c659):
+ * of commit bbc9aba; each is followed by the statement it names, to find it
+ * again after edits):
  *   head                    hk_superslab.remote_head (hk_types.h)
  *   nxt[b]                  hk_block.next of block b
  *   pend_word               owner->pend_words[b >> 6], bit b & 63 of the
  *                           SuperSlab's bucket b = hk_bucket_of(ss)
  *   pend_summary            owner->pend_summary, bit b >> 6
- *   Sender, outbox_add      hk_remote_free (l.89-106): bind the slot or link
- *                           b in front of the chain; the nondeterministic
+ *   Sender, outbox_add      hk_remote_free (l.150-163): the slot already
+ *                           collects for ss: link b in front (l.160 `b->next =
+ *                           o->head`, l.161 `o->head = b`); otherwise
+ *                           hk_outbox_start (l.139-146) binds the slot
+ *                           (l.142 `o->ss = ss`, l.143 `o->head = o->tail =
+ *                           b`, l.144 `b->next = NULL`). The nondeterministic
  *                           flush after each free stands for every reason a
- *                           slot is flushed: HK_OUTBOX_CHAIN reached (l.105),
- *                           slot needed for another SuperSlab (l.96), the
- *                           owner-less path (!h->live, l.90-93: a chain of 1),
- *                           hak_thread_flush and the allocation slow path
- *   Sender, final flush     hk_outbox_flush_all (l.108-110) at thread exit
- *                           (api/thread.c hk_thread_teardown, through
- *                           hk_outbox_flush in remote.h) or slow path
- *   flush                   hk_outbox_flush_slot (l.81-87)
- *   push                    hk_remote_push (l.70-79): relaxed load (l.71),
- *                           tail->next = old (l.73), CAS (l.76), notify when
- *                           the CAS saw NULL (l.77). tail->next is private to
- *                           the sender until the CAS publishes it, so the
- *                           model writes it in the CAS's atomic step.
- *   notify                  hk_remote_notify (l.38-48): load owner (l.41;
- *                           fixed here), fetch_or word bit (l.46), then
- *                           fetch_or summary bit (l.47)
+ *                           slot is flushed: HK_OUTBOX_CHAIN reached (l.162
+ *                           `hk_outbox_flush_slot_in_section(h, o)`), slot
+ *                           needed for another SuperSlab (l.140 `if (o->ss !=
+ *                           NULL) hk_outbox_flush_slot_in_section(h, o)`),
+ *                           the heapless path (!h->live, l.151-153:
+ *                           hk_remote_free_heapless, l.116-130, a chain of 1
+ *                           pushed at l.127 `hk_remote_push(h, ss, b, b,
+ *                           1)`), hak_thread_flush and the allocation slow
+ *                           path. The epoch sections around these pushes
+ *                           (l.133/l.135 in hk_outbox_flush_slot_in_section,
+ *                           l.126/l.128, l.166/l.168) are retire.pml's
+ *                           business: no SuperSlab is retired here.
+ *   Sender, final flush     hk_outbox_flush_all (l.165-169: l.167 `while
+ *                           (h->outbox_used != 0) hk_outbox_flush_slot(...)`)
+ *                           at thread exit (api/thread.c hk_thread_teardown,
+ *                           l.27 `hk_outbox_flush(h)`, through
+ *                           hk_outbox_flush in remote.h l.17-19) or slow path
+ *                           (api/malloc_slow.c l.30)
+ *   flush                   hk_outbox_flush_slot (l.103-109: l.105
+ *                           `hk_remote_push(h, o->ss, o->head, o->tail,
+ *                           o->count)`)
+ *   push                    hk_remote_push (l.92-101): relaxed load (l.93
+ *                           `old = hk_load_relaxed(&ss->remote_head)`),
+ *                           tail->next = old (l.95), CAS (l.98
+ *                           `hk_cas_weak_acq_rel(&ss->remote_head, &old,
+ *                           head)`), notify when the CAS saw NULL (l.99 `if
+ *                           (old == NULL) hk_remote_notify(ss)`). tail->next
+ *                           is private to the sender until the CAS publishes
+ *                           it, so the model writes it in the CAS's atomic
+ *                           step.
+ *   notify                  hk_remote_notify (l.54-68): load owner (l.57
+ *                           `hk_load_acquire(&ss->owner)`; fixed here), fetch_or
+ *                           word bit (l.66 `hk_or_release(&owner->pend_words[b
+ *                           >> 6], ...)`), then fetch_or summary bit (l.67
+ *                           `hk_or_release(&owner->pend_summary, ...)`)
  *   collect                 hk_remote_collect (remote.h l.24-26): relaxed
- *                           load of pend_summary, then
- *                           hk_remote_collect_pending
- *                           (l.156-173): exchange summary (l.157), exchange
- *                           the word (l.163), relaxed emptiness check of
- *                           each SuperSlab of the bucket (l.169-170)
- *   drain                   hk_remote_drain (l.147-154): exchange head (l.152)
- *   reclaim                 hk_remote_reclaim (l.114-145): walk the chain
+ *                           load of pend_summary (l.25), then
+ *                           hk_remote_collect_pending (l.202-225): exchange
+ *                           summary (l.204 `hk_xchg_acquire(&h->pend_summary,
+ *                           0)`), exchange the word (l.211
+ *                           `hk_xchg_acquire(&h->pend_words[w], 0)`), relaxed
+ *                           emptiness check of each SuperSlab of the bucket
+ *                           (l.218-220: l.220 `if
+ *                           (hk_load_relaxed(&ss->remote_head) != NULL)
+ *                           hk_remote_drain(h, ss)`)
+ *   drain                   hk_remote_drain (l.192-200): exchange head (l.198
+ *                           `hk_xchg_acq_rel(&ss->remote_head, NULL)`)
+ *   reclaim                 hk_remote_reclaim (l.176-190): walk the chain,
+ *                           one block at a time (l.177 `while (b != NULL)`)
  *   Owner's loop            the owner's allocation slow paths
- *                           (api/malloc_slow.c hk_malloc_slow), each of
- *                           which calls hk_remote_collect
+ *                           (api/malloc_slow.c hk_malloc_slow, l.21-47), each
+ *                           of which calls hk_remote_collect (l.31)
  *
  * Checked (formal/check.sh):
  *   safety   (-DSAFETY, ltl no_lost_wakeup): assertions -- no block is
@@ -110,20 +140,20 @@ inline notify(ss) {
   pend_summary = 1;                                   /* BUG: summary bit first */
   d_step { pend_word = 1; notifying[ss]-- }
 #else
-  pend_word = 1;                                      /* l.46 fetch_or word */
-  d_step { pend_summary = 1; notifying[ss]-- }        /* l.47 fetch_or summary */
+  pend_word = 1;                                      /* l.66 fetch_or word */
+  d_step { pend_summary = 1; notifying[ss]-- }        /* l.67 fetch_or summary */
 #endif
 }
 
 /* hk_remote_push(ss, h, t): one CAS for the whole chain h..t. */
 inline push(ss, h, t) {
-  old = head[ss];                                     /* l.71 relaxed load */
+  old = head[ss];                                     /* l.93 relaxed load */
 #ifdef MUT_PUSH_NO_CAS
   /* BUG: a plain store of the new head after the load, no CAS */
   d_step { nxt[t] = old; head[ss] = h; if :: old == NIL -> notifying[ss]++ :: else fi };
 #else
   do
-  :: d_step {                                         /* l.73 + l.76 */
+  :: d_step {                                         /* l.95 + l.98 */
        nxt[t] = old;
        if
        :: head[ss] == old -> head[ss] = h; ok = 1;
@@ -135,11 +165,11 @@ inline push(ss, h, t) {
   od;
   ok = 0;
 #endif
-  if :: old == NIL -> notify(ss) :: else fi;          /* l.77 */
+  if :: old == NIL -> notify(ss) :: else fi;          /* l.99 */
   old = NIL
 }
 
-/* hk_outbox_flush_slot: the slot of SuperSlab ss */
+/* hk_outbox_flush_slot (l.103-109): the slot of SuperSlab ss */
 inline flush(ss) {
   push(ss, ohead[ss], otail[ss]);
   d_step { ohead[ss] = NIL; otail[ss] = NIL; ocount[ss] = 0 }
@@ -152,7 +182,7 @@ proctype Sender(byte first) {
   byte b = first;
   do
   :: b < first + NPER ->
-     d_step {                                         /* hk_remote_free l.94-104 */
+     d_step {                         /* remote.c l.160-161; start: l.142-145 */
        s = SS_OF(b);
        if
        :: ocount[s] == 0 -> otail[s] = b; nxt[b] = NIL   /* bind the slot */
@@ -167,7 +197,7 @@ proctype Sender(byte first) {
      s = 0
   :: else -> break
   od;
-  s = 1;                                              /* hk_outbox_flush_all */
+  s = 1;                                              /* hk_outbox_flush_all l.167 */
   do
   :: s <= NSS -> if :: ocount[s] > 0 -> flush(s) :: else fi; s++
   :: else -> break
@@ -198,12 +228,12 @@ inline drain(ss) {
   chain = head[ss];                                   /* BUG: load ... */
   d_step { head[ss] = NIL; ocur = ss + 1 };           /* ... then store NULL */
 #else
-  d_step { chain = head[ss]; head[ss] = NIL; ocur = ss + 1 };  /* l.152 exchange */
+  d_step { chain = head[ss]; head[ss] = NIL; ocur = ss + 1 };  /* l.198 exchange */
 #endif
   reclaim()
 }
 
-/* The loop over the bucket's SuperSlabs (l.169-170): relaxed emptiness
+/* The loop over the bucket's SuperSlabs (l.218-220): relaxed emptiness
  * check, then drain. */
 inline sweep() {
   ss = 1;
@@ -235,14 +265,14 @@ inline collect() {
   fi;
 #else
   if
-  :: pend_summary != 0 ->                             /* remote.h relaxed load */
-     d_step {                                         /* l.157 exchange summary */
+  :: pend_summary != 0 ->                             /* remote.h l.25 relaxed load */
+     d_step {                                         /* l.204 exchange summary */
        summary = pend_summary; pend_summary = 0;
        if :: summary -> ophase = 1 :: else fi
      };
      if
      :: summary ->
-        d_step {                                      /* l.163 exchange word */
+        d_step {                                      /* l.211 exchange word */
           bits = pend_word; pend_word = 0;
           if :: bits -> ophase = 2; ocur = 1 :: else -> ophase = 0 fi
         };

@@ -613,7 +613,7 @@ static void *alloc_worker(void *arg) {
   return NULL;
 }
 
-#ifndef HK_TSAN
+#if !defined(HK_TSAN) && !defined(HK_ASAN) /* used by child_work only outside sanitizers */
 static void *child_thread(void *arg) {
   (void)arg;
   return (void *)(intptr_t)after_first_call(77);

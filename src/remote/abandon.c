@@ -90,8 +90,8 @@ void hk_abandon_all(hk_heap *h) {
   for (unsigned k = 0; k < HK_KINDS; k++) h->avail[k] = NULL;
 }
 
-/* Move the whole visited stack onto fresh: one exchange to take it, one CAS
- * per attempt to put it back. Nodes on the taken chain are ours alone.
+/* Move the whole visited stack onto fresh: one CAS to take it (empty, version
+ * bumped), one to put it back. Nodes on the taken chain are ours alone.
  * Model: formal/ownership.pml revisit; a load and a store instead of the
  * CAS: formal/mutants/ownership_revisit_load_store.pml. */
 static bool hk_revisit(hk_abandoned_set *set) {
