@@ -151,6 +151,24 @@ static inline double s_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Supervisors: wait on cv (mu held) at most ms milliseconds, then re-check. */
+static inline void s_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += ms * 1000 * 1000;
+  ts.tv_sec += ts.tv_nsec / 1000000000;
+  ts.tv_nsec %= 1000000000;
+  pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* Workers: set *finished under mu and wake the supervisor. */
+static inline void s_signal_finished(pthread_mutex_t *mu, pthread_cond_t *cv, bool *finished) {
+  pthread_mutex_lock(mu);
+  *finished = true;
+  pthread_cond_signal(cv);
+  pthread_mutex_unlock(mu);
+}
+
 static inline void s_sleep(double seconds) {
   struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

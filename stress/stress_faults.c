@@ -201,10 +201,7 @@ static void *slot_main(void *arg) {
     }
     /* else: keep it, the live set grows */
   }
-  pthread_mutex_lock(&sup_mu);
-  sl->finished = true;
-  pthread_cond_signal(&sup_cv);
-  pthread_mutex_unlock(&sup_mu);
+  s_signal_finished(&sup_mu, &sup_cv, &sl->finished);
   return NULL;
 }
 
@@ -261,14 +258,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n && sl == NULL; i++)
       if (slots[i].running && slots[i].finished) sl = &slots[i];
     if (sl == NULL) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += 10 * 1000 * 1000;
-      if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-      }
-      pthread_cond_timedwait(&sup_cv, &sup_mu, &ts);
+      s_cond_wait_ms(&sup_cv, &sup_mu, 10);
       continue;
     }
     pthread_mutex_unlock(&sup_mu);

@@ -92,10 +92,7 @@ static void *slot_main(void *arg) {
     sl->handled += n;
     done += (int)n;
   }
-  pthread_mutex_lock(&sup_mu);
-  sl->finished = true;
-  pthread_cond_signal(&sup_cv);
-  pthread_mutex_unlock(&sup_mu);
+  s_signal_finished(&sup_mu, &sup_cv, &sl->finished);
   return NULL;
 }
 
@@ -141,14 +138,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < ring && sl == NULL; i++)
       if (slots[i].running && slots[i].finished) sl = &slots[i];
     if (sl == NULL) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += 20 * 1000 * 1000;
-      if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-      }
-      pthread_cond_timedwait(&sup_cv, &sup_mu, &ts);
+      s_cond_wait_ms(&sup_cv, &sup_mu, 20);
       continue;
     }
     pthread_mutex_unlock(&sup_mu);

@@ -126,10 +126,7 @@ static void *consumer_main(void *arg) {
   }
   atomic_fetch_add(&total_consumed, c->consumed);
   atomic_fetch_add(&total_bytes, c->bytes);
-  pthread_mutex_lock(&sup_mu);
-  c->finished = true;
-  pthread_cond_signal(&sup_cv);
-  pthread_mutex_unlock(&sup_mu);
+  s_signal_finished(&sup_mu, &sup_cv, &c->finished);
   return NULL;
 }
 
@@ -188,14 +185,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_cons && done < 0; i++)
       if (cons[i].running && cons[i].finished) done = i;
     if (done < 0) {
-      struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      ts.tv_nsec += 20 * 1000 * 1000;
-      if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-      }
-      pthread_cond_timedwait(&sup_cv, &sup_mu, &ts);
+      s_cond_wait_ms(&sup_cv, &sup_mu, 20);
       continue;
     }
     pthread_mutex_unlock(&sup_mu);
