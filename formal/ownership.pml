@@ -16,7 +16,8 @@
  * has finished, a late thread (process Late, heap 4) runs hk_adopt_for once
  * more and the end state is checked: see "Checked".
  *
- * What maps to what. Line numbers are those of commit bbc9aba; each is
+ * What maps to what. Line numbers are those of commit bbc9aba (abandon.c from
+ * the later commit that adds the set-aside's second look at the head); each is
  * followed by the statement it names, to find it again after edits.
  *   owner                  hk_superslab.owner (hk_types.h); 0 = ABANDONED
  *   head, nxt[]            hk_superslab.remote_head, hk_block.next
@@ -92,16 +93,18 @@
  *                          `freed` flag is set, is not modelled separately:
  *                          with one node, visited non-empty means fresh empty,
  *                          so it is the revisit after an empty pop
- *   adopt_for              hk_adopt_for (l.138-174): l.147 epoch section
+ *   adopt_for              hk_adopt_for (l.138-183): l.147 epoch section
  *                          (retire.pml), l.149 pop, l.152 nothing left:
  *                          break, l.163 the set-aside test `(ss->room & want)
  *                          == 0 && hk_load_relaxed(&ss->remote_head) ==
  *                          NULL` (the room half is the nondeterministic
  *                          choice, the head half one relaxed load), l.164
  *                          `hk_tstack_push(&set->visited, (uintptr_t)ss,
- *                          &ss->stack_next)` at once, l.165 `continue`,
- *                          l.168 `hk_adopt(h, ss)`
- *   set_aside              l.163-165: hk_tstack_push on visited inside the
+ *                          &ss->stack_next)` at once, l.170-173 a second
+ *                          look at the head by an RMW (raises the `freed`
+ *                          flag, not modelled), l.174 `continue`, l.177
+ *                          `hk_adopt(h, ss)`
+ *   set_aside              l.163-174: hk_tstack_push on visited inside the
  *                          loop (the owner word is not touched). The loop's
  *                          later pops (l.149) and its one revisit
  *                          (l.150-154), which may take the SuperSlab back
@@ -402,7 +405,7 @@ inline adopt() {
 #endif
 }
 
-/* Set aside (l.163-165): onto visited at once, owner untouched */
+/* Set aside (l.163-174): onto visited at once, owner untouched */
 inline set_aside() {
   d_step {
     assert(owner == ABANDONED);                       /* it stays ABANDONED */
@@ -427,7 +430,7 @@ inline adopt_for() {
 #endif
      :: true                                          /* room, or frees pending */
      fi;
-     if :: got != NIL -> adopt() :: else fi           /* l.168 */
+     if :: got != NIL -> adopt() :: else fi           /* l.177 */
   :: else
   fi
 }

@@ -14,7 +14,8 @@
  * which zeroes its header).
  *
  * What maps to what. Line numbers are those of commit bbc9aba (src/epoch/
- * unless named); each is followed by the statement it names:
+ * unless named; abandon.c from the later commit that adds the set-aside's
+ * second look at the head); each is followed by the statement it names:
  *   gepoch              ck_epoch.epoch (the global epoch, starts at 1:
  *                       epoch.c l.17 `static ck_epoch_t hk_epoch = {.epoch =
  *                       1}`)
@@ -29,8 +30,8 @@
  *   Reader sections     remote.c hk_outbox_flush_slot_in_section (l.132-136),
  *                       hk_remote_free_heapless (l.126 enter, l.128 exit),
  *                       hk_outbox_flush_all (l.166, l.168): a sender's push
- *                       and notify; abandon.c hk_adopt_for (l.147, l.172)
- *                       and hk_adopt_all (l.181, l.193): the pops; remote.c
+ *                       and notify; abandon.c hk_adopt_for (l.147, l.181)
+ *                       and hk_adopt_all (l.190, l.202): the pops; remote.c
  *                       hk_remote_collect_pending (l.203, l.224): the owner's
  *                       drains, which may retire what they walk
  *   linked              X is reachable: on its owner's lists, its map entry

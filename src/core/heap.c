@@ -215,6 +215,9 @@ void hk_heap_maintain(hk_heap *h) {
     if (now >= h->purge_at) hk_heap_purge(h, now, hk_opt.decommit_delay_ms);
   }
   hk_epoch_maybe_poll();
+  /* Retired SuperSlabs waiting in the global cache lose their pages after
+   * the same delay; some thread's slow path has to run the clock for them. */
+  hk_superslab_cache_purge(false);
 }
 
 size_t hk_heap_release_all(hk_heap *h) {

@@ -6,8 +6,9 @@
  * and push, so a pop whose CAS races a pop-push-pop of the same node fails
  * instead of installing a stale `next` (ABA). The version wraps after 2^29
  * operations: a pop stalled for exactly that many operations could still
- * suffer ABA; the node memory is never unmapped, so the stale read of `next`
- * itself is always safe. Model: formal/ownership.pml (stack_push, stack_pop;
+ * suffer ABA. A popper may read `next` of a node another thread popped
+ * meanwhile: heaps are never unmapped, and SuperSlabs are popped only inside
+ * an epoch section (abandon.c), so a retired one is not unmapped under it. Model: formal/ownership.pml (stack_push, stack_pop;
  * one node there, so ABA is not modelled). */
 #ifndef HK_TSTACK_H
 #define HK_TSTACK_H

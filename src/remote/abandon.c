@@ -162,6 +162,15 @@ hk_slab *hk_adopt_for(hk_heap *h, unsigned cls) {
      * formal/mutants/ownership_aside_room_only.pml. */
     if ((ss->room & want) == 0 && hk_load_relaxed(&ss->remote_head) == NULL) {
       hk_tstack_push(&set->visited, (uintptr_t)ss, &ss->stack_next);
+      /* A free may have landed after our look and flagged the set before
+       * ss was on `visited` (a revisit in between would miss it): look
+       * again with an RMW, which reads the latest head. acq_rel: if it
+       * reads NULL, a later push reads our write and its flag comes after
+       * our push on visited; if not, we raise the flag ourselves. */
+      hk_block *seen = NULL;
+      if (!atomic_compare_exchange_strong_explicit(&ss->remote_head, &seen, NULL, memory_order_acq_rel,
+                                                   memory_order_acquire))
+        hk_abandoned_freed(ss);
       continue;
     }
     hk_sub_relaxed(&set->count, 1);
