@@ -267,7 +267,7 @@ void hk_superslab_retire(hk_superslab *ss) {
 }
 
 size_t hk_superslab_cache_purge(bool all) {
-  uint64_t now = hk_os_now_ms(), delay = hk_opt.decommit_delay_ms;
+  uint64_t now = 0, delay = hk_opt.decommit_delay_ms; /* now: read once a slot is full */
   size_t released = 0;
   if (all) { /* and the unclaimed part of the current region */
     uint64_t w = hk_xchg_acq_rel(&hk_region, 0); /* acquire: its base; release: claimers see NONE */
@@ -280,7 +280,9 @@ size_t hk_superslab_cache_purge(bool all) {
       if (w == 0) continue;
       if (!all) {
         uint64_t at = hk_load_relaxed(&hk_ss_cache_at[k][i]);
-        if (at == UINT64_MAX || at + delay > now) continue;
+        if (at == UINT64_MAX) continue;
+        if (now == 0) now = hk_os_now_ms();
+        if (at + delay > now) continue;
       }
       uintptr_t ss = hk_xchg_acquire(&hk_ss_cache[k][i], 0); /* pairs with put's release CAS */
       if (ss == 0) continue;

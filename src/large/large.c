@@ -85,6 +85,7 @@ static uint8_t *hk_lc_take(size_t map_size, size_t map_align, bool *dirty) {
 }
 
 size_t hk_large_cache_purge(bool all) {
+  if (hk_opt.large_cache_bytes == 0) return 0; /* off: no slot is ever filled */
   uint64_t now = hk_os_now_ms(), delay = hk_opt.decommit_delay_ms;
   size_t n = 0;
   for (unsigned i = 0; i < HK_LARGE_CACHE_SLOTS; i++) {
@@ -126,7 +127,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   bool dirty = false;
   /* Only mappings of ordinary alignment are cached: an over-aligned one
    * wastes up to its alignment in address space, which must go back at once. */
-  bool cacheable = pad == HK_PAGE_SIZE && map_size <= HK_LARGE_CACHE_MAX;
+  bool cacheable = hk_opt.large_cache_bytes != 0 && pad == HK_PAGE_SIZE && map_size <= HK_LARGE_CACHE_MAX;
   uint8_t *base = cacheable ? hk_lc_take(map_size, map_align, &dirty) : NULL;
   if (base == NULL) base = hk_os_map_aligned(map_size, map_align);
   if (base == NULL && (hk_large_cache_purge(true) + hk_superslab_reclaim_for_retry()) != 0)
@@ -178,9 +179,11 @@ void hk_large_free(uintptr_t entry, void *p) {
    * that pointer is then recognisable as a double free. */
   hk_addrmap_set((uintptr_t)base, size, (uintptr_t)p | HK_MAP_DEAD);
   hk_stat_add(HK_STAT_LARGE_LIVE, -1);
-  uint64_t now = hk_os_now_ms();
-  bool cacheable = (uint8_t *)p - base == (ptrdiff_t)HK_PAGE_SIZE && size <= HK_LARGE_CACHE_MAX;
-  if (!cacheable || !hk_lc_put(base, size, true, now)) hk_os_unmap(base, size);
+  /* Cache off (the default): straight back to the OS, without touching the
+   * cache's shared byte counter or reading the clock. */
+  bool cacheable = hk_opt.large_cache_bytes != 0 && (uint8_t *)p - base == (ptrdiff_t)HK_PAGE_SIZE &&
+                   size <= HK_LARGE_CACHE_MAX;
+  if (!cacheable || !hk_lc_put(base, size, true, hk_os_now_ms())) hk_os_unmap(base, size);
   hk_large_cache_purge(false);
 }
 
