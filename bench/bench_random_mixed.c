@@ -36,7 +36,7 @@ int main(int argc, char **argv)
     size_t min = 0, max = 0;
     bool uniform = false;
 
-    long rss_start = b_rss_kib();
+    long rss_start = b_rss_start_kib();
     b_prog = "bench_random_mixed";
     b_usage = USAGE;
     if (argc > 6 || argc == 5) b_usage_exit();

@@ -135,7 +135,7 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    long rss_start = b_rss_kib();
+    long rss_start = b_rss_start_kib();
     b_prog = "bench_random_mixed_mt_remote";
     b_usage = USAGE;
     if (argc < 7 || argc > 9) b_usage_exit();

@@ -31,7 +31,9 @@
 # exit 1 at the end.
 #
 # Output (DIR):
-#   results.csv    allocator,benchmark,params,rep,ops_per_s,peak_rss_kib  (one row per run)
+#   results.csv    allocator,benchmark,params,rep,ops_per_s,peak_rss_kib,start_rss_kib,
+#                  free_all_rss_kib,trimmed_rss_kib  (one row per run; the last three are
+#                  empty for benchmarks that print no "RSS after free-all" lines)
 #   summary.csv    allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib
 #   summary.txt    the table printed at the end (medians; ratio > 1 = faster than mimalloc)
 #   throughput.png clustered bars: each lane's median throughput / mimalloc's, per allocator
@@ -295,7 +297,7 @@ mkdir -p "$OUTDIR"
 OUTDIR="$(cd "$OUTDIR" && pwd)"
 if [[ "$OUTDIR" == "$ROOT/bench/results/"* ]]; then ln -sfn "$(basename "$OUTDIR")" "$ROOT/bench/results/latest"; fi
 CSV="$OUTDIR/results.csv"
-echo "allocator,benchmark,params,rep,ops_per_s,peak_rss_kib" > "$CSV"
+echo "allocator,benchmark,params,rep,ops_per_s,peak_rss_kib,start_rss_kib,free_all_rss_kib,trimmed_rss_kib" > "$CSV"
 rm -f "$OUTDIR/failures.txt"
 {
     echo "date:       $(date -Is)"
@@ -327,7 +329,7 @@ fi
 # --- the runs -------------------------------------------------------------------------------
 NA=${#ALLOCS[@]}
 TOTAL=$(( REPS * NL * NA ))
-declare -A CACHE=()   # "alloc|rep|command" -> "ops rss": a sweep point equal to a lane is run once
+declare -A CACHE=()   # "alloc|rep|command" -> "ops rss freeall": a sweep point equal to a lane is run once
 N=0; NFAIL=0
 T_START=$(date +%s.%N)
 note "$MODE mode: $NL lanes x $NA allocators x $REPS reps = $TOTAL runs -> $OUTDIR"
@@ -335,11 +337,11 @@ note "$MODE mode: $NL lanes x $NA allocators x $REPS reps = $TOTAL runs -> $OUTD
 fmt_dur() { awk -v s="$1" 'BEGIN { s = int(s + 0.5); if (s >= 60) printf "%dm%02ds", s / 60, s % 60; else printf "%ds", s }'; }
 
 run_one() { # run_one REP LANE ALLOC
-    local rep="$1" i="$2" a="$3" cmd="${L_CMD[$2]}" out rc=0 ops rss key
+    local rep="$1" i="$2" a="$3" cmd="${L_CMD[$2]}" out rc=0 ops rss freeall key
     key="$a|$rep|$cmd"
     N=$(( N + 1 ))
     if [[ -n "${CACHE[$key]:-}" ]]; then
-        read -r ops rss <<<"${CACHE[$key]}"
+        read -r ops rss freeall <<<"${CACHE[$key]}"
     else
         local -a argv
         read -r -a argv <<<"$cmd"
@@ -351,6 +353,9 @@ run_one() { # run_one REP LANE ALLOC
         fi
         ops="$(sed -n 's/^Throughput = \([0-9][0-9]*\) ops\/s.*/\1/p' <<<"$out")"
         rss="$(sed -n 's/^Peak RSS = \([0-9][0-9]*\) KiB.*/\1/p' <<<"$out")"
+        # start,after free-all,after trim (bench_common.h's b_report_free_all), or ",,"
+        freeall="$(awk -F' = ' '/^RSS at start = /{s=$2+0} /^RSS after free-all = /{f=$2+0}
+            /^RSS after free-all\+trim = /{t=$2+0} END { if (s != "") printf "%d,%d,%d", s, f, t; else printf ",," }' <<<"$out")"
         if grep -q "cannot be preloaded" "$TMP/err" && (( rc == 0 )); then rc=127; fi
         if (( rc != 0 )) || [[ -z "$ops" || -z "$rss" ]]; then
             NFAIL=$(( NFAIL + 1 ))
@@ -364,9 +369,9 @@ run_one() { # run_one REP LANE ALLOC
                 "${L_BENCH[$i]}" "${L_PARAMS[$i]}" "$why" >&2
             return 0
         fi
-        CACHE[$key]="$ops $rss"
+        CACHE[$key]="$ops $rss $freeall"
     fi
-    echo "$a,${L_BENCH[$i]},${L_PARAMS[$i]},$rep,$ops,$rss" >> "$CSV"
+    echo "$a,${L_BENCH[$i]},${L_PARAMS[$i]},$rep,$ops,$rss,$freeall" >> "$CSV"
     local now el eta
     now=$(date +%s.%N)
     el=$(awk -v a="$T_START" -v b="$now" 'BEGIN { print b - a }')
@@ -427,20 +432,22 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
         return (n % 2) ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
     }
     FNR == NR { nl++; lb[nl] = $1; lp[nl] = $2; next }
-    FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; ops[k] = ops[k] " " $5; rss[k] = rss[k] " " $6; runs[k]++ }
+    FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; ops[k] = ops[k] " " $5; rss[k] = rss[k] " " $6; runs[k]++
+              if ($7 != "") { st[k] = st[k] " " $7; fa[k] = fa[k] " " $8; tr[k] = tr[k] " " $9 } }
     END {
         na = split(allocs, A, " ")
-        print "allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct"
+        print "allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,median_free_all_rss_kib,median_trimmed_rss_kib"
         for (l = 1; l <= nl; l++) {
             rk = ref SUBSEP lb[l] SUBSEP lp[l]; r = (ref != "" && runs[rk]) ? median(ops[rk]) : ""
             for (a = 1; a <= na; a++) {
                 k = A[a] SUBSEP lb[l] SUBSEP lp[l]
-                if (!runs[k]) { printf "%s,%s,%s,0,,,,,,\n", A[a], lb[l], lp[l]; continue }
+                if (!runs[k]) { printf "%s,%s,%s,0,,,,,,,,,\n", A[a], lb[l], lp[l]; continue }
                 m = median(ops[k])
                 n = split(ops[k], v, " "); lo = hi = v[1] + 0
                 for (j = 2; j <= n; j++) { if (v[j] + 0 < lo) lo = v[j] + 0; if (v[j] + 0 > hi) hi = v[j] + 0 }
-                printf "%s,%s,%s,%d,%.0f,%s,%.0f,%.0f,%.0f,%.0f\n", A[a], lb[l], lp[l], runs[k], m,
-                       (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), lo, hi, (m > 0) ? 100 * (hi - lo) / m : 0
+                printf "%s,%s,%s,%d,%.0f,%s,%.0f,%.0f,%.0f,%.0f,%s,%s,%s\n", A[a], lb[l], lp[l], runs[k], m,
+                       (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), lo, hi, (m > 0) ? 100 * (hi - lo) / m : 0,
+                       median(st[k]), median(fa[k]), median(tr[k])
             }
         }
     }' "$LANES" "$CSV" > "$OUTDIR/summary.csv"
@@ -451,7 +458,8 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
     echo "median throughput in M ops/s (prodcons: M objects/s), (xR) = ratio to mimalloc's median, >1 = faster than mimalloc"
     awk -F, -v allocs="${ALLOCS[*]}" '
         FNR == NR { if ($5) aliases++; else { nl++; lb[nl] = $1; lp[nl] = $2 } next } # a sweep point run by a lane above: not repeated
-        FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; m[k] = $5; r[k] = $6; s[k] = $7; n[k] = $4; sp[k] = $10 }
+        FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; m[k] = $5; r[k] = $6; s[k] = $7; n[k] = $4; sp[k] = $10
+                  if ($11 != "") { st[k] = $11; fa[k] = $12; tr[k] = $13; anyfa[$2 SUBSEP $3] = 1 } }
         END {
             na = split(allocs, A, " ")
             printf "%-18s %-27s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %17s ", A[a]; printf "\n"
@@ -476,6 +484,23 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
                 for (a = 1; a <= na; a++) {
                     k = A[a] SUBSEP lb[l] SUBSEP lp[l]
                     printf " %17s ", (s[k] == "") ? "-" : sprintf("%.1f", s[k] / 1024)
+                }
+                printf "\n"
+            }
+            # What each allocator keeps once the program freed everything: start -> after free-all -> after malloc_trim(0)
+            hdr = 0
+            for (l = 1; l <= nl; l++) {
+                if (!anyfa[lb[l] SUBSEP lp[l]]) continue
+                if (!hdr) {
+                    printf "\nmedian RSS in MiB: at start / after free-all / after free-all + malloc_trim(0) (+N%% = trimmed vs start)\n"
+                    printf "%-18s %-27s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %22s ", A[a]; printf "\n"
+                    hdr = 1
+                }
+                printf "%-18s %-27s", lb[l], lp[l]
+                for (a = 1; a <= na; a++) {
+                    k = A[a] SUBSEP lb[l] SUBSEP lp[l]
+                    if (st[k] == "") { printf " %22s ", "-"; continue }
+                    printf " %22s ", sprintf("%.1f/%.1f/%.1f %+.0f%%", st[k] / 1024, fa[k] / 1024, tr[k] / 1024, st[k] > 0 ? 100 * (tr[k] - st[k]) / st[k] : 0)
                 }
                 printf "\n"
             }
