@@ -63,6 +63,7 @@ typedef struct hak_stats {
   size_t large_live;           /* large allocations currently mapped */
   size_t heaps_created;        /* thread heaps ever created (not reused) */
   size_t heaps_reused;         /* thread starts served by a dead thread's heap */
+  size_t heaps_unmapped;       /* dead threads' heaps given back to the OS */
   size_t remote_chains_pushed; /* remote-free chains (one CAS each); each live */
   size_t remote_blocks_pushed; /* thread's last < 256 pushes are not counted yet */
   size_t invalid_frees;        /* frees of pointers that were not ours */

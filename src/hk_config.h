@@ -90,6 +90,9 @@
 #define HK_LARGE_CACHE_SLOTS 16
 #define HK_LARGE_CACHE_MAX   ((size_t)16 << 20)
 #define HK_MAINTAIN_TICKS    64
+/* Heaps of exited threads kept for the next threads (12 KiB each); beyond
+ * it, a retired heap is unmapped after its grace period. */
+#define HK_HEAP_POOL_MAX     16
 
 #ifdef HK_DEBUG
 #include <stdlib.h>

@@ -144,10 +144,9 @@ typedef struct hk_outbox_slot {
  *   pend_*      the pending set: senders set a bucket's bit when their push
  *               made one of its queues non-empty; the owner clears a bit
  *               before draining that bucket's queues (no lost wake-up)
- * Heaps are never unmapped: a dead thread's heap goes to a pool and is
- * reused, so a sender holding a stale owner pointer only sets a harmless bit
- * (see the epoch paragraph of docs/ARCHITECTURE.md for why heaps are pooled
- * rather than retired through ck_epoch).
+ * A dead thread's heap is retired through the epoch (core/heap.c), since a
+ * sender that read a stale owner may still set a pending bit in it; after
+ * the grace period it is pooled for the next thread or unmapped.
  *   erec        this thread's ck_epoch record (epoch/epoch.h)
  *   spare[k]    one empty SuperSlab of kind k kept instead of retired
  *               (hysteresis), or NULL; it stays on the bucket and avail lists
@@ -168,6 +167,7 @@ typedef struct hk_heap {
   struct ck_epoch_record *erec;
   hk_superslab *spare[HK_KINDS];
   _Atomic uintptr_t stack_next;    /* link on the global heap pool */
+  hk_retired retire;               /* the epoch link (core/heap.c) */
   _Alignas(HK_CACHE_LINE) _Atomic uint64_t pend_summary;
   _Atomic uint64_t pend_words[HK_PEND_WORDS];
   _Alignas(HK_CACHE_LINE) hk_superslab *bucket[HK_PEND_BUCKETS];

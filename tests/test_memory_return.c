@@ -4,6 +4,8 @@
  *     1 GiB freed everything (half of it remotely) and malloc_trim ran
  *   thread_churn_keeps_rss_mapped_and_records_bounded: 100,000 threads that
  *     allocate, free another thread's blocks remotely and exit
+ *   heaps_of_exited_threads_are_retired_and_unmapped: 40 threads' heaps go
+ *     back through the epoch; after trim none is pooled or mapped
  *   remote_frees_race_owner_exit_and_retirement: blocks freed remotely into
  *     SuperSlabs whose owner is exiting (and retiring what is empty) at that
  *     moment: nothing lost (everything is retired and unmapped after trim),
@@ -229,6 +231,56 @@ Test(memory_return, thread_churn_keeps_rss_mapped_and_records_bounded, .timeout 
   cr_assert(rss1 <= rss0 + max_sz(rss0 / 10, 4 * HK_MIB), "RSS %zu KiB after the churn and trim, %zu KiB before",
             rss1 >> 10, rss0 >> 10);
 #endif
+}
+
+/* ---- heaps of exited threads --------------------------------------------------- */
+
+#define HEAP_THREADS 40 /* alive at once: more than the pool keeps (16) */
+
+static pthread_barrier_t heap_barrier;
+
+static void *heap_thread(void *arg) {
+  (void)arg;
+  void *p = T_MALLOC(100); /* sets up this thread's heap */
+  if (p == NULL) return (void *)1;
+  pthread_barrier_wait(&heap_barrier); /* all heaps live at once: none is reused */
+  T_FREE(p);
+  return NULL;
+}
+
+Test(memory_return, heaps_of_exited_threads_are_retired_and_unmapped) {
+  T_TRIM();
+  hak_stats_t s0 = hk_stats();
+  pthread_t t[HEAP_THREADS];
+  cr_assert(pthread_barrier_init(&heap_barrier, NULL, HEAP_THREADS) == 0);
+  for (int i = 0; i < HEAP_THREADS; i++) cr_assert(pthread_create(&t[i], NULL, heap_thread, NULL) == 0);
+  for (int i = 0; i < HEAP_THREADS; i++) {
+    void *rc = NULL;
+    pthread_join(t[i], &rc);
+    cr_assert(rc == NULL);
+  }
+  pthread_barrier_destroy(&heap_barrier);
+  hak_stats_t s1 = hk_stats();
+  T_TRIM(); /* grace periods pass; the pool's heaps are retired and unmapped too */
+  hak_stats_t s2 = hk_stats();
+  cr_log_info("%d threads: heaps created %zu, reused %zu; unmapped %zu before trim, %zu after; mapped %zu -> %zu KiB",
+              HEAP_THREADS, s1.heaps_created - s0.heaps_created, s1.heaps_reused - s0.heaps_reused,
+              s1.heaps_unmapped - s0.heaps_unmapped, s2.heaps_unmapped - s0.heaps_unmapped, s0.mapped_bytes >> 10,
+              s2.mapped_bytes >> 10);
+  cr_assert(s1.heaps_created + s1.heaps_reused - s0.heaps_created - s0.heaps_reused >= HEAP_THREADS,
+            "each live thread has its own heap");
+  /* Every dead thread's heap is gone: none is left pooled after the trim. */
+  cr_assert(s2.heaps_unmapped - s0.heaps_unmapped >= HEAP_THREADS, "%zu of %d dead heaps unmapped",
+            s2.heaps_unmapped - s0.heaps_unmapped, HEAP_THREADS);
+  cr_assert(s2.mapped_bytes <= s0.mapped_bytes, "mapped %zu KiB after, %zu KiB before", s2.mapped_bytes >> 10,
+            s0.mapped_bytes >> 10);
+  /* The pool is empty: the next thread maps a fresh heap. */
+  pthread_t one;
+  cr_assert(pthread_barrier_init(&heap_barrier, NULL, 1) == 0);
+  cr_assert(pthread_create(&one, NULL, heap_thread, NULL) == 0);
+  pthread_join(one, NULL);
+  pthread_barrier_destroy(&heap_barrier);
+  cr_assert(hk_stats().heaps_reused == s2.heaps_reused, "a heap was reused after the pool was released");
 }
 
 /* ---- remote frees racing the owner's exit and retirement ---------------------- */

@@ -26,8 +26,10 @@ static size_t hk_collect(void) {
     released += hk_heap_release_all(h);
   }
   /* Outside every section: wait (boundedly) for the grace periods of what
-   * was just retired, so it reaches the cache, then empty the caches. */
+   * was just retired, so it reaches the caches and the heap pool; the
+   * pooled heaps go through one more, then the caches are emptied. */
   released += hk_epoch_drain();
+  if (hk_heap_pool_release() != 0) released += hk_epoch_drain();
   released += hk_superslab_cache_purge(true);
   released += hk_large_cache_purge(true);
   return released;

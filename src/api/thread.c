@@ -21,7 +21,7 @@ static pthread_key_t hk_key;
 /* The teardown runs in the second destructor round, after most other
  * libraries' destructors (which may still malloc and free) have run. */
 /* Empty SuperSlabs are retired (hk_abandon_all), the rest abandoned; the
- * heap goes to the pool and its epoch record back to ck for recycling. */
+ * heap is retired through the epoch and its record goes back to ck. */
 /* Model: formal/ownership.pml teardown (flush, collect, abandon). */
 static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
@@ -83,7 +83,18 @@ hk_heap *hk_thread_init(void) {
   return h;
 }
 
-__attribute__((constructor(101))) static void hk_constructor(void) { hk_process_init(); }
+/* The forking thread is the child's only thread; it is never inside a
+ * section at the fork (fork is not called from our code), so its record,
+ * if it has one, stays, and every other goes back to ck. */
+static void hk_fork_child(void) {
+  hk_heap *h = hk_tls_heap;
+  hk_epoch_fork_child(h->live ? h->erec : NULL);
+}
+
+__attribute__((constructor(101))) static void hk_constructor(void) {
+  hk_process_init();
+  pthread_atfork(NULL, NULL, hk_fork_child);
+}
 
 __attribute__((destructor)) static void hk_destructor(void) {
   if (hk_opt.show_stats) hk_stats_print();

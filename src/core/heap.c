@@ -1,5 +1,5 @@
 /* heap.c -- owner-only heap bookkeeping: slab lists, SuperSlab lists, the
- * refill order, and the pool of heaps left by exited threads. */
+ * refill order, and the retirement of heaps left by exited threads. */
 #include "core/heap.h"
 
 #include <string.h>
@@ -14,16 +14,75 @@
 hk_heap hk_heap_empty = {.cur = {[0 ... HK_NCLASSES - 1] = &hk_slab_empty}};
 __thread hk_heap *hk_tls_heap __attribute__((tls_model("initial-exec"))) = &hk_heap_empty;
 
-/* Heaps of exited threads. Type-stable: never unmapped (see hk_heap). */
+/* Heaps of exited threads, retired through the epoch like empty SuperSlabs.
+ * Model: formal/retire.pml (the retired object there stands for either).
+ *
+ *   LIVE    --teardown: every owned SuperSlab abandoned or retired-->  DEAD
+ *   DEAD    --hk_heap_retire: hk_epoch_retire-->                       RETIRED
+ *   RETIRED --grace period: pool below HK_HEAP_POOL_MAX-->             POOLED
+ *   RETIRED --grace period: pool full-->                               unmapped
+ *   POOLED  --hk_heap_create pops it-->                                LIVE
+ *   POOLED  --hak_collect pops it, hk_epoch_retire-->                  RETIRED, then unmapped
+ *
+ * Why a grace period: a sender that read a SuperSlab's owner (this heap)
+ * before the teardown abandoned it may still set a pending bit, in the
+ * section it read the owner in (remote.c's notify). Once every section open
+ * at retirement has ended, nobody holds the heap, so it may be unmapped or
+ * handed to a new thread with a clean pending set. A pool pop reads
+ * stack_next of a heap that another thread may have popped meanwhile, so
+ * pops run inside a section too: a popped heap leaves the pool for the OS
+ * only through another grace period. */
 static hk_tstack hk_heap_pool;
+static _Atomic size_t hk_heap_pooled; /* about how many are pooled: a bound, not an exact count */
 
 #define HK_HEAP_MAP_SIZE ((sizeof(hk_heap) + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1))
+
+static void hk_heap_unmap(hk_heap *h) {
+  hk_os_unmap(h, HK_HEAP_MAP_SIZE);
+  hk_stat_add(HK_STAT_HEAPS_UNMAPPED, 1);
+}
+
+static void hk_heap_unmap_reclaimed(hk_retired *r) {
+  hk_heap_unmap((hk_heap *)((char *)r - offsetof(hk_heap, retire)));
+}
+
+static void hk_heap_reclaimed(hk_retired *r) {
+  hk_heap *h = (hk_heap *)((char *)r - offsetof(hk_heap, retire));
+  if (hk_add_relaxed(&hk_heap_pooled, 1) >= HK_HEAP_POOL_MAX) {
+    hk_sub_relaxed(&hk_heap_pooled, 1);
+    hk_heap_unmap(h);
+    return;
+  }
+  hk_tstack_push(&hk_heap_pool, (uintptr_t)h, &h->stack_next);
+}
+
+static hk_heap *hk_heap_pool_pop(hk_epoch_rec *rec) {
+  hk_epoch_enter(rec);
+  hk_heap *h = HK_TSTACK_POP(&hk_heap_pool, hk_heap, stack_next);
+  hk_epoch_exit(rec);
+  if (h != NULL) hk_sub_relaxed(&hk_heap_pooled, 1);
+  return h;
+}
+
+size_t hk_heap_pool_release(void) {
+  if (hk_load_relaxed(&hk_heap_pooled) == 0) return 0;
+  hk_epoch_rec *rec = hk_epoch_acquire();
+  if (rec == NULL) return 0;
+  size_t n = 0;
+  hk_heap *h;
+  while ((h = hk_heap_pool_pop(rec)) != NULL) {
+    hk_epoch_retire(&h->retire, hk_heap_unmap_reclaimed);
+    n++;
+  }
+  hk_epoch_release(rec);
+  return n;
+}
 
 hk_heap *hk_heap_create(void) {
   /* The record first: a heap without one cannot enter epoch sections. */
   hk_epoch_rec *rec = hk_epoch_acquire();
   if (rec == NULL) return NULL;
-  hk_heap *h = HK_TSTACK_POP(&hk_heap_pool, hk_heap, stack_next);
+  hk_heap *h = hk_heap_pool_pop(rec);
   if (h != NULL) {
     hk_stat_add(HK_STAT_HEAPS_REUSED, 1);
   } else {
@@ -34,9 +93,8 @@ hk_heap *hk_heap_create(void) {
     }
     hk_stat_add(HK_STAT_HEAPS_CREATED, 1);
   }
-  /* Reset the owner-only part. The pending bitmap is left alone: stale
-   * senders may still set bits in it, and a spurious bit only costs a look
-   * at an empty bucket. */
+  /* Reset: a mapped heap is zero already, a pooled one has passed a grace
+   * period since its thread's teardown, so no sender still sets its bits. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     h->cur[c] = &hk_slab_empty;
     h->partial[c] = h->partial_tail[c] = NULL;
@@ -49,6 +107,8 @@ hk_heap *hk_heap_create(void) {
   h->tick = 0;
   h->purge_at = 0;
   h->spare[HK_KIND_SMALL] = h->spare[HK_KIND_MEDIUM] = NULL;
+  hk_store_relaxed(&h->pend_summary, 0);
+  for (unsigned w = 0; w < HK_PEND_WORDS; w++) hk_store_relaxed(&h->pend_words[w], 0);
   h->erec = rec;
   h->live = true;
   return h;
@@ -58,7 +118,7 @@ void hk_heap_retire(hk_heap *h) {
   h->live = false;
   hk_epoch_release(h->erec); /* FREE: the next thread recycles it */
   h->erec = NULL;
-  hk_tstack_push(&hk_heap_pool, (uintptr_t)h, &h->stack_next);
+  hk_epoch_retire(&h->retire, hk_heap_reclaimed);
 }
 
 static void hk_partial_push(hk_heap *h, hk_slab *s) {
@@ -173,9 +233,7 @@ void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
 }
 
 void hk_heap_adopted(hk_heap *h, hk_superslab *ss) {
-  /* The drain at adoption may already have emptied and retired it (its
-   * owner is then ABANDONED; the caller's section keeps it mapped). */
-  if (hk_superslab_owner(ss) != h) return;
+  HK_ASSERT(hk_superslab_owner(ss) == h); /* drains never retire */
   if (ss->dirty != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
   if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
 }

@@ -48,7 +48,9 @@ HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {
 
 /* Owner-only heap operations (core/heap.c). */
 hk_heap *hk_heap_create(void);               /* from the pool, or mapped */
-void hk_heap_retire(hk_heap *h);             /* to the pool; owns nothing */
+void hk_heap_retire(hk_heap *h);             /* owns nothing: through the epoch to the pool */
+/* hak_collect: every pooled heap goes back to the OS (after a grace period). */
+size_t hk_heap_pool_release(void);
 void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss);
 void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss); /* adoption */
 void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s);

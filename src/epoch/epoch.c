@@ -140,13 +140,26 @@ void hk_epoch_poll(void) {
   hk_poll_unlock();
 }
 
+/* ck_epoch.c's CK_EPOCH_STATE_FREE, which its header does not export. */
+#define HK_CK_RECORD_FREE 1u
+
+void hk_epoch_fork_child(const hk_epoch_rec *keep) {
+  ck_stack_entry_t *e;
+  CK_STACK_FOREACH(&hk_epoch.records, e) {
+    ck_epoch_record_t *r = (ck_epoch_record_t *)((char *)e - offsetof(ck_epoch_record_t, record_next));
+    /* Plain reads: the child has one thread. */
+    if (r == keep || r == &hk_reclaim_rec || r->state == HK_CK_RECORD_FREE) continue;
+    ck_epoch_unregister(r); /* as that thread's exit would have: FREE, no longer active */
+  }
+  hk_store_relaxed(&hk_poll_busy, 0);
+}
+
 uint64_t hk_epoch_drain(void) {
   uint64_t before = hk_load_relaxed(&hk_epoch_pending), rounds = 0;
   /* Each grace period needs the epoch to advance twice, and each poll
    * advances it at most once, once every open section has seen it: a few
    * rounds when no reader lingers. Bounded, so a reader stuck in a section
-   * (a stopped thread, a fork child's record of a thread that no longer
-   * exists) makes this return early instead of hanging. */
+   * (a stopped thread) makes this return early instead of hanging. */
   while (hk_load_relaxed(&hk_epoch_pending) != 0 && rounds++ < 256) {
     if (hk_poll_trylock()) {
       hk_epoch_poll_locked();

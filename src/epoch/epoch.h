@@ -2,8 +2,8 @@
  * Model: formal/retire.pml.
  *
  * Readers: a thread that dereferences a SuperSlab it does not own (a sender
- * notifying the owner after its push, a popper of an abandoned stack, an
- * owner draining queues while it may retire what it drains) does so between
+ * notifying the owner after its push, a popper of an abandoned stack or of
+ * the heap pool) does so between
  * hk_epoch_enter and hk_epoch_exit on its own record, one section per batch.
  *
  * Retirement: an object that no new reader can reach any more (unlinked from
@@ -81,6 +81,15 @@ void hk_epoch_poll(void);
 HK_INLINE void hk_epoch_maybe_poll(void) {
   if (HK_UNLIKELY(atomic_load_explicit(&hk_epoch_pending, memory_order_relaxed) != 0)) hk_epoch_poll();
 }
+/* In a fork child (pthread_atfork), where only the forking thread lives:
+ * every record but `keep` (the forking thread's, or NULL) and the reclaim
+ * record goes back to ck as its thread's exit would have given it. A parent
+ * thread that was inside a section at the fork would otherwise hold back
+ * every grace period of the child forever. A poll another thread was running
+ * is abandoned with the try-flag released: callbacks it had taken out of ck
+ * and not yet run are lost (a leak, never a use after free). */
+void hk_epoch_fork_child(const hk_epoch_rec *keep);
+
 /* hak_collect only (never malloc/free): poll until nothing is pending or a
  * bounded number of rounds (yielding between them) has passed. Must not be
  * called inside a section. Returns the number of objects reclaimed. */

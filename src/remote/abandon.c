@@ -122,7 +122,7 @@ static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   hk_heap_absorb_superslab(h, ss);
   hk_remote_drain(h, ss);
   hk_stat_add(HK_STAT_SS_ADOPTED, 1);
-  hk_heap_adopted(h, ss); /* may retire it: callers are in a section */
+  hk_heap_adopted(h, ss);
 }
 
 /* A set-aside SuperSlab becomes useful only through a remote free (its room

@@ -41,8 +41,9 @@
  * slot, one per lone block of a thread without a heap (which borrows a
  * recycled record for it). Before its CAS the pusher needs no section: its
  * blocks are live, and a SuperSlab with a live block is never retired.
- * The owner drains inside a section too, since draining may retire the
- * SuperSlab it is walking. */
+ * A drain never retires: a SuperSlab it empties waits for the owner's purge
+ * (core/heap.c), which unlinks it first. The owner's pending walk still
+ * runs in a section, so that the walk's safety does not rest on that. */
 #include "remote/remote.h"
 
 #include "epoch/epoch.h"
@@ -111,8 +112,10 @@ static HK_NOINLINE void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
 /* A thread without a heap (never set up, or past its teardown): push the
  * block alone, in a section on a borrowed record. Without a record (none
  * free and no page for a new one) the push still happens: notification is
- * then skipped, and the owner finds the block when it next drains that
- * queue (any drain of its bucket, adoption, or hak_collect). */
+ * then skipped (reading the owner is only safe inside a section), and the
+ * owner finds the block when it next drains that queue: a later push to it
+ * that does notify, a drain of another SuperSlab in its bucket, or
+ * adoption. Until then the block is not reused (a leak, not a loss). */
 static HK_NOINLINE void hk_remote_free_heapless(hk_heap *h, hk_superslab *ss, hk_block *b) {
   hk_epoch_rec *rec = hk_epoch_acquire();
   if (rec == NULL) {
@@ -200,7 +203,7 @@ void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
 }
 
 void hk_remote_collect_pending(hk_heap *h) {
-  hk_epoch_enter(h->erec); /* a drain may retire the SuperSlab the walk is on */
+  hk_epoch_enter(h->erec); /* defensive: drains do not retire (see the header) */
   uint64_t summary = hk_xchg_acquire(&h->pend_summary, 0); /* pairs with notify's release or */
   while (summary != 0) {
     unsigned w = (unsigned)__builtin_ctzll(summary);
@@ -216,7 +219,7 @@ void hk_remote_collect_pending(hk_heap *h) {
        * cleared happened-before our acquire exchange of that bit. */
       hk_superslab *next;
       for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = next) {
-        next = ss->bucket_next; /* a drain that retires ss unlinks it */
+        next = ss->bucket_next;
         if (hk_load_relaxed(&ss->remote_head) != NULL) hk_remote_drain(h, ss);
       }
     }

@@ -29,6 +29,7 @@ void hk_stats_snapshot(hak_stats_t *out) {
   out->large_live = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_LARGE_LIVE]);
   out->heaps_created = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_HEAPS_CREATED]);
   out->heaps_reused = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_HEAPS_REUSED]);
+  out->heaps_unmapped = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_HEAPS_UNMAPPED]);
   out->remote_chains_pushed = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_REMOTE_CHAINS]);
   out->remote_blocks_pushed = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_REMOTE_BLOCKS]);
   out->invalid_frees = hk_load_relaxed(&hk_invalid);
@@ -49,6 +50,7 @@ void hk_stats_print(void) {
       {"superslabs", s.superslabs_mapped},         {"abandoned", s.superslabs_abandoned},
       {"adopted", s.superslabs_adopted},           {"large_live", s.large_live},
       {"heaps", s.heaps_created},                  {"heaps_reused", s.heaps_reused},
+      {"heaps_unmapped", s.heaps_unmapped},
       {"remote_chains", s.remote_chains_pushed},   {"remote_blocks", s.remote_blocks_pushed},
       {"invalid_frees", s.invalid_frees},          {"retired", s.superslabs_retired},
       {"ss_reused", s.superslabs_reused},          {"ss_unmapped", s.superslabs_unmapped},
