@@ -58,6 +58,7 @@ model_checks() {
                                    "asserts TWO_SS" "no_lost_wakeup TWO_SS" "progress TWO_SS" ;;
     ownership.pml)   printf '%s\n' "asserts" ;;
     retire.pml)      printf '%s\n' "asserts" ;;
+    purge.pml)       printf '%s\n' "asserts" ;;
     *) return 1 ;;
   esac
 }

@@ -72,6 +72,8 @@ typedef struct hak_stats {
   size_t superslabs_unmapped;  /* retired SuperSlabs given back to the OS */
   size_t epoch_records;        /* ck_epoch records ever registered (bounded by
                                   the peak number of threads, rounded up to a page) */
+  size_t slabs_purged_by_others; /* empty slabs decommitted by a thread other than
+                                    their owner (an idle owner's, or hak_collect) */
 } hak_stats_t;
 
 HAK_API void hak_stats_get(hak_stats_t *out);

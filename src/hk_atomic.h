@@ -17,6 +17,7 @@
 #define hk_or_release(p, v)     atomic_fetch_or_explicit((p), (v), memory_order_release)
 #define hk_or_relaxed(p, v)     atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
 #define hk_and_relaxed(p, v)    atomic_fetch_and_explicit((p), (v), memory_order_relaxed)
+#define hk_and_release(p, v)    atomic_fetch_and_explicit((p), (v), memory_order_release)
 #define hk_add_relaxed(p, v)    atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define hk_sub_relaxed(p, v)    atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 /* Weak CAS, acq_rel on success, relaxed on failure (the caller retries). */

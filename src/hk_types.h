@@ -110,12 +110,14 @@ typedef struct hk_superslab {
   /* line 1: the remote queue, apart from owner-written fields */
   _Alignas(HK_CACHE_LINE) _Atomic(hk_block *) remote_head;
   _Alignas(HK_CACHE_LINE) hk_slab slabs[HK_MAX_SLABS];
-  /* Decommit bookkeeping, owner-only. A slab's bit is set in `dirty` when
-   * it becomes UNUSED with pages that may be committed, at dirty_ms[i];
-   * its pages (not the header) are decommitted once the delay has passed,
-   * or its bit is cleared when a class takes the slab again. */
-  uint32_t dirty;
-  uint64_t dirty_ms[HK_MAX_SLABS];
+  /* Decommit bookkeeping (core/purge.c; model formal/purge.pml). `purge`
+   * packs two slab masks: bits 0-31 "dirty" (UNUSED with pages that may be
+   * committed, since dirty_ms[i]), bits 32-63 "purging" (a thread other
+   * than the owner is decommitting it now). The owner sets dirty bits and
+   * clears them when a class takes the slab again; any thread may claim a
+   * dirty slab whose delay has passed and decommit its pages. */
+  _Atomic uint64_t purge;
+  _Atomic uint64_t dirty_ms[HK_MAX_SLABS];
   /* Owner-only: when it last became empty (core/heap.c retires it once it
    * has stayed empty for the decommit delay). */
   uint64_t empty_ms;

@@ -11,6 +11,8 @@
  *     moment: nothing lost (everything is retired and unmapped after trim),
  *     no touch of unmapped memory (a fault would crash the test), no race
  *     (the TSan preset runs this file too)
+ *   an_idle_threads_empty_slabs_are_decommitted_by_others: a thread frees
+ *     24 MiB and goes idle; another thread's slow paths decommit its slabs
  *   empty_slabs_are_decommitted_after_the_delay: a live SuperSlab's empty
  *     slabs give their pages back without any trim
  *
@@ -369,6 +371,71 @@ Test(memory_return, remote_frees_race_owner_exit_and_retirement) {
    * from ever being empty, hence mapped. */
   cr_assert(s1.mapped_bytes <= s0.mapped_bytes + 4 * HK_MIB, "mapped %zu KiB after the rounds, %zu KiB before",
             s1.mapped_bytes >> 10, s0.mapped_bytes >> 10);
+}
+
+/* ---- an idle owner's empty slabs ----------------------------------------------- */
+
+#define IDLE_BYTES (24 * HK_MIB)
+#define IDLE_BLOCK 1000
+
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static int idle_phase; /* 1: the owner freed everything and waits; 2: it may exit */
+
+static void *idle_owner(void *arg) {
+  (void)arg;
+  enum { N = IDLE_BYTES / IDLE_BLOCK };
+  void **b = T_MALLOC(N * sizeof *b);
+  if (b == NULL) return (void *)1;
+  for (int i = 0; i < N; i++) {
+    b[i] = T_MALLOC(IDLE_BLOCK);
+    if (b[i] == NULL) return (void *)1;
+    memset(b[i], 7, IDLE_BLOCK);
+  }
+  for (int i = 0; i < N; i++) T_FREE(b[i]); /* local frees: its slabs go UNUSED, dirty */
+  T_FREE(b);
+  pthread_mutex_lock(&idle_mu);
+  idle_phase = 1;
+  pthread_cond_broadcast(&idle_cv);
+  while (idle_phase != 2) pthread_cond_wait(&idle_cv, &idle_mu); /* idle: no malloc, no free */
+  pthread_mutex_unlock(&idle_mu);
+  return NULL;
+}
+
+Test(memory_return, an_idle_threads_empty_slabs_are_decommitted_by_others) {
+  T_TRIM();
+  pthread_t t;
+  idle_phase = 0;
+  cr_assert(pthread_create(&t, NULL, idle_owner, NULL) == 0);
+  pthread_mutex_lock(&idle_mu);
+  while (idle_phase != 1) pthread_cond_wait(&idle_cv, &idle_mu);
+  pthread_mutex_unlock(&idle_mu);
+  hak_stats_t s0 = hk_stats();
+  size_t rss_idle = rss_bytes();
+  /* The owner never runs its allocator again. Past twice the delay, this
+   * thread's own slow paths (one per iteration here) purge its slabs. */
+  usleep(700 * 1000);
+  size_t purged = 0;
+  for (int round = 0; round < 100 && purged < 300; round++) {
+    for (int i = 0; i < 2000; i++) T_FREE(T_MALLOC(4096));
+    purged = hk_stats().slabs_purged_by_others - s0.slabs_purged_by_others;
+    if (purged < 300) usleep(50 * 1000);
+  }
+  size_t rss_after = rss_bytes();
+  cr_log_info("idle owner: %zu slabs purged by another thread; RSS %zu KiB while idle, %zu KiB after", purged,
+              rss_idle >> 10, rss_after >> 10);
+  /* 24 MiB of 1000-byte blocks is 384 slabs of 64 KiB; allow for some the
+   * owner kept current (never released) and a few partly used. */
+  cr_assert(purged >= 300, "only %zu of the idle thread's slabs were decommitted", purged);
+#ifndef HK_SANITIZED
+  cr_assert(rss_after + 16 * HK_MIB <= rss_idle, "RSS %zu KiB after the purge, %zu KiB while idle", rss_after >> 10,
+            rss_idle >> 10);
+#endif
+  pthread_mutex_lock(&idle_mu);
+  idle_phase = 2;
+  pthread_cond_broadcast(&idle_cv);
+  pthread_mutex_unlock(&idle_mu);
+  pthread_join(t, NULL);
 }
 
 /* ---- empty slabs of a live SuperSlab ------------------------------------------ */

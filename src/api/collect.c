@@ -7,9 +7,11 @@
 
 #include "api/thread.h"
 #include "core/heap.h"
+#include "core/purge.h"
 #include "core/superslab.h"
 #include "epoch/epoch.h"
 #include "large/large.h"
+#include "os/os.h"
 #include "remote/abandon.h"
 #include "remote/remote.h"
 
@@ -24,6 +26,12 @@ static size_t hk_collect(void) {
     hk_remote_collect(h);
     hk_adopt_all(h);
     released += hk_heap_release_all(h);
+  }
+  /* Every other thread's dirty slabs too, idle or not (core/purge.h). */
+  hk_epoch_rec *rec = hk_epoch_acquire();
+  if (rec != NULL) {
+    released += hk_purge_others(rec, hk_os_now_ms(), true);
+    hk_epoch_release(rec);
   }
   /* Outside every section: wait (boundedly) for the grace periods of what
    * was just retired, so it reaches the caches and the heap pool; the

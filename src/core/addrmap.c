@@ -5,6 +5,7 @@
 
 _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
 _Atomic uint64_t hk_ssmap[HK_SSMAP_WORDS];
+_Atomic uint64_t hk_addrmap_leaves[HK_MAP_L1_SIZE / 64];
 
 static _Atomic uintptr_t *hk_addrmap_leaf(size_t i1) {
   _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[i1]); /* pairs with the CAS below: leaf is zeroed */
@@ -14,7 +15,11 @@ static _Atomic uintptr_t *hk_addrmap_leaf(size_t i1) {
   if (i1 == 0) hk_store_relaxed(&fresh[0], HK_MAP_DEAD); /* chunk 0: see addrmap.h */
   _Atomic uintptr_t *expected = NULL;
   /* Publishes the fresh (zero) leaf; pairs with the acquire load above. */
-  if (hk_cas_strong_acq_rel(&hk_addrmap_l1[i1], &expected, fresh)) return fresh;
+  if (hk_cas_strong_acq_rel(&hk_addrmap_l1[i1], &expected, fresh)) {
+    /* Relaxed: the scan that reads it then reads bitmap words with acquire. */
+    hk_or_relaxed(&hk_addrmap_leaves[i1 >> 6], (uint64_t)1 << (i1 & 63));
+    return fresh;
+  }
   hk_os_unmap(fresh, HK_MAP_L2_SIZE * sizeof(uintptr_t)); /* lost the race: use the winner's */
   return expected;
 }
@@ -27,12 +32,13 @@ bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry) {
      * the header got the pointer through synchronisation anyway (see get);
      * release keeps the header writes ordered for lookups of foreign pointers. */
     hk_store_release(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)], entry);
-    /* Relaxed RMW (neighbours' bits share the word): the same argument as
-     * the entry's, and the bit is only ever read relaxed. */
+    /* Release RMW (neighbours' bits share the word): the header before the
+     * bit, for the purge scan's acquire load (core/purge.c); the free fast
+     * path reads it relaxed, by the same argument as the entry's. */
     _Atomic uint64_t *w = &hk_ssmap[a >> (HK_SS_SHIFT + 6)];
     uint64_t bit = (uint64_t)1 << ((a >> HK_SS_SHIFT) & 63);
     bool is_ss = hk_entry_is_ss(entry) && entry == a;
-    if (is_ss) hk_or_relaxed(w, bit);
+    if (is_ss) hk_or_release(w, bit);
     else if (hk_load_relaxed(w) & bit) hk_and_relaxed(w, ~bit);
   }
   return true;

@@ -35,6 +35,10 @@ extern _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
  * where the entry would take two dependent ones. */
 #define HK_SSMAP_WORDS ((size_t)1 << (HK_VA_BITS - HK_SS_SHIFT - 6))
 extern _Atomic uint64_t hk_ssmap[HK_SSMAP_WORDS];
+/* One bit per first-level index whose leaf exists: a scan of the SuperSlab
+ * bitmap (core/purge.c) reads only the words that leaves cover. */
+extern _Atomic uint64_t hk_addrmap_leaves[HK_MAP_L1_SIZE / 64];
+#define HK_SSMAP_WORDS_PER_LEAF (HK_MAP_L2_SIZE / 64)
 
 /* True when p is in a SuperSlab; false when it is not (large, foreign, NULL,
  * beyond the 47-bit map). The free fast path's only map access. Relaxed, as

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "core/purge.h"
 #include "core/sizeclass.h"
 #include "core/tstack.h"
 #include "epoch/epoch.h"
@@ -234,7 +235,7 @@ void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
 
 void hk_heap_adopted(hk_heap *h, hk_superslab *ss) {
   HK_ASSERT(hk_superslab_owner(ss) == h); /* drains never retire */
-  if (ss->dirty != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
+  if (hk_purge_dirty(ss) != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
   if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
 }
 
@@ -256,7 +257,7 @@ static void hk_heap_purge(hk_heap *h, uint64_t now, uint64_t delay) {
         }
         d = ss->empty_ms + delay;
       }
-      if (ss->dirty != 0) {
+      if (hk_purge_dirty(ss) != 0) {
         uint64_t dd = hk_superslab_purge(ss, now, delay);
         if (dd != 0 && (d == 0 || dd < d)) d = dd;
       }
@@ -268,10 +269,10 @@ static void hk_heap_purge(hk_heap *h, uint64_t now, uint64_t delay) {
 
 void hk_heap_maintain(hk_heap *h) {
   h->tick = 0;
-  if (h->purge_at != 0) {
-    uint64_t now = hk_os_now_ms();
-    if (now >= h->purge_at) hk_heap_purge(h, now, hk_opt.decommit_delay_ms);
-  }
+  uint64_t now = hk_os_now_ms();
+  if (h->purge_at != 0 && now >= h->purge_at) hk_heap_purge(h, now, hk_opt.decommit_delay_ms);
+  /* Idle threads' dirty slabs: some running thread's slow path purges them. */
+  hk_purge_others_maybe(h->erec, now);
   hk_epoch_maybe_poll();
   /* Retired SuperSlabs waiting in the global cache lose their pages after
    * the same delay; some thread's slow path has to run the clock for them. */
@@ -322,12 +323,15 @@ hk_slab *hk_heap_refill(hk_heap *h, unsigned cls) {
     s->state = HK_SLAB_FULL;
   }
   int kind = hk_class_kind(cls);
-  hk_superslab *ss;
-  while ((ss = h->avail[kind]) != NULL) {
+  hk_superslab *ss, **pp = &h->avail[kind];
+  while ((ss = *pp) != NULL) {
     s = hk_superslab_take_slab(ss);
     if (ss->free_slabs == 0) {
-      h->avail[kind] = ss->avail_next;
+      *pp = ss->avail_next;
       ss->in_avail = 0;
+    } else if (s == NULL) { /* its UNUSED slabs are being decommitted by another thread */
+      pp = &ss->avail_next;
+      continue;
     }
     if (s != NULL) {
       hk_slab_init(ss, s, cls);

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "core/addrmap.h"
+#include "core/purge.h"
 #include "core/slab.h"
 #include "epoch/epoch.h"
 #include "os/os.h"
@@ -212,9 +213,11 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
 
 hk_slab *hk_superslab_take_slab(hk_superslab *ss) {
   if (ss->free_slabs == 0) return NULL;
-  unsigned i = (unsigned)__builtin_ctz(ss->free_slabs);
+  /* Committed pages of a dirty slab are reused as they are; a slab another
+   * thread is decommitting right now is skipped (core/purge.h). */
+  int i = hk_purge_claim_for_use(ss, ss->free_slabs);
+  if (i < 0) return NULL;
   ss->free_slabs &= ~(1u << i);
-  ss->dirty &= ~(1u << i); /* its committed pages are reused as they are */
   return &ss->slabs[i];
 }
 
@@ -222,30 +225,7 @@ void hk_superslab_release_slab(hk_superslab *ss, hk_slab *s) {
   bool touched = s->carved != 0;
   hk_slab_reset(s);
   ss->free_slabs |= 1u << s->index;
-  if (touched) {
-    ss->dirty |= 1u << s->index;
-    ss->dirty_ms[s->index] = hk_os_now_ms();
-  }
-}
-
-uint64_t hk_superslab_purge(hk_superslab *ss, uint64_t now, uint64_t delay) {
-  uint64_t next = 0;
-  uint32_t d = ss->dirty;
-  while (d != 0) {
-    unsigned i = (unsigned)__builtin_ctz(d);
-    d &= d - 1;
-    uint64_t due = ss->dirty_ms[i] + delay;
-    if (due <= now) {
-      /* UNUSED: no block of the slab is live, nobody reads its pages. */
-      uint8_t *base = (uint8_t *)ss + ((size_t)i << ss->slab_shift);
-      uint8_t *start = i == 0 ? (uint8_t *)ss + HK_SS_HEADER : base;
-      hk_os_decommit(start, ((size_t)1 << ss->slab_shift) - (size_t)(start - base));
-      ss->dirty &= ~(1u << i);
-    } else if (next == 0 || due < next) {
-      next = due;
-    }
-  }
-  return next;
+  if (touched) hk_purge_mark_dirty(ss, s->index, hk_os_now_ms());
 }
 
 /* After the grace period (epoch callback, on the polling thread). */

@@ -36,7 +36,8 @@ HK_INLINE struct hk_heap *hk_superslab_owner(hk_superslab *ss) {
  * UNUSED. NULL with errno = ENOMEM when the OS refuses. */
 hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap);
 
-/* Take an UNUSED slab (owner only); NULL when none is left. */
+/* Take an UNUSED slab (owner only); NULL when none is left, or every one
+ * left is being decommitted by another thread at this moment. */
 hk_slab *hk_superslab_take_slab(hk_superslab *ss);
 /* Give a slab whose blocks all came back to the UNUSED pool (owner only);
  * its pages, if it touched any, become dirty (decommitted after the delay). */
@@ -51,9 +52,6 @@ HK_INLINE bool hk_superslab_is_empty(hk_superslab *ss) {
   return ss->free_slabs == hk_superslab_all_slabs(ss) && hk_load_relaxed(&ss->remote_head) == NULL;
 }
 
-/* Decommit the dirty slabs whose delay has passed (owner only). Returns the
- * next deadline among the rest, 0 when none is left dirty. */
-uint64_t hk_superslab_purge(hk_superslab *ss, uint64_t now, uint64_t delay);
 /* Retire an empty SuperSlab its owner has already unlinked from its heap:
  * tombstone its map entry and hand it to ck_epoch; after the grace period
  * it goes to the cache of empty SuperSlabs, or is unmapped. */

@@ -37,6 +37,7 @@ void hk_stats_snapshot(hak_stats_t *out) {
   out->superslabs_reused = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_REUSED]);
   out->superslabs_unmapped = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_UNMAPPED]);
   out->epoch_records = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_EPOCH_RECORDS]);
+  out->slabs_purged_by_others = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SLABS_PURGED_BY_OTHERS]);
 }
 
 void hk_stats_print(void) {
@@ -54,7 +55,7 @@ void hk_stats_print(void) {
       {"remote_chains", s.remote_chains_pushed},   {"remote_blocks", s.remote_blocks_pushed},
       {"invalid_frees", s.invalid_frees},          {"retired", s.superslabs_retired},
       {"ss_reused", s.superslabs_reused},          {"ss_unmapped", s.superslabs_unmapped},
-      {"epoch_records", s.epoch_records},
+      {"epoch_records", s.epoch_records},          {"purged_by_others", s.slabs_purged_by_others},
   };
   hk_line l = {.len = 0};
   hk_line_str(&l, "hakmem: stats");
