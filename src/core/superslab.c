@@ -92,7 +92,7 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
   }
   /* Not yet visible to any other thread: its blocks reach them only after
    * the owner hands them out, through the caller's own synchronisation. */
-  hk_store_relaxed(&ss->owner, (uintptr_t)heap);
+  hk_store_relaxed(hk_ss_owner_word(ss), (uintptr_t)heap);
 }
 
 /* ---- regions: SuperSlab address space reserved 32 chunks at a time --------
@@ -241,7 +241,7 @@ void hk_superslab_retire(hk_superslab *ss) {
   hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, (uintptr_t)ss | HK_MAP_DEAD);
   /* Relaxed: a late notifier that reads ABANDONED skips the notification;
    * one that reads the old owner sets a bit in a type-stable heap. */
-  hk_store_relaxed(&ss->owner, HK_OWNER_ABANDONED);
+  hk_store_relaxed(hk_ss_owner_word(ss), HK_OWNER_ABANDONED);
   hk_stat_add(HK_STAT_SS_RETIRED, 1);
   hk_epoch_retire(&ss->retire, hk_superslab_reclaimed);
 }

@@ -26,10 +26,19 @@ HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
   return (hk_slab *)(slabs + ((a & HK_SS_MASK) >> shift) * sizeof(hk_slab));
 }
 
+/* The owner word (see hk_superslab): bit 21 is the kind, bits 22-25 pick
+ * its line, so up to 16 SuperSlabs of a kind in a row use 16 L1 sets. */
+HK_INLINE _Atomic uintptr_t *hk_ss_owner_word(hk_superslab *ss) {
+  /* Bits 22-25 shifted straight to a byte offset (x 64): shift, and, load. */
+  _Static_assert(sizeof ss->owner_at[0] == 64, "one owner line is 64 bytes");
+  uintptr_t line = ((uintptr_t)ss >> (HK_SS_SHIFT + 1 - 6)) & ((uintptr_t)15 << 6);
+  return (_Atomic uintptr_t *)((uintptr_t)ss + offsetof(hk_superslab, owner_at) + line);
+}
+
 HK_INLINE struct hk_heap *hk_superslab_owner(hk_superslab *ss) {
   /* Relaxed: compared with the caller's own heap, a value only the caller
    * itself installs; for other callers any stale value means "not mine". */
-  return (struct hk_heap *)hk_load_relaxed(&ss->owner);
+  return (struct hk_heap *)hk_load_relaxed(hk_ss_owner_word(ss));
 }
 
 /* Map and register a fresh SuperSlab of `kind`, owned by `heap`, all slabs

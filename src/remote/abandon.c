@@ -75,7 +75,7 @@ void hk_abandon_all(hk_heap *h) {
       ss->room = hk_room_of(ss);
       /* Release: our last writes to the slabs happen-before the adopter's CAS.
        * Store, then push: formal/mutants/ownership_push_before_store.pml. */
-      hk_store_release(&ss->owner, HK_OWNER_ABANDONED);
+      hk_store_release(hk_ss_owner_word(ss), HK_OWNER_ABANDONED);
       hk_abandoned_set *set = &hk_abandoned[ss->kind];
       hk_tstack_push(&set->fresh, (uintptr_t)ss, &ss->stack_next);
       hk_add_relaxed(&set->count, 1);
@@ -116,7 +116,7 @@ static void hk_adopt(hk_heap *h, hk_superslab *ss) {
   uintptr_t expected = HK_OWNER_ABANDONED;
   /* acq_rel: acquire pairs with the abandoning store; release orders this
    * ownership before our head exchange, so later pushers notify us. */
-  bool won = hk_cas_strong_acq_rel(&ss->owner, &expected, (uintptr_t)h);
+  bool won = hk_cas_strong_acq_rel(hk_ss_owner_word(ss), &expected, (uintptr_t)h);
   HK_ASSERT(won); /* only the popper may CAS an abandoned SuperSlab */
   (void)won;
   hk_heap_absorb_superslab(h, ss);

@@ -55,7 +55,7 @@
 static void hk_remote_notify(hk_superslab *ss) {
   /* Acquire: pairs with the adopter's acq_rel CAS on owner (and the heap's
    * creation before it), so the heap we mark is a fully set-up heap. */
-  hk_heap *owner = (hk_heap *)hk_load_acquire(&ss->owner);
+  hk_heap *owner = (hk_heap *)hk_load_acquire(hk_ss_owner_word(ss));
   if (owner == NULL) { /* abandoned: the adopter drains at adoption */
     hk_abandoned_freed(ss);
     return;
