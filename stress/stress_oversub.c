@@ -38,10 +38,14 @@ static _Atomic(void *) *mailbox; /* nthreads * MAILBOX */
 static _Atomic bool stop;
 static _Atomic uint64_t next_id = 1;
 /* The start gate: threads wait until all are created, so that creating 256
- * threads is not itself slowed down by the 255 already running. */
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static bool gate_open;
+ * threads is not itself slowed down by the 255 already running. Each waiter
+ * polls a flag in its own short sleeps. Not a mutex and condition variable:
+ * after the broadcast every waiter must take the mutex in turn, and on 2
+ * cores each hand-off waits for the next waiter to be scheduled among the
+ * threads already running, so the last ones left the gate only after >10 s
+ * and the run failed as "starved" with 0 rounds done before they had
+ * called malloc once (with mimalloc too). */
+static _Atomic bool gate_open;
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -71,9 +75,8 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   uint64_t rng = s_rng_init(5000 + (uint64_t)w->idx);
   void *live[LIVE] = {0};
-  pthread_mutex_lock(&gate_mu);
-  while (!gate_open) pthread_cond_wait(&gate_cv, &gate_mu);
-  pthread_mutex_unlock(&gate_mu);
+  /* acquire: pairs with main's release store (the workers' set-up) */
+  while (!atomic_load_explicit(&gate_open, memory_order_acquire)) s_sleep(0.002);
   uint64_t last = now_ns();
   atomic_store_explicit(&w->last_ns, last, memory_order_relaxed);
   while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
@@ -141,10 +144,7 @@ int main(int argc, char **argv) {
   }
   double started = s_now() - t0;
   for (int i = 0; i < nthreads; i++) atomic_store(&workers[i].last_ns, now_ns());
-  pthread_mutex_lock(&gate_mu);
-  gate_open = true;
-  pthread_cond_broadcast(&gate_cv);
-  pthread_mutex_unlock(&gate_mu);
+  atomic_store_explicit(&gate_open, true, memory_order_release); /* pairs with the workers' acquire */
 
   /* Watch for starvation: every thread must finish a round at least every
    * max_gap seconds. */
