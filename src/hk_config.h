@@ -77,18 +77,26 @@
  * one header page of memory once decommitted) and are unmapped beyond it;
  * each heap keeps one empty SuperSlab per kind instead of retiring it
  * (hysteresis). Freed large mappings (ordinary alignment, at most
- * HK_LARGE_CACHE_MAX bytes each, HAKMEM_LARGE_CACHE_MB in all, off by
- * default) wait in HK_LARGE_CACHE_SLOTS slots for reuse by a request of the
- * same chunk count. Off by default: with far more threads than cores,
- * threads whose large requests all hit the cache never enter the kernel and
- * keep the CPUs, while a thread preempted inside mmap holds the kernel's
- * mmap lock that every missing thread needs; stress_oversub (256 threads,
- * 2 cores) then saw threads make no progress for 10 s, with 4 slots too.
+ * HK_LARGE_CACHE_MAX bytes each) wait in a cache of HK_LARGE_BINS bins, one
+ * per chunk count, of HK_LARGE_BIN_SLOTS slots each, HAKMEM_LARGE_CACHE_MB
+ * (default HK_LARGE_CACHE_MB) of address space in all, for reuse by a
+ * request of the same chunk count or one less; beyond that bound they are
+ * unmapped at once; a hit makes no system call. Decommitting cached
+ * mappings is done by one thread at a time (a try-flag; the others skip
+ * it). With more than HK_LARGE_CACHE_THREADS_PER_CPU live threads per CPU
+ * the cache stands aside and large calls go to the OS: threads that never
+ * enter the kernel then keep the CPUs while those queued on the kernel's
+ * mmap lock (page faults, mmap, munmap) wait a scheduling round per
+ * hand-off, and stress_oversub (256 threads, 2 cores) saw threads make no
+ * progress for 10 s (large.c).
  * The owner looks at its purge deadlines every HK_MAINTAIN_TICKS slow paths. */
 #define HK_DECOMMIT_DELAY_MS 250
 #define HK_SS_CACHE_SLOTS    8
-#define HK_LARGE_CACHE_SLOTS 16
-#define HK_LARGE_CACHE_MAX   ((size_t)16 << 20)
+#define HK_LARGE_BINS        8
+#define HK_LARGE_BIN_SLOTS   32
+#define HK_LARGE_CACHE_MAX   ((size_t)HK_LARGE_BINS << HK_SS_SHIFT)
+#define HK_LARGE_CACHE_MB    256
+#define HK_LARGE_CACHE_THREADS_PER_CPU 16
 #define HK_MAINTAIN_TICKS    64
 /* Heaps of exited threads kept for the next threads (12 KiB each); beyond
  * it, a retired heap is unmapped after its grace period. */

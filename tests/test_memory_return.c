@@ -15,6 +15,9 @@
  *     24 MiB and goes idle; another thread's slow paths decommit its slabs
  *   empty_slabs_are_decommitted_after_the_delay: a live SuperSlab's empty
  *     slabs give their pages back without any trim
+ *   freed_large_blocks_are_cached_decommitted_and_trimmed: freed large
+ *     mappings stay mapped in the cache (reused), lose their pages after the
+ *     delay, and malloc_trim / hak_collect unmaps them
  *
  * Sanitizer presets: their shadow memory is part of RSS and is not given
  * back with our pages, so there the RSS checks become checks of the address
@@ -467,3 +470,40 @@ Test(memory_return, empty_slabs_are_decommitted_after_the_delay) {
   T_FREE(keep);
 }
 #endif
+
+Test(memory_return, freed_large_blocks_are_cached_decommitted_and_trimmed) {
+  enum { N = 8 };
+  size_t sz = HK_MIB; /* one 2 MiB chunk each */
+  T_TRIM();
+  size_t mapped0 = hk_stats().mapped_bytes;
+  void *b[N];
+  for (int i = 0; i < N; i++) {
+    b[i] = T_MALLOC(sz);
+    cr_assert(b[i] != NULL);
+    memset(b[i], 1, sz);
+  }
+  size_t rss_full = rss_bytes();
+  for (int i = 0; i < N; i++) T_FREE(b[i]);
+  size_t mapped_cached = hk_stats().mapped_bytes;
+  cr_assert(mapped_cached >= mapped0 + N * sz, "freed large mappings were not kept: mapped %zu KiB, %zu KiB before",
+            mapped_cached >> 10, mapped0 >> 10);
+  /* Reused: allocating them again maps nothing new. */
+  for (int i = 0; i < N; i++) b[i] = T_MALLOC(sz);
+  cr_assert(hk_stats().mapped_bytes <= mapped_cached, "a cached mapping was not reused");
+  for (int i = 0; i < N; i++) T_FREE(b[i]);
+  usleep(400 * 1000);
+  T_FREE(T_MALLOC(sz)); /* a large call runs the cache's timer */
+#ifndef HK_SANITIZED
+  size_t rss_after = rss_bytes();
+  cr_log_info("RSS with %d MiB of large blocks %zu KiB, after freeing them and the delay %zu KiB", N, rss_full >> 10,
+              rss_after >> 10);
+  cr_assert(rss_after + (N - 2) * sz <= rss_full, "cached large mappings kept their pages: RSS %zu KiB, %zu KiB live",
+            rss_after >> 10, rss_full >> 10);
+#else
+  (void)rss_full;
+#endif
+  T_TRIM();
+  size_t mapped1 = hk_stats().mapped_bytes;
+  cr_assert(mapped1 + N * sz <= mapped_cached, "trim left the cached large mappings mapped: %zu KiB, %zu KiB cached",
+            mapped1 >> 10, mapped_cached >> 10);
+}

@@ -5,6 +5,7 @@
 #include "api/thread.h"
 #include "core/heap.h"
 #include "core/sizeclass.h"
+#include "large/large.h"
 #include "remote/abandon.h"
 #include "remote/remote.h"
 #include "util/diag.h"
@@ -29,7 +30,10 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   }
   hk_outbox_flush(h);
   hk_remote_collect(h);
-  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) hk_heap_maintain(h); /* decommit, reclaim */
+  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
+    hk_heap_maintain(h);
+    hk_large_cache_purge(false); /* so cached large mappings lose their pages without large calls */
+  }
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
     s->free = s->local_free;

@@ -78,6 +78,47 @@ size_t hk_heap_pool_release(void) {
   hk_epoch_release(rec);
   return n;
 }
+/* Fresh heaps are carved HK_HEAP_BATCH at a time from one mapping: with
+ * hundreds of threads starting on two cores, one mmap per thread queues
+ * each new thread on the kernel's mmap lock behind every other (starvation
+ * in stress_oversub). hk_heap_batch packs the batch's page number (high 48
+ * bits) with how many heaps of it are taken (low 16); a carve is one CAS.
+ * Only the thread holding the `refilling` try-flag maps and installs the
+ * next batch; one that finds the flag taken maps its heap alone. */
+#define HK_HEAP_BATCH 64 /* 768 KiB of address space, untouched until carved */
+static _Atomic uint64_t hk_heap_batch;
+static _Atomic unsigned hk_heap_refilling;
+
+static hk_heap *hk_heap_carve(void) {
+  uint64_t w = hk_load_acquire(&hk_heap_batch); /* pairs with the installing release store */
+  for (;;) {
+    while (w != 0 && (w & 0xffff) < HK_HEAP_BATCH) {
+      /* Acquire (success and failure): pairs with the installing release
+       * store, so the batch's mapping is seen before its heap is used. */
+      if (atomic_compare_exchange_weak_explicit(&hk_heap_batch, &w, w + 1, memory_order_acquire,
+                                                memory_order_acquire))
+        return (hk_heap *)(uintptr_t)(((w >> 16) << 12) + (w & 0xffff) * HK_HEAP_MAP_SIZE);
+    }
+    /* Acquire: pairs with the release that ended the previous refill. */
+    if (hk_xchg_acquire(&hk_heap_refilling, 1u) != 0) return hk_os_map(HK_HEAP_MAP_SIZE);
+    uint64_t now = hk_load_acquire(&hk_heap_batch); /* pairs with the installing release store */
+    if (now != w) { /* refilled while we looked: carve from it */
+      hk_store_release(&hk_heap_refilling, 0u); /* pairs with the next refiller's acquire */
+      w = now;
+      continue;
+    }
+    uint8_t *fresh = hk_os_map(HK_HEAP_BATCH * HK_HEAP_MAP_SIZE);
+    /* The old batch is full (or absent): no carve can change it, so a
+     * store installs. Release: the fresh mapping before carvers' acquire. */
+    if (fresh != NULL) hk_store_release(&hk_heap_batch, (((uint64_t)(uintptr_t)fresh >> 12) << 16) | 1u);
+    hk_store_release(&hk_heap_refilling, 0u); /* pairs with the next refiller's acquire */
+    return fresh != NULL ? (hk_heap *)fresh : hk_os_map(HK_HEAP_MAP_SIZE); /* short of address space: one */
+  }
+}
+
+static _Atomic size_t hk_heaps_live; /* threads with a heap: create minus retire */
+
+size_t hk_heap_live_count(void) { return hk_load_relaxed(&hk_heaps_live); }
 
 hk_heap *hk_heap_create(void) {
   /* The record first: a heap without one cannot enter epoch sections. */
@@ -87,7 +128,7 @@ hk_heap *hk_heap_create(void) {
   if (h != NULL) {
     hk_stat_add(HK_STAT_HEAPS_REUSED, 1);
   } else {
-    h = hk_os_map(HK_HEAP_MAP_SIZE);
+    h = hk_heap_carve();
     if (h == NULL) {
       hk_epoch_release(rec);
       return NULL;
@@ -112,11 +153,13 @@ hk_heap *hk_heap_create(void) {
   for (unsigned w = 0; w < HK_PEND_WORDS; w++) hk_store_relaxed(&h->pend_words[w], 0);
   h->erec = rec;
   h->live = true;
+  hk_add_relaxed(&hk_heaps_live, 1); /* a count for policy, orders nothing */
   return h;
 }
 
 void hk_heap_retire(hk_heap *h) {
   h->live = false;
+  hk_sub_relaxed(&hk_heaps_live, 1);
   hk_epoch_release(h->erec); /* FREE: the next thread recycles it */
   h->erec = NULL;
   hk_epoch_retire(&h->retire, hk_heap_reclaimed);

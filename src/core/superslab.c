@@ -107,19 +107,65 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
  *
  * hk_region packs the current region's base (in region units, high 32 bits)
  * with a mask of its claimed chunks (low 32 bits), so a claim is one CAS:
- *   NONE    --a claimer maps a region, CAS installs it with its chunk-->  OPEN
+ *   NONE    --a claimer installs a region (below) with its chunk-->      OPEN
  *   OPEN    --CAS sets a free chunk's bit (of the claimer's parity)-->    OPEN
- *   OPEN    --no chunk of a parity left: a claimer maps a new region and
- *             CAS installs it; it alone unmaps the old one's unclaimed
- *             chunks (no claim can succeed on a replaced word)-->         OPEN'
+ *   OPEN    --no chunk of a parity left: the claimer takes a parked spare
+ *             region, or carves one from the arena (one CAS), and CAS
+ *             installs it; the replaced word, if it still has chunks of the
+ *             other parity, moves to that kind's leftover slot (claimed
+ *             from first; an older leftover there gives its unclaimed
+ *             chunks back). No claim can succeed on a replaced word-->   OPEN'
  *   OPEN    --hak_collect: CAS to 0, unmaps the unclaimed chunks-->       NONE
- * A claimed chunk is an ordinary SuperSlab (retired and unmapped alone).
+ * Claimers that found the region exhausted together each bring a region;
+ * one installs, the others park theirs (HK_REGION_SPARES slots) and claim
+ * from the winner's. Nobody waits for anybody, and no region is mapped
+ * only to be unmapped. Before this (each claimer mapped a region, all but
+ * one unmapped theirs and retried, and the old region's chunks of the other
+ * parity were unmapped one by one), stress_oversub (256 threads, 2 cores)
+ * queued thousands of 128 MiB maps and 64 MiB unmaps a second on the
+ * kernel's mmap lock.
  * mapped_bytes counts claimed chunks only. */
 #define HK_REGION_CHUNKS 32
 #define HK_REGION_SIZE   ((size_t)HK_REGION_CHUNKS << HK_SS_SHIFT)
 #define HK_REGION_SHIFT  (HK_SS_SHIFT + 5)
 _Static_assert(HK_REGION_SIZE == (size_t)1 << HK_REGION_SHIFT, "a region is 32 chunks");
 static _Atomic uint64_t hk_region;
+/* Regions are carved from an arena of HK_ARENA_REGIONS regions mapped at
+ * once (MAP_NORESERVE address space), so replacing an exhausted region
+ * makes no system call but once per arena. hk_arena packs the arena's base
+ * (in region units, high 32 bits) with how many regions were carved (low
+ * 32); a carve is one CAS, by any thread. The carver of region
+ * HK_ARENA_REGIONS/2 maps the next arena ahead into hk_arena_spare; the
+ * claimer that finds the arena used up installs that spare. */
+#define HK_ARENA_REGIONS 2
+#define HK_ARENA_SIZE    ((size_t)HK_ARENA_REGIONS * HK_REGION_SIZE)
+static _Atomic uint64_t hk_arena;
+static _Atomic uintptr_t hk_arena_spare;
+/* Carved regions ready to install (0: empty slot): claimers that found the
+ * region exhausted together each carve one, one installs, the others park
+ * theirs here for the next exhaustion instead of unmapping them. */
+#define HK_REGION_SPARES 8
+static _Atomic uintptr_t hk_region_spare[HK_REGION_SPARES];
+
+static uint8_t *hk_spare_take(void) {
+  for (unsigned i = 0; i < HK_REGION_SPARES; i++) {
+    if (hk_load_relaxed(&hk_region_spare[i]) == 0) continue;
+    uintptr_t r = hk_xchg_acquire(&hk_region_spare[i], (uintptr_t)0); /* pairs with the parking CAS */
+    if (r != 0) return (uint8_t *)r;
+  }
+  return NULL;
+}
+
+static bool hk_spare_park(uint8_t *r) {
+  for (unsigned i = 0; i < HK_REGION_SPARES; i++) {
+    uintptr_t expected = 0;
+    /* Release: pairs with the taker's acquire exchange. */
+    if (hk_load_relaxed(&hk_region_spare[i]) == 0 && hk_cas_strong_acq_rel(&hk_region_spare[i], &expected, (uintptr_t)r))
+      return true;
+  }
+  return false;
+}
+static _Atomic uint64_t hk_region_left[HK_KINDS]; /* replaced regions with chunks of that kind left */
 static const uint32_t hk_region_parity[HK_KINDS] = {0x55555555u, 0xaaaaaaaau};
 
 /* Unmap the chunks of region w that nobody claimed (the caller replaced w). */
@@ -138,33 +184,143 @@ static void hk_region_release(uint64_t w) {
   }
 }
 
+static uint8_t *hk_arena_map(void) {
+  uint8_t *a = hk_os_map_aligned(HK_ARENA_SIZE, HK_REGION_SIZE);
+  if (a != NULL) hk_stat_unmapped(HK_ARENA_SIZE); /* counted chunk by chunk as claimed */
+  return a;
+}
+
+/* Give back an arena's uncarved regions (the caller replaced word w). */
+static void hk_arena_release(uint64_t w) {
+  uint32_t used = (uint32_t)w;
+  if (w == 0 || used >= HK_ARENA_REGIONS) return;
+  uint8_t *base = (uint8_t *)(uintptr_t)((w >> 32) << HK_REGION_SHIFT);
+  size_t left = (size_t)(HK_ARENA_REGIONS - used) * HK_REGION_SIZE;
+  hk_stat_mapped(left); /* not counted while unclaimed: hk_os_unmap subtracts */
+  hk_os_unmap(base + (size_t)used * HK_REGION_SIZE, left);
+}
+
+/* A fresh region, by one CAS on the arena word; NULL when the OS refused
+ * a new arena. */
+static uint8_t *hk_arena_carve(void) {
+  uint64_t w = hk_load_acquire(&hk_arena); /* pairs with the installing CAS */
+  for (;;) {
+    if (w != 0 && (uint32_t)w < HK_ARENA_REGIONS) {
+      /* acq_rel: acquire, the arena installed by another thread. */
+      if (!hk_cas_weak_acq_rel(&hk_arena, &w, w + 1)) continue;
+      uint32_t idx = (uint32_t)w;
+      if (idx == HK_ARENA_REGIONS / 2 && hk_load_relaxed(&hk_arena_spare) == 0) {
+        uint8_t *next = hk_arena_map(); /* only this carver: the next arena, ahead of need */
+        uintptr_t expected = 0;
+        /* Release: pairs with the installer's acquire exchange. */
+        if (next != NULL && !hk_cas_strong_acq_rel(&hk_arena_spare, &expected, (uintptr_t)next)) {
+          hk_stat_mapped(HK_ARENA_SIZE);
+          hk_os_unmap(next, HK_ARENA_SIZE);
+        }
+      }
+      return (uint8_t *)(uintptr_t)(((w >> 32) << HK_REGION_SHIFT) + (uint64_t)idx * HK_REGION_SIZE);
+    }
+    /* Used up (or none yet): install the spare arena, or map one (the first
+     * time, or when the carver of the middle region has not finished: then
+     * claimers racing here may each map one; all but one are parked or
+     * unmapped). */
+    uint8_t *a = (uint8_t *)hk_xchg_acquire(&hk_arena_spare, (uintptr_t)0); /* pairs with the stocking CAS */
+    if (a == NULL && (a = hk_arena_map()) == NULL) return NULL;
+    uint64_t nw = ((uint64_t)(uintptr_t)a >> HK_REGION_SHIFT) << 32 | 1u;
+    /* acq_rel: release publishes the arena (pairs with carvers' acquire). */
+    if (hk_cas_strong_acq_rel(&hk_arena, &w, nw)) {
+      hk_arena_release(w);
+      return a;
+    }
+    /* Someone installed one first: ours back as the spare, or away. */
+    uintptr_t expected = 0;
+    /* Release: pairs with the installer's acquire exchange. */
+    if (!hk_cas_strong_acq_rel(&hk_arena_spare, &expected, (uintptr_t)a)) {
+      hk_stat_mapped(HK_ARENA_SIZE);
+      hk_os_unmap(a, HK_ARENA_SIZE);
+    }
+  }
+}
+
+/* Claim a chunk of parity `kind` from region word *slot; NULL when none is left. */
+static hk_superslab *hk_region_claim_from(_Atomic uint64_t *slot, int kind) {
+  uint64_t w = hk_load_acquire(slot); /* pairs with the installing CAS */
+  for (;;) {
+    uint32_t free = ~(uint32_t)w & hk_region_parity[kind];
+    if (w == 0 || free == 0) return NULL;
+    unsigned i = (unsigned)__builtin_ctz(free);
+    /* acq_rel: acquire, the region installed by another thread happens-before our use of the chunk. */
+    if (hk_cas_weak_acq_rel(slot, &w, w | (uint64_t)1 << i)) {
+      hk_stat_mapped(HK_SS_SIZE);
+      return (hk_superslab *)(uintptr_t)(((w >> 32) << HK_REGION_SHIFT) + ((uint64_t)i << HK_SS_SHIFT));
+    }
+  }
+}
+
+/* A replaced region still holding chunks of the other parity waits in that
+ * kind's leftover slot instead of being unmapped chunk by chunk (each munmap
+ * a trip through the kernel's mmap lock, and a split of the region's VMA). */
+static void hk_region_retire(uint64_t w) {
+  if (w == 0) return;
+  for (int k = 0; k < HK_KINDS; k++) {
+    if ((~(uint32_t)w & hk_region_parity[k]) == 0) continue;
+    /* acq_rel: release publishes the word to claimers; acquire, the word we replace. */
+    uint64_t prev = hk_xchg_acq_rel(&hk_region_left[k], w);
+    hk_region_release(prev); /* an older leftover: what it still holds goes back */
+    return;
+  }
+  /* Fully claimed: nothing to give back. */
+}
+
 static hk_superslab *hk_region_claim(int kind) {
+  hk_superslab *left = hk_region_claim_from(&hk_region_left[kind], kind);
+  if (left != NULL) return left;
   uint64_t w = hk_load_acquire(&hk_region); /* pairs with the installing CAS */
   for (;;) {
     uint32_t free = ~(uint32_t)w & hk_region_parity[kind];
     if (w != 0 && free != 0) {
       unsigned i = (unsigned)__builtin_ctz(free);
-      /* acq_rel: acquire, the region installed by another claimer (its
-       * mapping) happens-before our use of the chunk. */
+      /* acq_rel: acquire, the region installed by another claimer happens-before our use of the chunk. */
       if (hk_cas_weak_acq_rel(&hk_region, &w, w | (uint64_t)1 << i)) {
         hk_stat_mapped(HK_SS_SIZE);
         return (hk_superslab *)(uintptr_t)(((w >> 32) << HK_REGION_SHIFT) + ((uint64_t)i << HK_SS_SHIFT));
       }
-      continue; /* w reloaded by the failed CAS */
+      continue; /* w reloaded by the failed CAS: another claim went first */
     }
-    uint8_t *fresh = hk_os_map_aligned(HK_REGION_SIZE, HK_REGION_SIZE);
-    if (fresh == NULL) return NULL; /* the caller maps this SuperSlab alone */
-    hk_stat_unmapped(HK_REGION_SIZE); /* counted chunk by chunk as claimed */
+    /* No chunk of our parity left: install a parked spare region or one
+     * carved from the arena (no system call either way); NULL only when
+     * the OS refuses an arena (the caller maps this SuperSlab alone). */
+    uint8_t *fresh = hk_spare_take();
+    if (fresh == NULL && (fresh = hk_arena_carve()) == NULL) return NULL;
     unsigned i = (unsigned)__builtin_ctz(hk_region_parity[kind]);
     uint64_t nw = (((uint64_t)(uintptr_t)fresh >> HK_REGION_SHIFT) << 32) | (uint64_t)1 << i;
-    /* Release: publishes the fresh region (pairs with the claimers' acquire). */
-    if (hk_cas_strong_acq_rel(&hk_region, &w, nw)) {
-      hk_region_release(w);
-      hk_stat_mapped(HK_SS_SIZE);
-      return (hk_superslab *)(fresh + ((size_t)i << HK_SS_SHIFT));
+    uint64_t old = w; /* the exhausted word (or 0: no region yet) */
+    bool installed = false;
+    for (;;) {
+      /* acq_rel: release publishes the fresh region (pairs with the
+       * claimers' acquire); acquire, the replaced word's bits. */
+      if (hk_cas_weak_acq_rel(&hk_region, &w, nw)) {
+        installed = true;
+        break;
+      }
+      /* w reloaded: the same region whose other-parity bits changed (bits
+       * are only ever set, so ours stay exhausted), or a spurious failure:
+       * again. Another region (or none, after hak_collect): not ours to replace. */
+      if (w == old || (w != 0 && old != 0 && (w >> 32) == (old >> 32))) continue;
+      break;
     }
-    hk_stat_mapped(HK_REGION_SIZE);
-    hk_os_unmap(fresh, HK_REGION_SIZE); /* lost the race: claim from the winner's */
+    if (!installed) {
+      /* Another claimer installed a region first: ours back to the spare
+       * slot (unmapped if it was stocked meanwhile), then claim from theirs. */
+      if (!hk_spare_park(fresh)) {
+        hk_stat_mapped(HK_REGION_SIZE); /* not counted while unclaimed: hk_os_unmap subtracts */
+        hk_os_unmap(fresh, HK_REGION_SIZE);
+      }
+      continue; /* with w as reloaded */
+    }
+    hk_stat_mapped(HK_SS_SIZE);
+    hk_region_retire(w); /* the old region's unclaimed chunks: to a leftover slot */
+    return (hk_superslab *)(fresh + ((size_t)i << HK_SS_SHIFT));
   }
 }
 
@@ -249,10 +405,30 @@ void hk_superslab_retire(hk_superslab *ss) {
 size_t hk_superslab_cache_purge(bool all) {
   uint64_t now = 0, delay = hk_opt.decommit_delay_ms; /* now: read once a slot is full */
   size_t released = 0;
-  if (all) { /* and the unclaimed part of the current region */
+  if (all) { /* and the unclaimed part of the current region and arena */
     uint64_t w = hk_xchg_acq_rel(&hk_region, 0); /* acquire: its base; release: claimers see NONE */
     if (w != 0) released++;
     hk_region_release(w);
+    /* Acquire: pairs with the release that ended the last refill (the arena
+     * fields). Taken: a refill is under way; its arena stays till next time. */
+    for (uint8_t *sp; (sp = hk_spare_take()) != NULL; released++) {
+      hk_stat_mapped(HK_REGION_SIZE); /* not counted while unclaimed: hk_os_unmap subtracts */
+      hk_os_unmap(sp, HK_REGION_SIZE);
+    }
+    for (int k = 0; k < HK_KINDS; k++) {
+      uint64_t lw = hk_xchg_acq_rel(&hk_region_left[k], 0); /* acquire: its base; release: claimers see none */
+      if (lw != 0) released++;
+      hk_region_release(lw);
+    }
+    uint64_t aw = hk_xchg_acq_rel(&hk_arena, 0); /* acquire: its base; release: carvers see none */
+    if (aw != 0 && (uint32_t)aw < HK_ARENA_REGIONS) released++;
+    hk_arena_release(aw);
+    uintptr_t sa = hk_xchg_acquire(&hk_arena_spare, (uintptr_t)0); /* pairs with the stocking CAS */
+    if (sa != 0) {
+      hk_stat_mapped(HK_ARENA_SIZE); /* not counted while unclaimed: hk_os_unmap subtracts */
+      hk_os_unmap((void *)sa, HK_ARENA_SIZE);
+      released++;
+    }
   }
   for (int k = 0; k < HK_KINDS; k++) {
     for (unsigned i = 0; i < HK_SS_CACHE_SLOTS; i++) {

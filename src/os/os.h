@@ -25,6 +25,9 @@ void hk_os_decommit(void *p, size_t size);
  * decommit delay, never for anything that needs precision. */
 uint64_t hk_os_now_ms(void);
 
+/* CPUs this process may run on (sched_getaffinity; 1 if that fails). */
+unsigned hk_os_ncpus(void);
+
 /* Test hook: make the next mappings fail with probability per_million/1e6
  * (0 turns injection off). Used by the fault-injection tests. */
 void hk_os_inject_failures(unsigned per_million);

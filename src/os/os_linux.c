@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "hk_atomic.h"
@@ -94,6 +96,17 @@ void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity) {
     return NULL;
   }
   return hk_os_map_trimmed(size, 2 * align, align, (int)parity);
+}
+
+unsigned hk_os_ncpus(void) {
+  int saved = errno;
+  uint64_t mask[16] = {0}; /* up to 1024 CPUs */
+  long n = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask); /* raw: glibc's wrapper may allocate */
+  errno = saved;
+  if (n <= 0) return 1;
+  unsigned c = 0;
+  for (size_t i = 0; i < (size_t)n / sizeof mask[0] && i < 16; i++) c += (unsigned)__builtin_popcountll(mask[i]);
+  return c != 0 ? c : 1;
 }
 
 uint64_t hk_os_now_ms(void) {
