@@ -24,7 +24,8 @@
  *
  * Oversubscription: with more than HK_LARGE_CACHE_THREADS_PER_CPU live
  * threads per CPU the cache stops taking and giving (large calls go to the
- * OS as with the cache off; what is cached drains through the timer). There
+ * OS as with the cache off; what is cached is decommitted by the timer and
+ * unmapped by hak_collect). There
  * (stress_oversub: 256 threads, 2 cores) threads whose large calls never
  * enter the kernel keep both CPUs, and each hand-off of the kernel's mmap
  * lock, which page faults and every other thread's mmap/munmap need, waits
