@@ -34,7 +34,7 @@ typedef struct hk_block {
 /* Per-address, so user data that happens to sit in a live block's second
  * word matches only by a 2^-64 coincidence (and a match is then verified). */
 #define HK_BLOCK_KEY_SALT ((uintptr_t)0x9e3779b97f4a7c15ull)
-static inline uintptr_t hk_block_key(const hk_block *b) { return ((uintptr_t)b >> 4) ^ HK_BLOCK_KEY_SALT; }
+static inline uintptr_t hk_block_key(const hk_block *b) { return (uintptr_t)b ^ HK_BLOCK_KEY_SALT; }
 
 /* Slab states. Only the owner heap moves a slab between them.
  *   UNUSED  -> ACTIVE   slab_init_class: assigned to a size class, becomes cur

@@ -35,8 +35,8 @@ HK_EXPORT void *hak_malloc(size_t n) {
 
 /* The local free made the slab need attention: it was FULL, its last block
  * came back, or `used` wrapped, which means nothing was out: then b was a
- * block already free whose key did not say so (never on our lists: a block
- * still in a remote queue), and the push is undone before reporting. */
+ * block already free (on a free list below its head, or still in a remote
+ * queue), and the push is undone before reporting. */
 static HK_NOINLINE void hk_free_local_slow(hk_superslab *ss, hk_slab *s, hk_block *b) {
   if (HK_UNLIKELY((int32_t)s->used < 0)) {
     s->local_free = b->next;
@@ -48,8 +48,7 @@ static HK_NOINLINE void hk_free_local_slow(hk_superslab *ss, hk_slab *s, hk_bloc
 }
 
 /* A pointer into one of our own SuperSlabs that failed the fast path's
- * checks: a bad pointer, a double free, or a block whose key matched by
- * chance (then it is freed after all). */
+ * checks: a bad pointer, or a double free of the local list's head. */
 static HK_NOINLINE void hk_free_own_suspect(hk_superslab *ss, hk_slab *s, void *p) {
   if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
   else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_slab_on_free_list(s, p)) hk_bad_free(p, "block already free", 1);
@@ -104,7 +103,9 @@ HK_EXPORT void hak_free(void *p) {
   __asm__("" : "+r"(ss), "+r"(s));
   if (HK_LIKELY(hk_addrmap_in_superslab(p))) {
     hk_block *b = p;
-    if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && b->key != hk_block_key(b) &&
+    /* No load of the block itself (see hk_heap_malloc): the double free
+     * caught here is the block at the head of the local free list. */
+    if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && b != s->local_free &&
                   hk_slab_is_out(s, p))) {
       if (HK_LIKELY(hk_heap_free_local(s, b))) return;
       hk_free_local_slow(ss, s, b);

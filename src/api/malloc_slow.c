@@ -19,7 +19,21 @@ static hk_slab *hk_refill_with_superslab(hk_heap *h, unsigned cls) {
   return hk_heap_refill(h, cls);
 }
 
+/* The head of the current slab's free list lacks its key: it was freed
+ * twice (its first turn on the list handed it out and cleared the key) or
+ * written after it was freed. Its link can no longer be trusted, so the rest
+ * of the list is dropped (those blocks stay unreachable until the slab is
+ * reset: a leak, never a block handed out twice), and the block is counted
+ * as out again: its second free took one too many off `used`. */
+static HK_NOINLINE void hk_free_list_corrupt(hk_slab *s) {
+  hk_block *b = s->free;
+  s->free = NULL;
+  s->used++;
+  hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
+}
+
 HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
+  if (HK_UNLIKELY(h->cur[cls]->free != NULL)) hk_free_list_corrupt(h->cur[cls]);
   if (HK_UNLIKELY(!h->live)) {
     h = hk_thread_init();
     if (h == NULL) {

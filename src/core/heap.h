@@ -17,11 +17,18 @@ extern hk_heap hk_heap_empty;
  * reclaims, refills, adopts or maps. NULL + ENOMEM when out of memory. */
 void *hk_malloc_slow(hk_heap *h, unsigned cls);
 
-/* Fast path: pop the class's current slab. No atomic, no lock, no call. */
+/* Fast path: pop the class's current slab. No atomic, no lock, no call.
+ * The popped block must carry its key (every block on a free list does):
+ * a block freed twice sits on the list twice, and its second turn comes
+ * after its first handed it out and cleared the key, so it is caught here
+ * before it is handed out twice (the slow path reports it). Checking here,
+ * not in free, keeps free from reading the block: that load missed the
+ * cache on every free of a large working set and stalled the free behind
+ * it, where malloc loads the block's line anyway (b->next). */
 HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
   hk_slab *s = h->cur[cls];
   hk_block *b = s->free;
-  if (HK_LIKELY(b != NULL)) {
+  if (HK_LIKELY(b != NULL && b->key == hk_block_key(b))) {
     s->free = b->next;
     s->used++;
     b->key = 0;
@@ -32,7 +39,7 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
 }
 
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
- * the block checks. Returns false when the slab needs attention (it was FULL,
+ * the block checks. Writes the block's key (never reads the block). Returns false when the slab needs attention (it was FULL,
  * its last block came back, or `used` wrapped below zero). */
 HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
   HK_HARDENED_BACK(s, b);
