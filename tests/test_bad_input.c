@@ -165,6 +165,11 @@ Test(bad_input, usable_size_of_invalid_pointer_follows_invalid_free_policy) {
 Test(bad_input, double_free_below_the_head_is_caught_before_the_block_is_reused) {
   expect_outcome_of(HELPER_BAD_FREE, "double_small_hidden", NULL, ABORT, "double free");
   expect_outcome_of(HELPER_BAD_FREE, "double_small_hidden", "HAKMEM_DOUBLE_FREE=warn", WARN, "double free");
+  /* The same when the extra free takes the slab's count of blocks out to 0
+   * while one is live: caught when the slab would be released. */
+  expect_outcome_of(HELPER_BAD_FREE, "double_small_empties_slab", NULL, ABORT, "double free");
+  expect_outcome_of(HELPER_BAD_FREE, "double_small_empties_slab", "HAKMEM_DOUBLE_FREE=warn", WARN, "double free");
+  expect_outcome_of(HELPER_BAD_FREE_HARDENED, "double_small_empties_slab", NULL, ABORT, "double free");
 }
 
 /* ---- the hardened build detects every double free ------------------------ */

@@ -8,6 +8,8 @@
 #include <pthread.h>
 
 #include "core/heap.h"
+#include "core/purge.h"
+#include "large/large.h"
 #include "epoch/epoch.h"
 #include "remote/abandon.h"
 #include "remote/remote.h"
@@ -85,10 +87,14 @@ hk_heap *hk_thread_init(void) {
 
 /* The forking thread is the child's only thread; it is never inside a
  * section at the fork (fork is not called from our code), so its record,
- * if it has one, stays, and every other goes back to ck. */
+ * if it has one, stays, and every other goes back to ck. Try-flags and
+ * claims the other threads held at the fork are released. */
 static void hk_fork_child(void) {
   hk_heap *h = hk_tls_heap;
   hk_epoch_fork_child(h->live ? h->erec : NULL);
+  hk_purge_fork_child();
+  hk_large_fork_child();
+  hk_heap_fork_child();
 }
 
 __attribute__((constructor(101))) static void hk_constructor(void) {

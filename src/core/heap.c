@@ -120,6 +120,10 @@ static _Atomic size_t hk_heaps_live; /* threads with a heap: create minus retire
 
 size_t hk_heap_live_count(void) { return hk_load_relaxed(&hk_heaps_live); }
 
+void hk_heap_fork_child(void) {
+  hk_store_relaxed(&hk_heap_refilling, 0u); /* a parent thread's batch refill at the fork: gone with it */
+}
+
 hk_heap *hk_heap_create(void) {
   /* The record first: a heap without one cannot enter epoch sections. */
   hk_epoch_rec *rec = hk_epoch_acquire();
@@ -251,7 +255,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
     hk_slab *s = &ss->slabs[i];
     if (s->state == HK_SLAB_UNUSED) continue;
     s->next = s->prev = NULL;
-    if (s->used == 0) hk_superslab_release_slab(ss, s);
+    if (s->used == 0 && hk_slab_confirm_empty(s)) hk_superslab_release_slab(ss, s);
     else if (s->free != NULL || s->local_free != NULL || s->carved < s->limit) hk_partial_push(h, s);
     else s->state = HK_SLAB_FULL;
   }
@@ -263,13 +267,13 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
  * can reuse its pages. The current slab stays put even when empty: it is hot. */
 void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
   if (s->state == HK_SLAB_FULL) {
-    if (s->used == 0) {
+    if (s->used == 0 && hk_slab_confirm_empty(s)) {
       hk_superslab_release_slab(ss, s);
       hk_heap_slab_released(h, ss);
     } else {
       hk_partial_push(h, s);
     }
-  } else if (s->state == HK_SLAB_PARTIAL && s->used == 0) {
+  } else if (s->state == HK_SLAB_PARTIAL && s->used == 0 && hk_slab_confirm_empty(s)) {
     hk_partial_remove(h, s);
     hk_superslab_release_slab(ss, s);
     hk_heap_slab_released(h, ss);
@@ -327,7 +331,7 @@ size_t hk_heap_release_all(hk_heap *h) {
    * hot); here they go back to UNUSED so their SuperSlab can empty. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     hk_slab *s = h->cur[c];
-    if (s == &hk_slab_empty || s->used != 0) continue;
+    if (s == &hk_slab_empty || s->used != 0 || !hk_slab_confirm_empty(s)) continue;
     h->cur[c] = &hk_slab_empty;
     hk_superslab *ss = hk_superslab_of(s);
     hk_superslab_release_slab(ss, s);

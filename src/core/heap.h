@@ -58,6 +58,7 @@ hk_heap *hk_heap_create(void);               /* from the pool, or mapped */
 void hk_heap_retire(hk_heap *h);             /* owns nothing: through the epoch to the pool */
 /* hak_collect: every pooled heap goes back to the OS (after a grace period). */
 size_t hk_heap_pool_release(void);
+void hk_heap_fork_child(void);               /* fork child: release the batch refill flag */
 size_t hk_heap_live_count(void);             /* threads with a live heap (relaxed, approximate) */
 void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss);
 void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss); /* adoption */

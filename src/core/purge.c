@@ -26,9 +26,11 @@ int hk_purge_claim_for_use(hk_superslab *ss, uint32_t candidates) {
     uint64_t bit = (uint64_t)1 << i;
     if ((w & bit) == 0) return (int)i; /* CLEAN: no purger can claim it (claims need D) */
     /* DIRTY: clear D before using the pages, so no purger claims it after.
-     * acq_rel: acquire as the load above; release is not needed by anyone
-     * but keeps one CAS flavour. On failure w is reloaded: P may be set now. */
-    if (hk_cas_weak_acq_rel(&ss->purge, &w, w & ~bit)) return (int)i;
+     * Acquire on success and on failure: the reload may show the slab CLEAN
+     * after a purger finished with it, and its decommit must come before our
+     * writes (pairs with the purger's release fetch_and). */
+    if (atomic_compare_exchange_weak_explicit(&ss->purge, &w, w & ~bit, memory_order_acq_rel, memory_order_acquire))
+      return (int)i;
   }
 }
 
@@ -112,6 +114,23 @@ size_t hk_purge_others(hk_epoch_rec *rec, uint64_t now, bool all) {
   }
   if (n != 0) hk_stat_add(HK_STAT_SLABS_PURGED_BY_OTHERS, (long)n);
   return n;
+}
+
+void hk_purge_fork_child(void) {
+  for (size_t lw = 0; lw < HK_MAP_L1_SIZE / 64; lw++) {
+    uint64_t leaves = hk_load_relaxed(&hk_addrmap_leaves[lw]);
+    while (leaves != 0) {
+      size_t i1 = lw * 64 + (size_t)__builtin_ctzll(leaves);
+      leaves &= leaves - 1;
+      for (size_t wi = i1 * HK_SSMAP_WORDS_PER_LEAF; wi < (i1 + 1) * HK_SSMAP_WORDS_PER_LEAF; wi++) {
+        for (uint64_t bits = hk_load_relaxed(&hk_ssmap[wi]); bits != 0; bits &= bits - 1) {
+          hk_superslab *ss = (hk_superslab *)((wi * 64 + (size_t)__builtin_ctzll(bits)) << HK_SS_SHIFT);
+          uint64_t w = hk_load_relaxed(&ss->purge); /* relaxed: nobody else runs */
+          if ((w >> 32) != 0) hk_store_relaxed(&ss->purge, (w & 0xffffffffu) | (w >> 32));
+        }
+      }
+    }
+  }
 }
 
 /* When the next scan for idle owners' slabs is due (ms; 0: at the first look). */

@@ -68,6 +68,11 @@ uint64_t hk_superslab_purge(hk_superslab *ss, uint64_t now, uint64_t delay);
  * `all` (hak_collect), every one. Returns how many slabs it decommitted. */
 size_t hk_purge_others(hk_epoch_rec *rec, uint64_t now, bool all);
 
+/* In a fork child (single-threaded): a slab a parent thread was purging at
+ * the fork would stay PURGING forever; it becomes DIRTY again (its pages
+ * may or may not have been decommitted). */
+void hk_purge_fork_child(void);
+
 /* From an owner's periodic maintenance: at most one thread per delay period
  * runs hk_purge_others (a try-claim of the next due time, never a wait). */
 void hk_purge_others_maybe(hk_epoch_rec *rec, uint64_t now);

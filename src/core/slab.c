@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/sizeclass.h"
+#include "util/diag.h"
 
 hk_slab hk_slab_empty;
 
@@ -40,6 +41,18 @@ void hk_slab_reset(hk_slab *s) {
 static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
   for (; b != NULL && limit != 0; b = b->next, limit--)
     if ((const void *)b == p) return true;
+  return false;
+}
+
+bool hk_slab_confirm_empty(hk_slab *s) {
+  uint32_t bsize = hk_class_size[s->class_idx], live = 0;
+  for (uint32_t off = 0; off < s->carved; off += bsize) {
+    const hk_block *b = (const hk_block *)(s->start + off);
+    live += b->key != hk_block_key(b);
+  }
+  if (HK_LIKELY(live == 0)) return true;
+  s->used = live;
+  hk_bad_free(s->start, "block already free (its slab emptied while blocks of it were still in use: one was freed twice)", 1);
   return false;
 }
 

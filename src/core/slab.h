@@ -11,6 +11,14 @@ extern hk_slab hk_slab_empty; /* cur[c] of a heap with nothing: lists empty */
 void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls);
 /* Back to UNUSED: forget the class and every list. */
 void hk_slab_reset(hk_slab *s);
+/* `used` reached 0: true when every carved block really is free (carries
+ * its key), so the slab may go back to UNUSED. A double free the cheap
+ * checks let through takes `used` to 0 while a block is still live (its key
+ * cleared by malloc, or overwritten by the program): then this reports the
+ * double free, sets `used` to the number of live blocks and returns false,
+ * so the slab's pages are not reused under the live block. Reads each
+ * block's key word once, in address order, once per emptying of a slab. */
+bool hk_slab_confirm_empty(hk_slab *s);
 /* Make `free` non-empty if possible: swap in local_free, else carve fresh
  * blocks. Returns false when every block is handed out. */
 bool hk_slab_refill(hk_slab *s);

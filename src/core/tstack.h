@@ -7,8 +7,9 @@
  * instead of installing a stale `next` (ABA). The version wraps after 2^29
  * operations: a pop stalled for exactly that many operations could still
  * suffer ABA. A popper may read `next` of a node another thread popped
- * meanwhile: heaps are never unmapped, and SuperSlabs are popped only inside
- * an epoch section (abandon.c), so a retired one is not unmapped under it. Model: formal/ownership.pml (stack_push, stack_pop;
+ * meanwhile: both SuperSlabs (abandon.c) and heaps (core/heap.c, the pool)
+ * are popped only inside an epoch section, so one retired meanwhile is not
+ * unmapped or reused under it. Model: formal/ownership.pml (stack_push, stack_pop;
  * one node there, so ABA is not modelled). */
 #ifndef HK_TSTACK_H
 #define HK_TSTACK_H

@@ -145,11 +145,20 @@ void hk_epoch_poll(void) {
 
 void hk_epoch_fork_child(const hk_epoch_rec *keep) {
   ck_stack_entry_t *e;
+  bool reclaim_listed = false;
   CK_STACK_FOREACH(&hk_epoch.records, e) {
     ck_epoch_record_t *r = (ck_epoch_record_t *)((char *)e - offsetof(ck_epoch_record_t, record_next));
+    if (r == &hk_reclaim_rec) reclaim_listed = true;
     /* Plain reads: the child has one thread. */
     if (r == keep || r == &hk_reclaim_rec || r->state == HK_CK_RECORD_FREE) continue;
     ck_epoch_unregister(r); /* as that thread's exit would have: FREE, no longer active */
+  }
+  /* A parent thread was registering the reclaim record at the fork: finish
+   * it here (or only mark it, if ck had linked it), or nothing would ever
+   * be reclaimed in the child. */
+  if (hk_load_relaxed(&hk_reclaim_state) == 1) {
+    if (!reclaim_listed) ck_epoch_register(&hk_epoch, &hk_reclaim_rec, NULL);
+    hk_store_relaxed(&hk_reclaim_state, 2);
   }
   hk_store_relaxed(&hk_poll_busy, 0);
 }

@@ -87,7 +87,8 @@ HK_INLINE void hk_epoch_maybe_poll(void) {
  * thread that was inside a section at the fork would otherwise hold back
  * every grace period of the child forever. A poll another thread was running
  * is abandoned with the try-flag released: callbacks it had taken out of ck
- * and not yet run are lost (a leak, never a use after free). */
+ * and not yet run are lost (a leak, never a use after free). A registration
+ * of the reclaim record left half done is finished. */
 void hk_epoch_fork_child(const hk_epoch_rec *keep);
 
 /* hak_collect only (never malloc/free): poll until nothing is pending or a

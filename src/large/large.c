@@ -183,12 +183,19 @@ static size_t hk_lc_purge_due(uint64_t now) {
       if (!hk_lc_put((uint8_t *)w, map_size, false, HK_LC_CLEAN, i)) hk_os_unmap((void *)w, map_size);
     }
   }
-  /* Our scan's earliest deadline, unless a put lowered it meanwhile. */
+  /* Our scan's earliest deadline, unless a put lowered it meanwhile. A put
+   * into a slot we had passed could not lower it (it still read our `seen`,
+   * already due), so the next scan comes within one delay regardless. */
+  if (now + delay < next) next = now + delay;
   if (!atomic_compare_exchange_strong_explicit(&hk_lc_next_due, &seen, next, memory_order_relaxed,
                                                memory_order_relaxed))
     hk_lc_due_at(next);
   hk_store_release(&hk_lc_purging, 0u); /* pairs with the next purger's acquire exchange */
   return n;
+}
+
+void hk_large_fork_child(void) {
+  hk_store_relaxed(&hk_lc_purging, 0u); /* a parent thread's purge at the fork: gone with it */
 }
 
 size_t hk_large_cache_purge(bool all) {

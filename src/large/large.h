@@ -19,6 +19,8 @@ void *hk_large_calloc(size_t size);
 /* The cache of freed mappings: decommit those cached longer than the delay,
  * or (all) unmap every one. Returns how many it touched. */
 size_t hk_large_cache_purge(bool all);
+/* In a fork child: release the cache's purge try-flag a parent thread held. */
+void hk_large_fork_child(void);
 /* `entry` is p's address-map entry (tagged HK_MAP_LARGE). Handles interior
  * pointers through the bad-free policy. */
 void hk_large_free(uintptr_t entry, void *p);

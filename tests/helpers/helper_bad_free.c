@@ -248,6 +248,36 @@ static void mode_double_small_hidden(void) {
   survived();
 }
 
+/* A double free that takes a slab's `used` to 0 while one of its blocks is
+ * still live: the slab must not go back to UNUSED (its pages would serve
+ * another class over the live block). Blocks of 2500 B fill a 64 KiB slab
+ * with 26; all of one slab but `z` are freed, the first of them twice. */
+static void mode_double_small_empties_slab(void) {
+  enum { N = 400 };
+  static char *p[N];
+  int idx[N], k = 0;
+  for (int i = 0; i < N; i++)
+    if ((p[i] = malloc(2500)) == NULL || !hak_owns(p[i])) fail(X_OVERRIDE, "%s", "malloc(2500) is not a HAKMEM block");
+  uintptr_t slab = (uintptr_t)p[N / 2] & ~(uintptr_t)0xffff; /* a slab in the middle: full */
+  for (int i = 0; i < N; i++)
+    if (((uintptr_t)p[i] & ~(uintptr_t)0xffff) == slab) idx[k++] = i;
+  if (k < 3) fail(X_SETUP, "%s", "fewer than 3 blocks in one slab");
+  char *z = p[idx[k - 1]];
+  memset(z, 0x5a, 2500);
+  for (int j = 0; j < k - 1; j++) free(p[idx[j]]);
+  bad_free(p[idx[0]]); /* not the head of the local list any more */
+  for (int i = 0; i < 2000; i++) {
+    char *q = malloc(3000);
+    if (q == NULL) fail(X_SETUP, "%s", "malloc returned NULL after the double free");
+    if ((uintptr_t)q < (uintptr_t)z + 2500 && (uintptr_t)z < (uintptr_t)q + 3000)
+      fail(X_HANDED_OUT, "%s", "memory of a live block was handed out again");
+    memset(q, 0, 3000);
+  }
+  for (int i = 0; i < 2500; i++)
+    if ((unsigned char)z[i] != 0x5a) fail(X_DUPLICATE, "%s", "a live block was overwritten");
+  survived();
+}
+
 static void mode_double_large(void) {
   size_t n = HK_MIB;
   void *p = malloc(n);
@@ -322,6 +352,7 @@ int main(int argc, char **argv) {
       {"interior_large", mode_interior_large},
       {"double_small", mode_double_small},
       {"double_small_hidden", mode_double_small_hidden},
+      {"double_small_empties_slab", mode_double_small_empties_slab},
       {"double_large", mode_double_large},
       {"realloc_foreign", mode_realloc_foreign},
       {"realloc_interior", mode_realloc_interior},
