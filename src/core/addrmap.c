@@ -24,6 +24,20 @@ static _Atomic uintptr_t *hk_addrmap_leaf(size_t i1) {
   return expected;
 }
 
+size_t hk_ssmap_next_word(size_t wi) {
+  for (size_t i1 = wi / HK_SSMAP_WORDS_PER_LEAF; i1 < HK_MAP_L1_SIZE; i1++) {
+    uint64_t leaves = hk_load_relaxed(&hk_addrmap_leaves[i1 >> 6]) >> (i1 & 63);
+    if (leaves == 0) { /* none in the rest of this summary word */
+      i1 |= 63;
+      continue;
+    }
+    i1 += (size_t)__builtin_ctzll(leaves);
+    size_t first = i1 * HK_SSMAP_WORDS_PER_LEAF;
+    return wi > first ? wi : first;
+  }
+  return HK_SSMAP_WORDS;
+}
+
 bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry) {
   for (uintptr_t a = start & ~(uintptr_t)HK_SS_MASK; a < start + size; a += HK_SS_SIZE) {
     _Atomic uintptr_t *leaf = hk_addrmap_leaf(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS));

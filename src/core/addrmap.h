@@ -39,6 +39,9 @@ extern _Atomic uint64_t hk_ssmap[HK_SSMAP_WORDS];
  * bitmap (core/purge.c) reads only the words that leaves cover. */
 extern _Atomic uint64_t hk_addrmap_leaves[HK_MAP_L1_SIZE / 64];
 #define HK_SSMAP_WORDS_PER_LEAF (HK_MAP_L2_SIZE / 64)
+/* The first SuperSlab-bitmap word at index >= wi that a leaf covers, or
+ * HK_SSMAP_WORDS: a scan's step (the words of absent leaves are all zero). */
+size_t hk_ssmap_next_word(size_t wi);
 
 /* True when p is in a SuperSlab; false when it is not (large, foreign, NULL,
  * beyond the 47-bit map). The free fast path's only map access. Relaxed, as

@@ -92,43 +92,28 @@ size_t hk_purge_others(hk_epoch_rec *rec, uint64_t now, bool all) {
    * one delay; at two, it is idle (or only on fast paths). */
   uint64_t before = now > 2 * delay ? now - 2 * delay : 0;
   size_t n = 0;
-  for (size_t lw = 0; lw < HK_MAP_L1_SIZE / 64; lw++) {
-    uint64_t leaves = hk_load_relaxed(&hk_addrmap_leaves[lw]);
-    while (leaves != 0) {
-      size_t i1 = lw * 64 + (size_t)__builtin_ctzll(leaves);
-      leaves &= leaves - 1;
-      for (size_t wi = i1 * HK_SSMAP_WORDS_PER_LEAF; wi < (i1 + 1) * HK_SSMAP_WORDS_PER_LEAF; wi++) {
-        if (hk_load_relaxed(&hk_ssmap[wi]) == 0) continue;
-        /* One section per bitmap word: a SuperSlab whose bit we read is
-         * retired, if at all, after we leave (formal/retire.pml). */
-        hk_epoch_enter(rec);
-        uint64_t bits = hk_load_acquire(&hk_ssmap[wi]); /* pairs with addrmap_set's release or */
-        while (bits != 0) {
-          uintptr_t chunk = wi * 64 + (size_t)__builtin_ctzll(bits);
-          bits &= bits - 1;
-          n += hk_purge_foreign((hk_superslab *)(chunk << HK_SS_SHIFT), before, all);
-        }
-        hk_epoch_exit(rec);
-      }
+  for (size_t wi = hk_ssmap_next_word(0); wi < HK_SSMAP_WORDS; wi = hk_ssmap_next_word(wi + 1)) {
+    if (hk_load_relaxed(&hk_ssmap[wi]) == 0) continue;
+    /* One section per bitmap word: a SuperSlab whose bit we read is
+     * retired, if at all, after we leave (formal/retire.pml). */
+    hk_epoch_enter(rec);
+    uint64_t bits = hk_load_acquire(&hk_ssmap[wi]); /* pairs with addrmap_set's release or */
+    for (; bits != 0; bits &= bits - 1) {
+      uintptr_t chunk = wi * 64 + (size_t)__builtin_ctzll(bits);
+      n += hk_purge_foreign((hk_superslab *)(chunk << HK_SS_SHIFT), before, all);
     }
+    hk_epoch_exit(rec);
   }
   if (n != 0) hk_stat_add(HK_STAT_SLABS_PURGED_BY_OTHERS, (long)n);
   return n;
 }
 
 void hk_purge_fork_child(void) {
-  for (size_t lw = 0; lw < HK_MAP_L1_SIZE / 64; lw++) {
-    uint64_t leaves = hk_load_relaxed(&hk_addrmap_leaves[lw]);
-    while (leaves != 0) {
-      size_t i1 = lw * 64 + (size_t)__builtin_ctzll(leaves);
-      leaves &= leaves - 1;
-      for (size_t wi = i1 * HK_SSMAP_WORDS_PER_LEAF; wi < (i1 + 1) * HK_SSMAP_WORDS_PER_LEAF; wi++) {
-        for (uint64_t bits = hk_load_relaxed(&hk_ssmap[wi]); bits != 0; bits &= bits - 1) {
-          hk_superslab *ss = (hk_superslab *)((wi * 64 + (size_t)__builtin_ctzll(bits)) << HK_SS_SHIFT);
-          uint64_t w = hk_load_relaxed(&ss->purge); /* relaxed: nobody else runs */
-          if ((w >> 32) != 0) hk_store_relaxed(&ss->purge, (w & 0xffffffffu) | (w >> 32));
-        }
-      }
+  for (size_t wi = hk_ssmap_next_word(0); wi < HK_SSMAP_WORDS; wi = hk_ssmap_next_word(wi + 1)) {
+    for (uint64_t bits = hk_load_relaxed(&hk_ssmap[wi]); bits != 0; bits &= bits - 1) {
+      hk_superslab *ss = (hk_superslab *)((wi * 64 + (size_t)__builtin_ctzll(bits)) << HK_SS_SHIFT);
+      uint64_t w = hk_load_relaxed(&ss->purge); /* relaxed: nobody else runs */
+      if ((w >> 32) != 0) hk_store_relaxed(&ss->purge, (w & 0xffffffffu) | (w >> 32));
     }
   }
 }
