@@ -43,12 +43,12 @@ static void hk_heap_unmap(hk_heap *h) {
   hk_stat_add(HK_STAT_HEAPS_UNMAPPED, 1);
 }
 
-static void hk_heap_unmap_reclaimed(hk_retired *r) {
-  hk_heap_unmap((hk_heap *)((char *)r - offsetof(hk_heap, retire)));
-}
+static hk_heap *hk_heap_of_retired(hk_retired *r) { return (hk_heap *)((char *)r - offsetof(hk_heap, retire)); }
+
+static void hk_heap_unmap_reclaimed(hk_retired *r) { hk_heap_unmap(hk_heap_of_retired(r)); }
 
 static void hk_heap_reclaimed(hk_retired *r) {
-  hk_heap *h = (hk_heap *)((char *)r - offsetof(hk_heap, retire));
+  hk_heap *h = hk_heap_of_retired(r);
   if (hk_add_relaxed(&hk_heap_pooled, 1) >= HK_HEAP_POOL_MAX) {
     hk_sub_relaxed(&hk_heap_pooled, 1);
     hk_heap_unmap(h);

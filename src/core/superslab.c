@@ -168,6 +168,14 @@ static bool hk_spare_park(uint8_t *r) {
 static _Atomic uint64_t hk_region_left[HK_KINDS]; /* replaced regions with chunks of that kind left */
 static const uint32_t hk_region_parity[HK_KINDS] = {0x55555555u, 0xaaaaaaaau};
 
+/* Unmap address space of a region or arena that no SuperSlab has claimed:
+ * mapped_bytes counts chunks only as they are claimed, and hk_os_unmap
+ * subtracts, so add it back first. */
+static void hk_unmap_unclaimed(void *p, size_t bytes) {
+  hk_stat_mapped(bytes);
+  hk_os_unmap(p, bytes);
+}
+
 /* Unmap the chunks of region w that nobody claimed (the caller replaced w). */
 static void hk_region_release(uint64_t w) {
   if (w == 0) return;
@@ -178,8 +186,7 @@ static void hk_region_release(uint64_t w) {
     unsigned n = 0;
     while (i + n < HK_REGION_CHUNKS && (free >> (i + n) & 1)) n++; /* a run of free chunks */
     size_t bytes = (size_t)n << HK_SS_SHIFT;
-    hk_stat_mapped(bytes); /* not counted while unclaimed: hk_os_unmap subtracts */
-    hk_os_unmap(base + ((size_t)i << HK_SS_SHIFT), bytes);
+    hk_unmap_unclaimed(base + ((size_t)i << HK_SS_SHIFT), bytes);
     free &= ~(uint32_t)(n == 32 ? 0xffffffffu : (((1u << n) - 1u) << i));
   }
 }
@@ -196,8 +203,7 @@ static void hk_arena_release(uint64_t w) {
   if (w == 0 || used >= HK_ARENA_REGIONS) return;
   uint8_t *base = (uint8_t *)(uintptr_t)((w >> 32) << HK_REGION_SHIFT);
   size_t left = (size_t)(HK_ARENA_REGIONS - used) * HK_REGION_SIZE;
-  hk_stat_mapped(left); /* not counted while unclaimed: hk_os_unmap subtracts */
-  hk_os_unmap(base + (size_t)used * HK_REGION_SIZE, left);
+  hk_unmap_unclaimed(base + (size_t)used * HK_REGION_SIZE, left);
 }
 
 /* A fresh region, by one CAS on the arena word; NULL when the OS refused
@@ -213,10 +219,8 @@ static uint8_t *hk_arena_carve(void) {
         uint8_t *next = hk_arena_map(); /* only this carver: the next arena, ahead of need */
         uintptr_t expected = 0;
         /* Release: pairs with the installer's acquire exchange. */
-        if (next != NULL && !hk_cas_strong_acq_rel(&hk_arena_spare, &expected, (uintptr_t)next)) {
-          hk_stat_mapped(HK_ARENA_SIZE);
-          hk_os_unmap(next, HK_ARENA_SIZE);
-        }
+        if (next != NULL && !hk_cas_strong_acq_rel(&hk_arena_spare, &expected, (uintptr_t)next))
+          hk_unmap_unclaimed(next, HK_ARENA_SIZE);
       }
       return (uint8_t *)(uintptr_t)(((w >> 32) << HK_REGION_SHIFT) + (uint64_t)idx * HK_REGION_SIZE);
     }
@@ -235,21 +239,21 @@ static uint8_t *hk_arena_carve(void) {
     /* Someone installed one first: ours back as the spare, or away. */
     uintptr_t expected = 0;
     /* Release: pairs with the installer's acquire exchange. */
-    if (!hk_cas_strong_acq_rel(&hk_arena_spare, &expected, (uintptr_t)a)) {
-      hk_stat_mapped(HK_ARENA_SIZE);
-      hk_os_unmap(a, HK_ARENA_SIZE);
-    }
+    if (!hk_cas_strong_acq_rel(&hk_arena_spare, &expected, (uintptr_t)a)) hk_unmap_unclaimed(a, HK_ARENA_SIZE);
   }
 }
 
-/* Claim a chunk of parity `kind` from region word *slot; NULL when none is left. */
-static hk_superslab *hk_region_claim_from(_Atomic uint64_t *slot, int kind) {
-  uint64_t w = hk_load_acquire(slot); /* pairs with the installing CAS */
-  for (;;) {
+/* Claim a chunk of parity `kind` from region word *slot, starting from the
+ * word's value *w (updated as the CASes reload it); NULL when none is left,
+ * with *w the exhausted (or empty) word. */
+static hk_superslab *hk_region_claim_from(_Atomic uint64_t *slot, int kind, uint64_t *wp) {
+  uint64_t w = *wp;
+  for (;; *wp = w) {
     uint32_t free = ~(uint32_t)w & hk_region_parity[kind];
     if (w == 0 || free == 0) return NULL;
     unsigned i = (unsigned)__builtin_ctz(free);
-    /* acq_rel: acquire, the region installed by another thread happens-before our use of the chunk. */
+    /* acq_rel: acquire, the region installed by another thread happens-before
+     * our use of the chunk. On failure w is reloaded: another claim went first. */
     if (hk_cas_weak_acq_rel(slot, &w, w | (uint64_t)1 << i)) {
       hk_stat_mapped(HK_SS_SIZE);
       return (hk_superslab *)(uintptr_t)(((w >> 32) << HK_REGION_SHIFT) + ((uint64_t)i << HK_SS_SHIFT));
@@ -273,20 +277,13 @@ static void hk_region_retire(uint64_t w) {
 }
 
 static hk_superslab *hk_region_claim(int kind) {
-  hk_superslab *left = hk_region_claim_from(&hk_region_left[kind], kind);
+  uint64_t lw = hk_load_acquire(&hk_region_left[kind]); /* pairs with hk_region_retire's exchange */
+  hk_superslab *left = hk_region_claim_from(&hk_region_left[kind], kind, &lw);
   if (left != NULL) return left;
   uint64_t w = hk_load_acquire(&hk_region); /* pairs with the installing CAS */
   for (;;) {
-    uint32_t free = ~(uint32_t)w & hk_region_parity[kind];
-    if (w != 0 && free != 0) {
-      unsigned i = (unsigned)__builtin_ctz(free);
-      /* acq_rel: acquire, the region installed by another claimer happens-before our use of the chunk. */
-      if (hk_cas_weak_acq_rel(&hk_region, &w, w | (uint64_t)1 << i)) {
-        hk_stat_mapped(HK_SS_SIZE);
-        return (hk_superslab *)(uintptr_t)(((w >> 32) << HK_REGION_SHIFT) + ((uint64_t)i << HK_SS_SHIFT));
-      }
-      continue; /* w reloaded by the failed CAS: another claim went first */
-    }
+    hk_superslab *ss = hk_region_claim_from(&hk_region, kind, &w);
+    if (ss != NULL) return ss;
     /* No chunk of our parity left: install a parked spare region or one
      * carved from the arena (no system call either way); NULL only when
      * the OS refuses an arena (the caller maps this SuperSlab alone). */
@@ -312,10 +309,7 @@ static hk_superslab *hk_region_claim(int kind) {
     if (!installed) {
       /* Another claimer installed a region first: ours back to the spare
        * slot (unmapped if it was stocked meanwhile), then claim from theirs. */
-      if (!hk_spare_park(fresh)) {
-        hk_stat_mapped(HK_REGION_SIZE); /* not counted while unclaimed: hk_os_unmap subtracts */
-        hk_os_unmap(fresh, HK_REGION_SIZE);
-      }
+      if (!hk_spare_park(fresh)) hk_unmap_unclaimed(fresh, HK_REGION_SIZE);
       continue; /* with w as reloaded */
     }
     hk_stat_mapped(HK_SS_SIZE);
@@ -396,7 +390,8 @@ void hk_superslab_retire(hk_superslab *ss) {
    * diagnosed (api.c) without touching its memory. */
   hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, (uintptr_t)ss | HK_MAP_DEAD);
   /* Relaxed: a late notifier that reads ABANDONED skips the notification;
-   * one that reads the old owner sets a bit in a type-stable heap. */
+   * one that reads the old owner sets a bit in that heap, inside the section
+   * that also keeps the heap from being retired under it (core/heap.c). */
   hk_store_relaxed(hk_ss_owner_word(ss), HK_OWNER_ABANDONED);
   hk_stat_add(HK_STAT_SS_RETIRED, 1);
   hk_epoch_retire(&ss->retire, hk_superslab_reclaimed);
@@ -411,10 +406,7 @@ size_t hk_superslab_cache_purge(bool all) {
     hk_region_release(w);
     /* Acquire: pairs with the release that ended the last refill (the arena
      * fields). Taken: a refill is under way; its arena stays till next time. */
-    for (uint8_t *sp; (sp = hk_spare_take()) != NULL; released++) {
-      hk_stat_mapped(HK_REGION_SIZE); /* not counted while unclaimed: hk_os_unmap subtracts */
-      hk_os_unmap(sp, HK_REGION_SIZE);
-    }
+    for (uint8_t *sp; (sp = hk_spare_take()) != NULL; released++) hk_unmap_unclaimed(sp, HK_REGION_SIZE);
     for (int k = 0; k < HK_KINDS; k++) {
       uint64_t lw = hk_xchg_acq_rel(&hk_region_left[k], 0); /* acquire: its base; release: claimers see none */
       if (lw != 0) released++;
@@ -425,8 +417,7 @@ size_t hk_superslab_cache_purge(bool all) {
     hk_arena_release(aw);
     uintptr_t sa = hk_xchg_acquire(&hk_arena_spare, (uintptr_t)0); /* pairs with the stocking CAS */
     if (sa != 0) {
-      hk_stat_mapped(HK_ARENA_SIZE); /* not counted while unclaimed: hk_os_unmap subtracts */
-      hk_os_unmap((void *)sa, HK_ARENA_SIZE);
+      hk_unmap_unclaimed((void *)sa, HK_ARENA_SIZE);
       released++;
     }
   }

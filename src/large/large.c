@@ -120,17 +120,23 @@ static bool hk_lc_put(uint8_t *base, size_t map_size, bool dirty, uint64_t at, u
   return false;
 }
 
+/* The mapping in slot (b, i), now ours and out of the cache's byte count;
+ * 0 when the slot is empty. */
+static uintptr_t hk_lc_slot_take(unsigned b, unsigned i) {
+  if (hk_load_relaxed(&hk_lc_slot[b][i]) == 0) return 0;
+  uintptr_t w = hk_xchg_acquire(&hk_lc_slot[b][i], 0); /* pairs with put's release CAS */
+  if (w != 0) hk_sub_relaxed(&hk_lc_bytes, ((hk_large_cached *)w)->map_size);
+  return w;
+}
+
 /* A cached mapping of map_size bytes, or of one chunk more. */
 static uint8_t *hk_lc_take(size_t map_size, bool *dirty) {
   unsigned b0 = hk_lc_bin(map_size);
   for (unsigned b = b0; b < HK_LARGE_BINS && b <= b0 + 1; b++) {
     for (unsigned i = 0; i < HK_LARGE_BIN_SLOTS; i++) {
-      if (hk_load_relaxed(&hk_lc_slot[b][i]) == 0) continue;
-      uintptr_t w = hk_xchg_acquire(&hk_lc_slot[b][i], 0); /* pairs with put's release CAS */
+      uintptr_t w = hk_lc_slot_take(b, i);
       if (w == 0) continue;
-      hk_large_cached *c = (hk_large_cached *)w;
-      hk_sub_relaxed(&hk_lc_bytes, c->map_size);
-      *dirty = c->dirty;
+      *dirty = ((hk_large_cached *)w)->dirty;
       return (uint8_t *)w;
     }
   }
@@ -143,12 +149,9 @@ static size_t hk_lc_unmap_all(void) {
   size_t n = 0;
   for (unsigned b = 0; b < HK_LARGE_BINS; b++) {
     for (unsigned i = 0; i < HK_LARGE_BIN_SLOTS; i++) {
-      if (hk_load_relaxed(&hk_lc_slot[b][i]) == 0) continue;
-      uintptr_t w = hk_xchg_acquire(&hk_lc_slot[b][i], 0); /* pairs with put's release CAS */
+      uintptr_t w = hk_lc_slot_take(b, i);
       if (w == 0) continue;
-      size_t map_size = ((hk_large_cached *)w)->map_size;
-      hk_sub_relaxed(&hk_lc_bytes, map_size);
-      hk_os_unmap((void *)w, map_size);
+      hk_os_unmap((void *)w, ((hk_large_cached *)w)->map_size);
       n++;
     }
   }
@@ -174,10 +177,9 @@ static size_t hk_lc_purge_due(uint64_t now) {
         if (at + delay < next) next = at + delay;
         continue;
       }
-      uintptr_t w = hk_xchg_acquire(&hk_lc_slot[b][i], 0); /* pairs with put's release CAS */
+      uintptr_t w = hk_lc_slot_take(b, i);
       if (w == 0) continue;
       size_t map_size = ((hk_large_cached *)w)->map_size;
-      hk_sub_relaxed(&hk_lc_bytes, map_size);
       hk_os_decommit((void *)w, map_size); /* the descriptor page too: put rewrites it */
       n++;
       if (!hk_lc_put((uint8_t *)w, map_size, false, HK_LC_CLEAN, i)) hk_os_unmap((void *)w, map_size);
