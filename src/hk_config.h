@@ -46,6 +46,21 @@
 #define HK_CARVE_BYTES   4096
 #define HK_CARVE_MIN     4
 
+/* Thread cache (hk_tcache): per class at most HK_TC_BYTES of freed blocks,
+ * and between HK_TC_MIN and HK_TC_MAX of them. A flush keeps the newer half.
+ * In a balanced random churn a class's cache walks between empty and full,
+ * so flushes come about every (cap/2)^2 operations of the class; 32 KiB
+ * bounds what one thread keeps out of its slabs to ~2 MiB over 48 classes. */
+#define HK_TC_BYTES      (32 * 1024)
+#define HK_TC_MIN        2
+#define HK_TC_MAX        64
+/* Every HK_TC_TICK thread-cache hits malloc takes its slow path once (the
+ * ticker), so the outbox, remote frees and the purge clock never wait on a
+ * refill that the caches make rare; each tick also trims the older half of
+ * one class's cache, round robin, so a class the thread stopped using gives
+ * its blocks back within HK_NCLASSES ticks of each halving. */
+#define HK_TC_TICK       256
+
 /* Sender-side batching (the outbox): direct-mapped slots, each a chain bound
  * for one SuperSlab, flushed when it holds HK_OUTBOX_CHAIN blocks. At most
  * HK_OUTBOX_SLOTS * HK_OUTBOX_CHAIN blocks wait in one thread. */

@@ -32,9 +32,14 @@ typedef struct hk_block {
 } hk_block;
 
 /* Per-address, so user data that happens to sit in a live block's second
- * word matches only by a 2^-64 coincidence (and a match is then verified). */
+ * word matches only by a 2^-64 coincidence (and a match is then verified).
+ * A block in a heap's thread cache (hk_tcache) carries a different key from
+ * one on a slab's list, so a block freed twice whose copies ended up on both
+ * (one moved to its slab by a cache flush) is told apart on either side. */
 #define HK_BLOCK_KEY_SALT ((uintptr_t)0x9e3779b97f4a7c15ull)
+#define HK_TC_KEY_SALT    ((uintptr_t)0xc2b2ae3d27d4eb4full)
 static inline uintptr_t hk_block_key(const hk_block *b) { return (uintptr_t)b ^ HK_BLOCK_KEY_SALT; }
+static inline uintptr_t hk_tc_key(const hk_block *b) { return (uintptr_t)b ^ HK_TC_KEY_SALT; }
 
 /* Slab states. Only the owner heap moves a slab between them.
  *   UNUSED  -> ACTIVE   slab_init_class: assigned to a size class, becomes cur
@@ -145,7 +150,25 @@ typedef struct hk_outbox_slot {
   uint32_t count;
 } hk_outbox_slot;
 
+/* A heap's thread cache of one size class: a LIFO of blocks the thread
+ * freed, malloc's first choice, so the block it hands out is the one freed
+ * last, still in cache (tcmalloc's per-class lists do the same). The blocks
+ * count as used in their slabs until a flush gives them back. Owner-only.
+ *   head  the LIFO, linked through hk_block.next, each block keyed hk_tc_key
+ *   room  frees it takes before the free path flushes its older half
+ *   cap   its size: at most HK_TC_BYTES of blocks, within [HK_TC_MIN, HK_TC_MAX] */
+typedef struct hk_tcache {
+  hk_block *head;
+  uint32_t room;
+  uint32_t cap;
+} hk_tcache;
+
 /* A thread heap. Owner-only except the pending bitmap and stack_next.
+ *   tc[c]       the thread cache of class c (above): the fast paths' lists
+ *   ticker      counts malloc's cache hits down to the next tick: a thread
+ *               served from its caches alone still flushes its outbox,
+ *               collects remote frees, runs its purge clock and trims one
+ *               class's cache (tc_gc, round robin) every HK_TC_TICK hits
  *   cur[c]      the slab the malloc fast path pops from; never NULL: a heap
  *               with nothing points at hk_slab_empty, whose lists are empty
  *   partial[c]  slabs of class c with free blocks, other than cur[c], oldest
@@ -164,6 +187,9 @@ typedef struct hk_outbox_slot {
  *   purge_at    earliest decommit deadline of an owned dirty slab; 0: none
  *   tick        allocation slow paths since the last look at purge_at */
 typedef struct hk_heap {
+  hk_tcache tc[HK_NCLASSES];
+  uint32_t ticker;                 /* thread-cache hits until the next tick */
+  uint32_t tc_gc;                  /* the class the next tick trims */
   hk_slab *cur[HK_NCLASSES];
   hk_slab *partial[HK_NCLASSES];      /* FIFO: head is the oldest */
   hk_slab *partial_tail[HK_NCLASSES];

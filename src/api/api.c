@@ -33,26 +33,12 @@ HK_EXPORT void *hak_malloc(size_t n) {
 
 /* ---- free -------------------------------------------------------------- */
 
-/* The local free made the slab need attention: it was FULL, its last block
- * came back, or `used` wrapped, which means nothing was out: then b was a
- * block already free (on a free list below its head, or still in a remote
- * queue), and the push is undone before reporting. */
-static HK_NOINLINE void hk_free_local_slow(hk_superslab *ss, hk_slab *s, hk_block *b) {
-  if (HK_UNLIKELY((int32_t)s->used < 0)) {
-    s->local_free = b->next;
-    s->used = 0;
-    hk_bad_free(b, "block already free", 1);
-    return;
-  }
-  hk_heap_slab_returned(hk_tls_heap, ss, s);
-}
-
 /* A pointer into one of our own SuperSlabs that failed the fast path's
- * checks: a bad pointer, or a double free of the local list's head. */
-static HK_NOINLINE void hk_free_own_suspect(hk_superslab *ss, hk_slab *s, void *p) {
+ * checks: a bad pointer, or a double free of the thread cache's head. */
+static HK_NOINLINE void hk_free_own_suspect(hk_heap *h, hk_slab *s, void *p) {
   if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
-  else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_slab_on_free_list(s, p)) hk_bad_free(p, "block already free", 1);
-  else if (!hk_heap_free_local(s, p)) hk_free_local_slow(ss, s, p);
+  else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
+  else hk_heap_free_tc(h, s, p);
 }
 
 /* A remote free by a thread without a heap: set one up (api/thread.c). */
@@ -66,7 +52,7 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
 static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) {
   hk_heap *h = hk_tls_heap;
   if (HK_UNLIKELY(hk_superslab_owner(ss) == h)) {
-    hk_free_own_suspect(ss, s, p);
+    hk_free_own_suspect(h, s, p);
     return;
   }
   /* Another thread's slab: its metadata is not ours to read. Reject what
@@ -102,13 +88,12 @@ HK_EXPORT void hak_free(void *p) {
   hk_slab *s = hk_slab_of_block(p);
   __asm__("" : "+r"(ss), "+r"(s));
   if (HK_LIKELY(hk_addrmap_in_superslab(p))) {
-    hk_block *b = p;
+    hk_heap *h = hk_tls_heap;
     /* No load of the block itself (see hk_heap_malloc): the double free
-     * caught here is the block at the head of the local free list. */
-    if (HK_LIKELY(hk_superslab_owner(ss) == hk_tls_heap && hk_slab_is_block(s, p) && b != s->local_free &&
+     * caught here is the block at the head of the thread cache. */
+    if (HK_LIKELY(hk_superslab_owner(ss) == h && hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head &&
                   hk_slab_is_out(s, p))) {
-      if (HK_LIKELY(hk_heap_free_local(s, b))) return;
-      hk_free_local_slow(ss, s, b);
+      hk_heap_free_tc(h, s, p);
       return;
     }
     hk_free_nonlocal(ss, s, p);
@@ -258,6 +243,7 @@ HK_EXPORT void *hak_pvalloc(size_t n) {
 HK_EXPORT void hak_thread_flush(void) {
   hk_heap *h = hk_tls_heap;
   if (!h->live) return;
+  hk_heap_tc_flush_all(h); /* an idle thread's cached blocks must not pin their slabs */
   hk_outbox_flush(h);
   hk_remote_collect(h);
 }

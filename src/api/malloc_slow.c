@@ -32,7 +32,36 @@ static HK_NOINLINE void hk_free_list_corrupt(hk_slab *s) {
   hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
 }
 
+/* The same for the thread cache's head: it lacks the cache key. The cached
+ * blocks count as used in their slabs, so dropping the list only leaks. */
+static HK_NOINLINE void hk_tc_corrupt(hk_tcache *t) {
+  hk_block *b = t->head;
+  t->head = NULL;
+  t->room = t->cap;
+  hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
+}
+
+/* The periodic work of a slow path, for every path into it. */
+static void hk_slow_tick(hk_heap *h) {
+  hk_outbox_flush(h);
+  hk_remote_collect(h);
+  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
+    hk_heap_maintain(h);
+    hk_large_cache_purge(false); /* so cached large mappings lose their pages without large calls */
+  }
+}
+
 HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
+  hk_tcache *t = &h->tc[cls];
+  if (HK_UNLIKELY(t->head != NULL)) { /* the ticker ran out, or the head lacks its key */
+    if (t->head->key != hk_tc_key(t->head)) {
+      hk_tc_corrupt(t);
+    } else {
+      hk_heap_tc_gc(h); /* resets the ticker */
+      hk_slow_tick(h);
+    }
+    return hk_heap_malloc(h, cls);
+  }
   if (HK_UNLIKELY(h->cur[cls]->free != NULL)) hk_free_list_corrupt(h->cur[cls]);
   if (HK_UNLIKELY(!h->live)) {
     h = hk_thread_init();
@@ -42,12 +71,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       return NULL;
     }
   }
-  hk_outbox_flush(h);
-  hk_remote_collect(h);
-  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
-    hk_heap_maintain(h);
-    hk_large_cache_purge(false); /* so cached large mappings lose their pages without large calls */
-  }
+  hk_slow_tick(h);
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
     s->free = s->local_free;

@@ -26,6 +26,7 @@ static pthread_key_t hk_key;
  * heap is retired through the epoch and its record goes back to ck. */
 /* Model: formal/ownership.pml teardown (flush, collect, abandon). */
 static void hk_thread_teardown(hk_heap *h) {
+  hk_heap_tc_flush_all(h);
   hk_outbox_flush(h);
   hk_remote_collect(h);
   hk_remote_stats_flush(h);

@@ -9,6 +9,7 @@
 #include "core/tstack.h"
 #include "epoch/epoch.h"
 #include "os/os.h"
+#include "util/diag.h"
 #include "util/options.h"
 #include "util/stats.h"
 
@@ -142,6 +143,9 @@ hk_heap *hk_heap_create(void) {
   /* Reset: a mapped heap is zero already, a pooled one has passed a grace
    * period since its thread's teardown, so no sender still sets its bits. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
+    uint32_t cap = HK_TC_BYTES / hk_class_size[c];
+    cap = cap < HK_TC_MIN ? HK_TC_MIN : cap > HK_TC_MAX ? HK_TC_MAX : cap;
+    h->tc[c] = (hk_tcache){.head = NULL, .room = cap, .cap = cap};
     h->cur[c] = &hk_slab_empty;
     h->partial[c] = h->partial_tail[c] = NULL;
   }
@@ -151,6 +155,8 @@ hk_heap *hk_heap_create(void) {
   h->stat_chains = h->stat_blocks = 0;
   memset(h->bucket, 0, sizeof h->bucket);
   h->tick = 0;
+  h->ticker = HK_TC_TICK;
+  h->tc_gc = 0;
   h->purge_at = 0;
   h->spare[HK_KIND_SMALL] = h->spare[HK_KIND_MEDIUM] = NULL;
   hk_store_relaxed(&h->pend_summary, 0);
@@ -262,18 +268,41 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
   hk_heap_add_superslab(h, ss);
 }
 
+/* Does the thread cache of s's class hold a block of s? Blocks in the cache
+ * count as used, so when s's `used` reaches 0 none may be there: one that is
+ * was freed twice (one copy flushed to s, one still cached), and releasing
+ * s would let the cached copy be handed out from reused pages. Walks at
+ * most `cap` links, whatever a double free did to the list. */
+static bool hk_tc_holds_block_of(const hk_heap *h, const hk_slab *s) {
+  const hk_tcache *t = &h->tc[s->class_idx];
+  const hk_block *b = t->head;
+  for (uint32_t n = t->cap; b != NULL && n != 0; b = b->next, n--)
+    if (hk_slab_of_block(b) == s) return true;
+  return false;
+}
+
+/* s's `used` reached 0: may it go back to UNUSED? Every carved block must
+ * carry its slab key (hk_slab_confirm_empty) and none sit in the cache. */
+static bool hk_heap_confirm_empty(hk_heap *h, hk_slab *s) {
+  if (!hk_slab_confirm_empty(s)) return false;
+  if (HK_LIKELY(!hk_tc_holds_block_of(h, s))) return true;
+  s->used = 1; /* the cached copy: the slab stays until it comes back */
+  hk_bad_free(s->start, "block already free (a block of an emptied slab is still in the thread cache: it was freed twice)", 1);
+  return false;
+}
+
 /* Blocks came back to s (a local free or a reclaimed batch). A FULL slab
  * becomes PARTIAL; a PARTIAL slab with nothing out becomes UNUSED so any class
  * can reuse its pages. The current slab stays put even when empty: it is hot. */
 void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
   if (s->state == HK_SLAB_FULL) {
-    if (s->used == 0 && hk_slab_confirm_empty(s)) {
+    if (s->used == 0 && hk_heap_confirm_empty(h, s)) {
       hk_superslab_release_slab(ss, s);
       hk_heap_slab_released(h, ss);
     } else {
       hk_partial_push(h, s);
     }
-  } else if (s->state == HK_SLAB_PARTIAL && s->used == 0 && hk_slab_confirm_empty(s)) {
+  } else if (s->state == HK_SLAB_PARTIAL && s->used == 0 && hk_heap_confirm_empty(h, s)) {
     hk_partial_remove(h, s);
     hk_superslab_release_slab(ss, s);
     hk_heap_slab_released(h, ss);
@@ -327,11 +356,12 @@ void hk_heap_maintain(hk_heap *h) {
 }
 
 size_t hk_heap_release_all(hk_heap *h) {
+  hk_heap_tc_flush_all(h);
   /* Current slabs with nothing out stay ACTIVE on the fast path (they are
    * hot); here they go back to UNUSED so their SuperSlab can empty. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     hk_slab *s = h->cur[c];
-    if (s == &hk_slab_empty || s->used != 0 || !hk_slab_confirm_empty(s)) continue;
+    if (s == &hk_slab_empty || s->used != 0 || !hk_heap_confirm_empty(h, s)) continue;
     h->cur[c] = &hk_slab_empty;
     hk_superslab *ss = hk_superslab_of(s);
     hk_superslab_release_slab(ss, s);
@@ -388,4 +418,72 @@ hk_slab *hk_heap_refill(hk_heap *h, unsigned cls) {
     }
   }
   return NULL;
+}
+
+/* ---- the thread cache ----------------------------------------------------- */
+
+/* One cached block back to its slab, like a local free used to be: the slab
+ * needs attention when it was FULL or its last block came back; `used`
+ * wrapping means nothing of the slab was out, so b was freed twice and its
+ * other copy already came back: the push is undone and reported. */
+static void hk_tc_return(hk_heap *h, hk_block *b) {
+  hk_slab *s = hk_slab_of_block(b);
+  if (HK_LIKELY(hk_heap_free_local(s, b))) return;
+  if (HK_UNLIKELY((int32_t)s->used < 0)) {
+    s->local_free = b->next;
+    s->used = 0;
+    hk_bad_free(b, "block already free", 1);
+    return;
+  }
+  hk_heap_slab_returned(h, hk_superslab_of(b), s);
+}
+
+/* Give back every block of t's list after the first `keep`. Each must still
+ * carry the cache key: one that does not was handed out while a second copy
+ * of it stayed listed (freed twice), or was written after its free; its link
+ * cannot be trusted, so the rest of the list is dropped (a leak, never a
+ * block handed out twice). At most `cap` links are followed: a block freed
+ * twice can make the list a cycle. */
+static void hk_tc_trim(hk_heap *h, hk_tcache *t, uint32_t keep) {
+  hk_block *b = t->head, **cut = &t->head;
+  uint32_t n = t->cap - t->room, kept = 0;
+  for (; kept < keep && b != NULL && n != 0; kept++, n--) {
+    cut = &b->next;
+    b = b->next;
+  }
+  *cut = NULL;
+  t->room = t->cap - kept;
+  for (; b != NULL && n != 0; n--) {
+    if (HK_UNLIKELY(b->key != hk_tc_key(b))) {
+      hk_bad_free(b, "block already free (freed twice, or written after free; found when the thread cache was flushed)", 1);
+      return;
+    }
+    hk_block *next = b->next;
+    hk_tc_return(h, b);
+    b = next;
+  }
+}
+
+void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) { hk_tc_trim(h, t, t->cap / 2); }
+
+void hk_heap_tc_gc(hk_heap *h) {
+  h->ticker = HK_TC_TICK;
+  hk_tcache *t = &h->tc[h->tc_gc];
+  h->tc_gc = h->tc_gc + 1 < HK_NCLASSES ? h->tc_gc + 1 : 0;
+  uint32_t n = t->cap - t->room;
+  if (n > 1) hk_tc_trim(h, t, n / 2);
+}
+
+void hk_heap_tc_flush_all(hk_heap *h) {
+  for (unsigned c = 0; c < HK_NCLASSES; c++)
+    if (h->tc[c].head != NULL) hk_tc_trim(h, &h->tc[c], 0);
+}
+
+bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b) {
+  if (hk_slab_on_free_list(s, b)) return true;
+  const hk_tcache *t = &h->tc[s->class_idx];
+  const hk_block *x = t->head;
+  for (uint32_t n = t->cap; x != NULL && n != 0; x = x->next, n--)
+    if (x == b) return true;
+  return false;
 }

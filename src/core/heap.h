@@ -17,17 +17,28 @@ extern hk_heap hk_heap_empty;
  * reclaims, refills, adopts or maps. NULL + ENOMEM when out of memory. */
 void *hk_malloc_slow(hk_heap *h, unsigned cls);
 
-/* Fast path: pop the class's current slab. No atomic, no lock, no call.
- * The popped block must carry its key (every block on a free list does):
- * a block freed twice sits on the list twice, and its second turn comes
- * after its first handed it out and cleared the key, so it is caught here
- * before it is handed out twice (the slow path reports it). Checking here,
- * not in free, keeps free from reading the block: that load missed the
- * cache on every free of a large working set and stalled the free behind
- * it, where malloc loads the block's line anyway (b->next). */
+/* Fast path: pop the class's thread cache (the block freed last), else the
+ * current slab's list. No atomic, no lock, no call.
+ * The popped block must carry the key of the list it is on (every block on
+ * a free list does): a block freed twice sits on a list twice, and its
+ * second turn comes after its first handed it out and cleared the key, so
+ * it is caught here before it is handed out twice (the slow path reports
+ * it). Checking here, not in free, keeps free from reading the block: that
+ * load missed the cache on every free of a large working set and stalled
+ * the free behind it, where malloc loads the block's line anyway (b->next). */
 HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
+  hk_tcache *t = &h->tc[cls];
+  hk_block *b = t->head;
+  if (HK_LIKELY(b != NULL)) {
+    if (HK_UNLIKELY(b->key != hk_tc_key(b) || --h->ticker == 0)) return hk_malloc_slow(h, cls);
+    t->head = b->next;
+    t->room++;
+    b->key = 0;
+    HK_HARDENED_OUT(hk_slab_of_block(b), b);
+    return b;
+  }
   hk_slab *s = h->cur[cls];
-  hk_block *b = s->free;
+  b = s->free;
   if (HK_LIKELY(b != NULL && b->key == hk_block_key(b))) {
     s->free = b->next;
     s->used++;
@@ -38,16 +49,41 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
   return hk_malloc_slow(h, cls);
 }
 
+/* Thread cache full: give its older half back to the slabs (core/heap.c). */
+void hk_heap_tc_flush(hk_heap *h, hk_tcache *t);
+/* The ticker ran out (see hk_heap): trim the next class's cache in turn. */
+void hk_heap_tc_gc(hk_heap *h);
+
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
- * the block checks. Writes the block's key (never reads the block). Returns false when the slab needs attention (it was FULL,
- * its last block came back, or `used` wrapped below zero). */
-HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
+ * the block checks: onto the class's thread cache. Writes the block's key
+ * (never reads the block). The block stays counted as used by its slab. */
+HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
   HK_HARDENED_BACK(s, b);
+  hk_tcache *t = &h->tc[s->class_idx];
+  b->key = hk_tc_key(b);
+  b->next = t->head;
+  t->head = b;
+  if (HK_UNLIKELY(--t->room == 0)) hk_heap_tc_flush(h, t);
+}
+
+/* Push a block that came back (a thread-cache flush, a reclaimed remote
+ * free) onto its slab's local list. Writes the block's key (never reads the
+ * block). Returns false when the slab needs attention (it was FULL, its last
+ * block came back, or `used` wrapped below zero). */
+HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
   b->key = hk_block_key(b);
   b->next = s->local_free;
   s->local_free = b;
   return (int32_t)--s->used > 0 && s->state != HK_SLAB_FULL;
 }
+
+/* Is b (a block of s, this heap's) already free: on s's lists or in the
+ * thread cache? The slow confirmation behind the double-free checks; walks
+ * bounded lists. */
+bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b);
+/* Every thread-cache block back to its slab (hak_collect, thread exit,
+ * hak_thread_flush). */
+void hk_heap_tc_flush_all(hk_heap *h);
 
 HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {
   return (unsigned)((uintptr_t)ss >> HK_SS_SHIFT) & (HK_PEND_BUCKETS - 1);

@@ -182,7 +182,8 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
     hk_slab *s = hk_slab_of(ss, b);
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
       hk_bad_free(b, "freed by another thread; not the start of a block", 0);
-    } else if (HK_UNLIKELY(s->used == 0 || (b->key == hk_block_key(b) && hk_slab_on_free_list(s, b)) ||
+    } else if (HK_UNLIKELY(s->used == 0 ||
+                           ((b->key == hk_block_key(b) || b->key == hk_tc_key(b)) && hk_heap_block_is_free(h, s, b)) ||
                            !HK_HARDENED_BACK(s, b))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
     } else if (HK_UNLIKELY(!hk_heap_free_local(s, b))) {
