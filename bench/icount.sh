@@ -36,6 +36,8 @@
 # counted calls must equal the calls the driver itself counted, or the script
 # fails.
 #
+# environment: HAKMEM_SO, TCMALLOC_SO, JEMALLOC_SO, MIMALLOC_SO, TBBMALLOC_SO (a path;
+# "none" skips one; default: build/release/libhakmem.so and Debian's libraries).
 # exit status: 0; 1 when a run fails or a count does not check; 2 on bad
 # arguments or a missing tool (valgrind).
 set -euo pipefail
@@ -103,11 +105,16 @@ find_lib() {
 so_of() { # so_of ALLOC -> the library to preload ("" for glibc); fails when absent
     case "$1" in
         hakmem) [[ "$HSO" != none && -f "$HSO" ]] && echo "$(cd "$(dirname "$HSO")" && pwd)/$(basename "$HSO")" ;;
-        tcmalloc) [[ "${TCMALLOC_SO:-}" != none ]] && find_lib libtcmalloc_minimal.so.4 libtcmalloc.so.4 ;;
-        jemalloc) [[ "${JEMALLOC_SO:-}" != none ]] && find_lib libjemalloc.so.2 ;;
-        mimalloc) [[ "${MIMALLOC_SO:-}" != none ]] && find_lib libmimalloc.so.2 ;;
-        tbbmalloc) [[ "${TBBMALLOC_SO:-}" != none ]] && find_lib libtbbmalloc_proxy.so.2 ;;
         glibc) echo "" ;;
+        *) local var="${1^^}_SO"
+           [[ "${!var:-}" != none ]] || return 1
+           if [[ -n "${!var:-}" ]]; then [[ -f "${!var}" ]] && echo "${!var}"; return; fi
+           case "$1" in
+               tcmalloc) find_lib libtcmalloc_minimal.so.4 libtcmalloc.so.4 ;;
+               jemalloc) find_lib libjemalloc.so.2 ;;
+               mimalloc) find_lib libmimalloc.so.2 ;;
+               tbbmalloc) find_lib libtbbmalloc_proxy.so.2 ;;
+           esac ;;
     esac
 }
 LIBC="$(ldd "$DRIVER" 2>/dev/null | awk '$1 ~ /^libc\.so/ { print $3 }')"

@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# bench/run.sh -- the benchmark suite: HAKMEM against mimalloc, jemalloc,
-# tcmalloc and glibc, one command, a table, a CSV and charts.
+# bench/run.sh -- the benchmark suite: HAKMEM against tcmalloc, jemalloc,
+# mimalloc, tbbmalloc and glibc, one command, tables against the best peer,
+# a CSV and charts.
 #
 # usage: bench/run.sh [--quick|--full] [--scaling] [--threads N] [--reps R]
 #                     [--only REGEX] [--allocators LIST] [--out DIR]
 #                     [--no-build] [--no-install] [--no-chart] [--report DIR]
 #
-#   --quick        (default) 5 lanes, short runs, 3 reps: ~20-30 s on 2 cores (75 runs)
-#   --full         every lane, 5 reps, plus the thread-scaling sweep: ~6 min on 2 idle
-#                  cores, up to ~15 when the machine is busy (575 runs with --threads 2)
+#   --quick        (default) 6 lanes (random_mixed ws=256 and 8192, mt_remote, larson,
+#                  prodcons, large churn n=20), short runs, 3 reps: ~1-2 min on 2 cores
+#                  (108 runs)
+#   --full         every lane, 5 reps, the thread-scaling sweep, then bench/icount.sh
+#                  (instructions per malloc/free, ws=256 and 65536) and bench/redis.sh
+#                  (redis-server, 5 rounds); their tables are appended to summary.txt.
+#                  Lanes besides quick's: random_mixed ws=1024/65536, size lanes,
+#                  mt_remote at t=2 and t=8 (4x oversubscription on 2 cores) x remote
+#                  50/90% x sizes 16-2048/16-32768, larson 16-4096, prodcons 1K-32K,
+#                  large churn n=200 and realloc growth 64 KiB-64 MiB n=160.
+#                  ~30-60 min on 2 cores (the lanes ~15-25, redis ~15-20)
 #   --scaling      only the thread-scaling sweep: bench_random_mixed_mt_remote, bench_larson
 #                  and bench_prodcons at 1, 2, 4, ... N threads (run lengths of --full
 #                  unless --quick is given). On a 16-core machine: --scaling --threads 16
-#   --threads N    threads of the multithreaded lanes and top of the sweep (default: nproc, >= 2)
+#   --threads N    threads of the quick mt_remote lane, the larson and prodcons lanes and top
+#                  of the sweep (default: nproc, >= 2); full's mt_remote lanes are t=2 and t=8
 #   --reps R       runs per (lane, allocator) (default 3 quick, 5 full); the table shows medians
 #   --only REGEX   only the lanes whose "benchmark params" matches REGEX (grep -E)
-#   --allocators L comma-separated subset of hakmem,mimalloc,jemalloc,tcmalloc,glibc
+#   --allocators L comma-separated subset of hakmem,mimalloc,jemalloc,tcmalloc,tbbmalloc,glibc
 #   --out DIR      results folder (default bench/results/<timestamp>; bench/results/latest links it)
 #   --no-build     do not (re)build build/release (libhakmem.so and the benchmarks)
 #   --no-install   do not apt-get missing peers or gnuplot (they are skipped with a note)
@@ -23,9 +33,10 @@
 #   --report DIR   run nothing: redo DIR's table, summary and charts from its results.csv
 #
 # Every run is one process: the allocator is chosen with LD_PRELOAD (glibc: no
-# preload). Before measuring, a tiny run of each benchmark under LD_DEBUG=bindings
-# proves that its malloc and free bind to the preloaded library (or to libc for
-# glibc). Runs are interleaved: for each rep, for each lane, every allocator once,
+# preload; tbbmalloc: libtbbmalloc_proxy.so.2). Before measuring, a tiny run of each
+# benchmark under LD_DEBUG=bindings proves that its malloc and free bind to the
+# preloaded library (or to libc for glibc), and for tbbmalloc that the proxy's
+# scalable_malloc and __TBB_malloc_safer_free bind to libtbbmalloc.so.2. Runs are interleaved: for each rep, for each lane, every allocator once,
 # in an order rotated every rep. A run that fails (non-zero exit: NULL from malloc,
 # corruption, timeout) is reported, kept out of the medians, and makes the script
 # exit 1 at the end.
@@ -34,16 +45,25 @@
 #   results.csv    allocator,benchmark,params,rep,ops_per_s,peak_rss_kib,start_rss_kib,
 #                  free_all_rss_kib,trimmed_rss_kib  (one row per run; the last three are
 #                  empty for benchmarks that print no "RSS after free-all" lines)
-#   summary.csv    allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib
-#   summary.txt    the table printed at the end (medians; ratio > 1 = faster than mimalloc)
-#   throughput.png clustered bars: each lane's median throughput / mimalloc's, per allocator
+#   summary.csv    allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,
+#                  median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,
+#                  median_free_all_rss_kib,median_trimmed_rss_kib,ratio_vs_best,best_peer
+#                  (best_peer: the fastest allocator other than hakmem in that lane and run;
+#                  ratio_vs_best: this allocator's median / best_peer's)
+#   summary.txt    the tables printed at the end: medians per allocator and a "vs best"
+#                  column, HAKMEM's median / the best peer's (fastest; for memory, smallest),
+#                  naming the peer; then every lane where HAKMEM is below 1.0x the best peer;
+#                  in --full, icount.txt's and redis/summary.txt's tables
+#   throughput.png clustered bars: each lane's median throughput / its best peer's, per allocator
+#   icount.txt     bench/icount.sh's tables (--full)
+#   redis/         bench/redis.sh's results.csv and summary.txt (--full)
 #   scaling.png    median throughput against threads, one line per allocator (when swept)
 #   meta.txt       machine, load, commit, libraries, command line, duration
 #   failures.txt   stderr of failed runs (only when some failed)
 #   *.dat, *.gp    the charts' data and gnuplot scripts
 #
 # environment: HAKMEM_SO (default build/release/libhakmem.so), MIMALLOC_SO, JEMALLOC_SO,
-# TCMALLOC_SO (default: Debian's libraries; "none" skips one), BENCH_DIR (default
+# TCMALLOC_SO, TBBMALLOC_SO (default: Debian's libraries; "none" skips one), BENCH_DIR (default
 # build/release/bench), RUN_TIMEOUT (seconds per run; default 60 quick, 300 full).
 set -euo pipefail
 
@@ -255,7 +275,7 @@ lane() { # lane BENCHMARK PARAMS SCALE_GROUP THREADS BINARY ARGS...
 }
 T="$THREADS"; P=$(( THREADS / 2 > 0 ? THREADS / 2 : 1 ))
 if [[ $MODE == quick ]]; then
-    RM=10000000; MT=2000000; LR=5; LI=1000000; PC=4000000; LC=40; LG=0
+    RM=10000000; MT=2000000; LR=5; LI=1000000; PC=4000000; LC=20; LG=0
 else
     RM=20000000; MT=4000000; LR=10; LI=2000000; PC=8000000; LC=200; LG=160
 fi
@@ -396,9 +416,9 @@ run_one() { # run_one REP LANE ALLOC
     now=$(date +%s.%N)
     el=$(awk -v a="$T_START" -v b="$now" 'BEGIN { print b - a }')
     eta=$(awk -v e="$el" -v n="$N" -v t="$TOTAL" 'BEGIN { print e / n * (t - n) }')
-    printf '[%4d/%d] rep %d/%d %-9s %-18s %-28s %9.2f M ops/s %8.1f MiB  (%s, ~%s left)\n' \
+    printf '[%4d/%d] rep %d/%d %-9s %-18s %-28s %9s ops/s %8.1f MiB  (%s, ~%s left)\n' \
         "$N" "$TOTAL" "$rep" "$REPS" "$a" "${L_BENCH[$i]}" "${L_PARAMS[$i]}" \
-        "$(awk -v t="$ops" 'BEGIN { print t / 1e6 }')" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" \
+        "$(awk -v t="$ops" 'BEGIN { if (t >= 1e5) printf "%.2f M", t / 1e6; else printf "%.1f", t }')" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" \
         "$(fmt_dur "$el")" "$(fmt_dur "$eta")" >&2
 }
 
@@ -414,6 +434,39 @@ ELAPSED="$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.1f", b - a }')"
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
 echo "load end:   $LOAD_END" >> "$OUTDIR/meta.txt"
 echo "runs:       $TOTAL in ${ELAPSED} s, $NFAIL failed" >> "$OUTDIR/meta.txt"
+
+# --- full mode: instruction counts (bench/icount.sh) and the redis lane (bench/redis.sh) ---
+if [[ $MODE == full ]] && (( ! SCALING_ONLY )); then
+    SEL="$(IFS=,; echo "${ALLOCS[*]}")"
+    HSO_ARG=(); [[ -n "${SO[hakmem]:-}" ]] && HSO_ARG=(--hakmem-so "${SO[hakmem]}")
+    if ! command -v valgrind >/dev/null 2>&1; then apt_install valgrind || true; fi
+    if command -v valgrind >/dev/null 2>&1; then
+        note "instructions per malloc and free (bench/icount.sh, callgrind): ws=256, then ws=65536"
+        if { "$ROOT/bench/icount.sh" --no-build --allocators "$SEL" "${HSO_ARG[@]}" && echo \
+             && "$ROOT/bench/icount.sh" --no-build --allocators "$SEL" "${HSO_ARG[@]}" --ws 65536; } \
+                > "$OUTDIR/icount.txt" 2> "$TMP/icount.err"; then
+            cat "$TMP/icount.err" >&2
+        else
+            NFAIL=$(( NFAIL + 1 )); cat "$TMP/icount.err" >&2
+            { echo "== bench/icount.sh failed"; cat "$TMP/icount.err"; echo; } >> "$OUTDIR/failures.txt"
+            echo "bench/icount.sh FAILED (see failures.txt)" >> "$OUTDIR/icount.txt"
+        fi
+    else
+        echo "instruction counts skipped: valgrind not installed (Debian: apt install valgrind)" > "$OUTDIR/icount.txt"
+        note "valgrind not found: no instruction counts"
+    fi
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
+        apt_install redis-server redis-tools || true
+    fi
+    if command -v redis-server >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+        note "redis-server under each allocator (bench/redis.sh, $REPS rounds)"
+        HAKMEM_SO="${SO[hakmem]:-none}" "$ROOT/bench/redis.sh" --no-build --allocators "$SEL" --rounds "$REPS" \
+            --out "$OUTDIR/redis" > /dev/null || { NFAIL=$(( NFAIL + 1 )); note "bench/redis.sh: some runs failed"; }
+    else
+        note "redis-server / redis-benchmark not found (Debian: apt install redis-server redis-tools): no redis lane"
+        mkdir -p "$OUTDIR/redis"; echo "redis lane skipped: redis-server, redis-benchmark or redis-cli not installed" > "$OUTDIR/redis/summary.txt"
+    fi
+fi
 
 LANES="$OUTDIR/lanes.csv"
 declare -A SEEN_CMD=()
@@ -483,7 +536,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
 # median against the best peer's in that lane (the fastest; for memory, the smallest).
 {
     echo "HAKMEM benchmark suite: $MODE mode$( (( SCALING_ONLY )) && echo ', scaling only'), threads=$THREADS, reps=$REPS, $RUN_DATE"
-    echo "median throughput in M ops/s (prodcons: M objects/s; large: buffers/s); vs best = HAKMEM's median / the fastest peer's (named), >1 = HAKMEM faster"
+    echo "median throughput in M ops/s (prodcons: M objects/s; large: buffers or reallocs per s, not M); vs best = HAKMEM median / fastest peer median (named), >1 = HAKMEM faster"
     awk -F, -v allocs="${ALLOCS[*]}" '
         function fmt(v) { return (v >= 100) ? sprintf("%.0f", v) : (v >= 10) ? sprintf("%.1f", v) : (v >= 1) ? sprintf("%.2f", v) : (v >= 0.01) ? sprintf("%.3f", v) : sprintf("%.5f", v) }
         # vs(l, field, lowest): "xR peer", HAKMEM against the best peer by that field (lowest: smaller is better)
@@ -511,7 +564,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
                 for (a = 1; a <= na; a++) {
                     k = A[a] SUBSEP lb[l] SUBSEP lp[l]
                     if (m[k] == "") { printf " %10s ", "FAILED"; continue }
-                    c = fmt(m[k] / 1e6)
+                    c = (lb[l] == "large") ? sprintf("%.1f", m[k]) : fmt(m[k] / 1e6) # buffers/s, not millions
                     if (n[k] > 1 && sp[k] + 0 > 25) { c = c "~"; noisy = 1 } else c = c " "
                     printf " %11s", c
                 }
@@ -520,7 +573,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
             }
             if (noisy) printf "~ = the runs spread over more than 25%% of the median (max - min): a noisy lane\n"
             if (aliases) printf "(%d scaling points equal to a lane above are not repeated; summary.csv has them)\n", aliases
-            printf "\nmedian peak RSS in MiB; vs best = HAKMEM's / the smallest peer's (named), <1 = HAKMEM smaller\n"
+            printf "\nmedian peak RSS in MiB; vs best = HAKMEM / smallest peer (named), <1 = HAKMEM smaller\n"
             printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %10s ", A[a]; if (hashak) printf " %-16s", "vs best"; printf "\n"
             for (l = 1; l <= nl; l++) {
                 printf "%-18s %-34s", lb[l], lp[l]
@@ -537,7 +590,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
                 if (!anyfa[lb[l] SUBSEP lp[l]]) continue
                 if (!hdr) {
                     printf "\nmedian RSS in MiB: at start / after free-all / after free-all + malloc_trim(0) (+N%% = trimmed vs start)\n"
-                    printf "vs best = HAKMEM's after free-all + trim / the smallest peer's (named), <1 = HAKMEM smaller\n"
+                    printf "vs best = HAKMEM after free-all + trim / smallest peer (named), <1 = HAKMEM smaller\n"
                     printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %22s ", A[a]; if (hashak) printf " %-16s", "vs best"; printf "\n"
                     hdr = 1
                 }
@@ -556,11 +609,13 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
         below="$(awk -F, 'FNR == NR { if ($5) alias[$1 SUBSEP $2] = 1; next }
             $1 == "hakmem" && $14 != "" && $14 < 1.0 && !alias[$2 SUBSEP $3] { printf "  %-18s %-34s x%.2f of %s%s\n", $2, $3, $14, $15, ($10 > 25) ? " (noisy)" : "" }' "$LANES" "$OUTDIR/summary.csv")"
         if [[ -n "$below" ]]; then
-            echo; echo "HAKMEM below the best peer (median / the fastest peer's median, same run):"; echo "$below"
+            echo; echo "HAKMEM below the best peer (median / the fastest peer median, same run):"; echo "$below"
         else
             echo; echo "HAKMEM at or above the best peer in every lane"
         fi
     fi
+    if [[ -f "$OUTDIR/icount.txt" ]]; then echo; cat "$OUTDIR/icount.txt"; fi
+    if [[ -f "$OUTDIR/redis/summary.txt" ]]; then echo; cat "$OUTDIR/redis/summary.txt"; fi
     for a in "${!WHY_SKIPPED[@]}"; do echo "skipped $a: ${WHY_SKIPPED[$a]}"; done
     (( NFAIL == 0 )) || echo "$NFAIL runs FAILED: see $OUTDIR/failures.txt"
     echo "$TOTAL runs in ${ELAPSED} s; load average $LOAD_END at the end (noisy when above $NCPU)"
