@@ -180,7 +180,7 @@ run_one() { # run_one ROUND ALLOC
     awk -F'"' -v a="$a" -v r="$r" 'NR > 1 && $2 != "" { printf "%s,%s,%s,%s\n", a, r, $2, $4 }' <<<"$out" >> "$CSV"
     echo "$a,$r,VmHWM,$hwm" >> "$CSV"
     printf 'redis.sh: round %d/%d %-9s %s, peak RSS %.1f MiB\n' "$r" "$ROUNDS" "$a" \
-        "$(awk -F'"' 'NR > 1 { printf "%s %.0fk ", $2, $4 / 1000 }' <<<"$out")" "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" >&2
+        "$(awk -F'"' 'NR > 1 { o = o sep $2 " " sprintf("%.0fk", $4 / 1000); sep = " " } END { print o }' <<<"$out")" "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" >&2
 }
 
 NA=${#ALLOCS[@]}
@@ -234,7 +234,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v rounds="$ROUNDS" -v req="$REQ" '
             if (A[a] != "hakmem" && m != "" && (b == "" || m < b)) { b = m; bp = A[a] }
         }
         if (hashak) printf "  %s", (R["hakmem"] != "" && b != "" && b > 0) ? sprintf("x%.2f %s (smallest)", R["hakmem"] / b, bp) : "-"
-        printf "\n(peak RSS = the server'"'"'s VmHWM in MiB before SHUTDOWN; geomean/je = geometric mean over the commands of median / jemalloc'"'"'s median)\n"
+        printf "\n(peak RSS = the server'"'"'s VmHWM in MiB before SHUTDOWN; geomean/je = geometric mean over the commands of median / jemalloc'"'"'s median%s)\n", (("jemalloc") in G) ? "" : "; jemalloc was not run"
     }' "$CSV" > "$OUT/summary.txt"
 {
     echo "redis: $("$SERVER" --version | head -1 | cut -d' ' -f1-3); malloc, calloc, realloc, free, malloc_usable_size bound by LD_PRELOAD (LD_DEBUG=bindings checked): $(for a in "${ALLOCS[@]}"; do printf '%s=%s ' "$a" "$(basename "${SO[$a]}")"; done)"

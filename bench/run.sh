@@ -391,7 +391,7 @@ run_one() { # run_one REP LANE ALLOC
         else
             out="$(env LD_PRELOAD="${SO[$a]}" timeout -k 5 "$RUN_TIMEOUT" "${argv[@]}" 2>"$TMP/err")" || rc=$?
         fi
-        ops="$(sed -n 's/^Throughput = \([0-9][0-9]*\) ops\/s.*/\1/p' <<<"$out")"
+        ops="$(sed -n 's/^Throughput = \([0-9][0-9]*\(\.[0-9]*\)\{0,1\}\) ops\/s.*/\1/p' <<<"$out")"
         rss="$(sed -n 's/^Peak RSS = \([0-9][0-9]*\) KiB.*/\1/p' <<<"$out")"
         # start,after free-all,after trim (bench_common.h's b_report_free_all), or ",,"
         freeall="$(awk -F' = ' '/^RSS at start = /{s=$2+0} /^RSS after free-all = /{f=$2+0}
@@ -504,6 +504,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
         if (n == 0) return ""
         return (n % 2) ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
     }
+    function rate(v) { return (v < 1000) ? sprintf("%.3f", v) : sprintf("%.0f", v) } # bench_large: a few per second
     FNR == NR { nl++; lb[nl] = $1; lp[nl] = $2; next }
     FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; ops[k] = ops[k] " " $5; rss[k] = rss[k] " " $6; runs[k]++
               if ($7 != "") { st[k] = st[k] " " $7; fa[k] = fa[k] " " $8; tr[k] = tr[k] " " $9 } }
@@ -525,8 +526,8 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
                 m = median(ops[k])
                 n = split(ops[k], v, " "); lo = hi = v[1] + 0
                 for (j = 2; j <= n; j++) { if (v[j] + 0 < lo) lo = v[j] + 0; if (v[j] + 0 > hi) hi = v[j] + 0 }
-                printf "%s,%s,%s,%d,%.0f,%s,%.0f,%.0f,%.0f,%.0f,%s,%s,%s,%s,%s\n", A[a], lb[l], lp[l], runs[k], m,
-                       (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), lo, hi, (m > 0) ? 100 * (hi - lo) / m : 0,
+                printf "%s,%s,%s,%d,%s,%s,%.0f,%s,%s,%.0f,%s,%s,%s,%s,%s\n", A[a], lb[l], lp[l], runs[k], rate(m),
+                       (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), rate(lo), rate(hi), (m > 0) ? 100 * (hi - lo) / m : 0,
                        median(st[k]), median(fa[k]), median(tr[k]), (best != "" && best > 0) ? sprintf("%.3f", m / best) : "", bp
             }
         }
@@ -564,7 +565,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
                 for (a = 1; a <= na; a++) {
                     k = A[a] SUBSEP lb[l] SUBSEP lp[l]
                     if (m[k] == "") { printf " %10s ", "FAILED"; continue }
-                    c = (lb[l] == "large") ? sprintf("%.1f", m[k]) : fmt(m[k] / 1e6) # buffers/s, not millions
+                    c = (lb[l] == "large") ? sprintf("%.2f", m[k]) : fmt(m[k] / 1e6) # buffers/s, not millions
                     if (n[k] > 1 && sp[k] + 0 > 25) { c = c "~"; noisy = 1 } else c = c " "
                     printf " %11s", c
                 }
