@@ -8,7 +8,7 @@
  * compiler cannot reason allocator calls away.
  *
  * Output of every program (parsed by bench/run.sh and bench/quick.sh):
- *   Throughput = N ops/s [what was run]
+ *   Throughput = N ops/s [what was run]   (N with 3 decimals below 1000 ops/s)
  *   Peak RSS = N KiB
  * and, from bench_random_mixed and bench_random_mixed_mt_remote, the memory
  * given back once everything is freed (bench/run.sh ignores these lines):
@@ -133,12 +133,18 @@ B_FN void b_report_free_all(long rss_start_kib)
     fflush(stdout);
 }
 
-/* The two figure lines. `what` describes the run (no newline). */
+/* The two figure lines. `what` describes the run (no newline). Below 1000
+ * ops/s (bench_large's buffers per second) the rate keeps three decimals,
+ * which bench/run.sh reads; above, it is a whole number. */
 B_FN void b_report(uint64_t ops, double secs, const char *what)
 {
     if (secs <= 0.0) secs = 1e-9;
-    uint64_t thr = (uint64_t)((double)ops / secs + 0.5);
-    printf("Throughput = %" PRIu64 " ops/s [%s ops=%" PRIu64 " secs=%.3f]\n", thr, what, ops, secs);
+    double rate = (double)ops / secs;
+    if (rate < 1000.0)
+        printf("Throughput = %.3f ops/s [%s ops=%" PRIu64 " secs=%.3f]\n", rate, what, ops, secs);
+    else
+        printf("Throughput = %" PRIu64 " ops/s [%s ops=%" PRIu64 " secs=%.3f]\n", (uint64_t)(rate + 0.5), what, ops,
+               secs);
     printf("Peak RSS = %ld KiB\n", b_peak_rss_kib());
     fflush(stdout);
 }

@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# bench/run.sh -- the benchmark suite: HAKMEM against mimalloc, jemalloc,
-# tcmalloc and glibc, one command, a table, a CSV and charts.
+# bench/run.sh -- the benchmark suite: HAKMEM against tcmalloc, jemalloc,
+# mimalloc, tbbmalloc and glibc, one command, tables against the best peer,
+# a CSV and charts.
 #
 # usage: bench/run.sh [--quick|--full] [--scaling] [--threads N] [--reps R]
 #                     [--only REGEX] [--allocators LIST] [--out DIR]
 #                     [--no-build] [--no-install] [--no-chart] [--report DIR]
 #
-#   --quick        (default) 5 lanes, short runs, 3 reps: ~20-30 s on 2 cores (75 runs)
-#   --full         every lane, 5 reps, plus the thread-scaling sweep: ~6 min on 2 idle
-#                  cores, up to ~15 when the machine is busy (575 runs with --threads 2)
+#   --quick        (default) 6 lanes (random_mixed ws=256 and 8192, mt_remote, larson,
+#                  prodcons, large churn n=20), short runs, 3 reps: ~1-2 min on 2 cores
+#                  (108 runs)
+#   --full         every lane, 5 reps, the thread-scaling sweep, then bench/icount.sh
+#                  (instructions per malloc/free, ws=256 and 65536) and bench/redis.sh
+#                  (redis-server, 5 rounds); their tables are appended to summary.txt.
+#                  Lanes besides quick's: random_mixed ws=1024/65536, size lanes,
+#                  mt_remote at t=2 and t=8 (4x oversubscription on 2 cores) x remote
+#                  50/90% x sizes 16-2048/16-32768, larson 16-4096, prodcons 1K-32K,
+#                  large churn n=200 and realloc growth 64 KiB-64 MiB n=160.
+#                  ~30-60 min on 2 cores (the lanes ~15-25, redis ~15-20)
 #   --scaling      only the thread-scaling sweep: bench_random_mixed_mt_remote, bench_larson
 #                  and bench_prodcons at 1, 2, 4, ... N threads (run lengths of --full
 #                  unless --quick is given). On a 16-core machine: --scaling --threads 16
-#   --threads N    threads of the multithreaded lanes and top of the sweep (default: nproc, >= 2)
+#   --threads N    threads of the quick mt_remote lane, the larson and prodcons lanes and top
+#                  of the sweep (default: nproc, >= 2); full's mt_remote lanes are t=2 and t=8
 #   --reps R       runs per (lane, allocator) (default 3 quick, 5 full); the table shows medians
 #   --only REGEX   only the lanes whose "benchmark params" matches REGEX (grep -E)
-#   --allocators L comma-separated subset of hakmem,mimalloc,jemalloc,tcmalloc,glibc
+#   --allocators L comma-separated subset of hakmem,mimalloc,jemalloc,tcmalloc,tbbmalloc,glibc
 #   --out DIR      results folder (default bench/results/<timestamp>; bench/results/latest links it)
 #   --no-build     do not (re)build build/release (libhakmem.so and the benchmarks)
 #   --no-install   do not apt-get missing peers or gnuplot (they are skipped with a note)
@@ -23,9 +33,10 @@
 #   --report DIR   run nothing: redo DIR's table, summary and charts from its results.csv
 #
 # Every run is one process: the allocator is chosen with LD_PRELOAD (glibc: no
-# preload). Before measuring, a tiny run of each benchmark under LD_DEBUG=bindings
-# proves that its malloc and free bind to the preloaded library (or to libc for
-# glibc). Runs are interleaved: for each rep, for each lane, every allocator once,
+# preload; tbbmalloc: libtbbmalloc_proxy.so.2). Before measuring, a tiny run of each
+# benchmark under LD_DEBUG=bindings proves that its malloc and free bind to the
+# preloaded library (or to libc for glibc), and for tbbmalloc that the proxy's
+# scalable_malloc and __TBB_malloc_safer_free bind to libtbbmalloc.so.2. Runs are interleaved: for each rep, for each lane, every allocator once,
 # in an order rotated every rep. A run that fails (non-zero exit: NULL from malloc,
 # corruption, timeout) is reported, kept out of the medians, and makes the script
 # exit 1 at the end.
@@ -34,16 +45,25 @@
 #   results.csv    allocator,benchmark,params,rep,ops_per_s,peak_rss_kib,start_rss_kib,
 #                  free_all_rss_kib,trimmed_rss_kib  (one row per run; the last three are
 #                  empty for benchmarks that print no "RSS after free-all" lines)
-#   summary.csv    allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib
-#   summary.txt    the table printed at the end (medians; ratio > 1 = faster than mimalloc)
-#   throughput.png clustered bars: each lane's median throughput / mimalloc's, per allocator
+#   summary.csv    allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,
+#                  median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,
+#                  median_free_all_rss_kib,median_trimmed_rss_kib,ratio_vs_best,best_peer
+#                  (best_peer: the fastest allocator other than hakmem in that lane and run;
+#                  ratio_vs_best: this allocator's median / best_peer's)
+#   summary.txt    the tables printed at the end: medians per allocator and a "vs best"
+#                  column, HAKMEM's median / the best peer's (fastest; for memory, smallest),
+#                  naming the peer; then every lane where HAKMEM is below 1.0x the best peer;
+#                  in --full, icount.txt's and redis/summary.txt's tables
+#   throughput.png clustered bars: each lane's median throughput / its best peer's, per allocator
+#   icount.txt     bench/icount.sh's tables (--full)
+#   redis/         bench/redis.sh's results.csv and summary.txt (--full)
 #   scaling.png    median throughput against threads, one line per allocator (when swept)
 #   meta.txt       machine, load, commit, libraries, command line, duration
 #   failures.txt   stderr of failed runs (only when some failed)
 #   *.dat, *.gp    the charts' data and gnuplot scripts
 #
 # environment: HAKMEM_SO (default build/release/libhakmem.so), MIMALLOC_SO, JEMALLOC_SO,
-# TCMALLOC_SO (default: Debian's libraries; "none" skips one), BENCH_DIR (default
+# TCMALLOC_SO, TBBMALLOC_SO (default: Debian's libraries; "none" skips one), BENCH_DIR (default
 # build/release/bench), RUN_TIMEOUT (seconds per run; default 60 quick, 300 full).
 set -euo pipefail
 
@@ -107,7 +127,7 @@ trap 'rm -rf "$TMP"' EXIT
 if [[ -z "$REPORT_DIR" ]]; then # measuring: everything down to "medians, the table"
 # --- build ---------------------------------------------------------------------
 BENCH_DIR="${BENCH_DIR:-$ROOT/build/release/bench}"
-BINS=(bench_random_mixed bench_random_mixed_mt_remote bench_larson bench_prodcons)
+BINS=(bench_random_mixed bench_random_mixed_mt_remote bench_larson bench_prodcons bench_large)
 if (( DO_BUILD )); then
     command -v cmake >/dev/null 2>&1 || die "cmake not found (tools/deps.sh installs the build dependencies), or use --no-build"
     if [[ ! -f "$ROOT/build/release/build.ninja" ]]; then
@@ -123,12 +143,12 @@ for b in "${BINS[@]}"; do
 done
 
 # --- the allocators --------------------------------------------------------------
-ALL_ALLOCS=(hakmem mimalloc jemalloc tcmalloc glibc)
-declare -A SO=() WHY_SKIPPED=() PKG=([mimalloc]=libmimalloc2.0 [jemalloc]=libjemalloc2 [tcmalloc]=libtcmalloc-minimal4)
+ALL_ALLOCS=(hakmem mimalloc jemalloc tcmalloc tbbmalloc glibc)
+declare -A SO=() WHY_SKIPPED=() PKG=([mimalloc]=libmimalloc2.0 [jemalloc]=libjemalloc2 [tcmalloc]=libtcmalloc-minimal4 [tbbmalloc]=libtbbmalloc2)
 if [[ -n "$ALLOC_SEL" ]]; then
     IFS=, read -r -a WANT <<<"$ALLOC_SEL"
     for a in "${WANT[@]}"; do
-        [[ " ${ALL_ALLOCS[*]} " == *" $a "* ]] || die "unknown allocator '$a' (hakmem,mimalloc,jemalloc,tcmalloc,glibc)"
+        [[ " ${ALL_ALLOCS[*]} " == *" $a "* ]] || die "unknown allocator '$a' (${ALL_ALLOCS[*]})"
     done
 else
     WANT=("${ALL_ALLOCS[@]}")
@@ -150,6 +170,7 @@ peer_default() { # peer_default ALLOC -> default path (may not exist)
         mimalloc) find_lib libmimalloc.so.2 libmimalloc.so ;;
         jemalloc) find_lib libjemalloc.so.2 libjemalloc.so ;;
         tcmalloc) find_lib libtcmalloc_minimal.so.4 libtcmalloc.so.4 libtcmalloc_minimal.so ;;
+        tbbmalloc) find_lib libtbbmalloc_proxy.so.2 libtbbmalloc_proxy.so ;;
     esac
 }
 exports_malloc() { # the library must define malloc and free, or LD_PRELOAD replaces nothing
@@ -164,7 +185,7 @@ if wanted hakmem; then
     else SO[hakmem]="$(cd "$(dirname "$h")" && pwd)/$(basename "$h")"; fi
 fi
 missing_pkgs=()
-for a in mimalloc jemalloc tcmalloc; do
+for a in mimalloc jemalloc tcmalloc tbbmalloc; do
     wanted "$a" || continue
     var="${a^^}_SO"
     if [[ "${!var:-}" == none ]]; then WHY_SKIPPED[$a]="$var=none"; continue; fi
@@ -176,7 +197,7 @@ for a in mimalloc jemalloc tcmalloc; do
 done
 if (( ${#missing_pkgs[@]} )); then
     apt_install "${missing_pkgs[@]}" || note "could not install ${missing_pkgs[*]}"
-    for a in mimalloc jemalloc tcmalloc; do
+    for a in mimalloc jemalloc tcmalloc tbbmalloc; do
         { wanted "$a" && [[ -z "${SO[$a]:-}" && -z "${WHY_SKIPPED[$a]:-}" ]]; } || continue
         if p="$(peer_default "$a")"; then SO[$a]="$p"
         else WHY_SKIPPED[$a]="not installed (Debian: apt install ${PKG[$a]})"; fi
@@ -203,6 +224,7 @@ tiny_args() {
         bench_random_mixed_mt_remote) echo "1 1 1 16 16 0 2" ;;
         bench_larson) echo "1 1 1 1 16 16" ;;
         bench_prodcons) echo "1 1 16 16 2" ;;
+        bench_large) echo "churn 1 1 1 1" ;;
     esac
 }
 for a in "${ALLOCS[@]}"; do
@@ -223,6 +245,15 @@ for a in "${ALLOCS[@]}"; do
                 'index($0, f) && index($0, t) && index($0, s) { found = 1 } END { exit !found }' <<<"$binds" \
                 || die "$a: $b's $sym does not bind to $target (LD_DEBUG=bindings)"
         done
+        # tbbmalloc's proxy only forwards: its malloc and free must in turn bind to
+        # libtbbmalloc.so.2 (scalable_malloc, __TBB_malloc_safer_free), not to libc
+        if [[ $a == tbbmalloc ]]; then
+            for sym in scalable_malloc __TBB_malloc_safer_free; do
+                awk -v f="binding file ${SO[$a]} " -v s="symbol \`$sym'" \
+                    'index($0, f) && $0 ~ / to [^ ]*\/libtbbmalloc\.so/ && index($0, s) { found = 1 } END { exit !found }' <<<"$binds" \
+                    || die "$a: the proxy's $sym does not bind to libtbbmalloc.so (LD_DEBUG=bindings)"
+            done
+        fi
     done
 done
 note "allocators: $(for a in "${ALLOCS[@]}"; do printf '%s=%s ' "$a" "${SO[$a]:-$LIBC (no preload)}"; done)"
@@ -244,10 +275,13 @@ lane() { # lane BENCHMARK PARAMS SCALE_GROUP THREADS BINARY ARGS...
 }
 T="$THREADS"; P=$(( THREADS / 2 > 0 ? THREADS / 2 : 1 ))
 if [[ $MODE == quick ]]; then
-    RM=10000000; MT=2000000; LR=5; LI=1000000; PC=4000000
+    RM=10000000; MT=2000000; LR=5; LI=1000000; PC=4000000; LC=20; LG=0
 else
-    RM=20000000; MT=4000000; LR=10; LI=2000000; PC=8000000
+    RM=20000000; MT=4000000; LR=10; LI=2000000; PC=8000000; LC=200; LG=160
 fi
+oversub() { # oversub T: " (Kx oversub)" when T threads exceed the CPUs
+    (( $1 > NCPU )) && echo " ($(( $1 / NCPU ))x oversub)" || true
+}
 if (( ! SCALING_ONLY )); then
     if [[ $MODE == quick ]]; then WS_LIST=(256 8192); else WS_LIST=(256 1024 8192 65536); fi
     for ws in "${WS_LIST[@]}"; do
@@ -258,19 +292,25 @@ if (( ! SCALING_ONLY )); then
         lane sizes "small 64-1024 ws=1024" "" 1 bench_random_mixed $(( RM / 2 )) 1024 1234567 64 1024
         lane sizes "medium 1K-32K ws=1024" "" 1 bench_random_mixed $(( RM / 2 )) 1024 1234567 1024 32768
         lane sizes "large 32K-4M ws=256" "" 1 bench_random_mixed $(( RM / 100 )) 256 1234567 32768 4194304
-        for r in 0 50 90; do
-            for mx in 2048 32768; do
-                lane mt_remote "t=$T 16-$mx remote=$r%" "" "$T" bench_random_mixed_mt_remote "$T" "$MT" 1024 16 "$mx" "$r"
+        # cross-thread frees (issue 12): 2 threads, and 8 threads (4x oversubscription on 2 cores)
+        for t in 2 8; do
+            for r in 50 90; do
+                for mx in 2048 32768; do
+                    lane mt_remote "t=$t 16-$mx remote=$r%$(oversub "$t")" "" "$t" bench_random_mixed_mt_remote "$t" "$MT" 1024 16 "$mx" "$r"
+                done
             done
         done
         lane larson "t=$T 16-128 blocks=1000" "" "$T" bench_larson "$T" "$LR" "$LI" 1000 16 128
         lane larson "t=$T 16-4096 blocks=10000" "" "$T" bench_larson "$T" "$LR" $(( LI / 2 )) 10000 16 4096
         lane prodcons "t=$((2 * P)) 16-1024" "" "$((2 * P))" bench_prodcons "$P" "$PC" 16 1024
         lane prodcons "t=$((2 * P)) 1K-32K" "" "$((2 * P))" bench_prodcons "$P" $(( PC / 2 )) 1024 32768
+        lane large "churn 20 live 5-25MiB n=$LC" "" 1 bench_large churn "$LC" 20 5 25
+        lane large "realloc 64KiB-64MiB x4 n=$LG" "" 1 bench_large realloc "$LG" 4 64 64
     else
         lane mt_remote "t=$T 16-2048 remote=50%" "" "$T" bench_random_mixed_mt_remote "$T" "$MT" 1024 16 2048 50
         lane larson "t=$T 16-128 blocks=1000" "" "$T" bench_larson "$T" "$LR" "$LI" 1000 16 128
         lane prodcons "t=$((2 * P)) 16-1024" "" "$((2 * P))" bench_prodcons "$P" "$PC" 16 1024
+        lane large "churn 20 live 5-25MiB n=$LC" "" 1 bench_large churn "$LC" 20 5 25
     fi
 fi
 if (( SCALING_ONLY )) || [[ $MODE == full ]]; then
@@ -351,7 +391,7 @@ run_one() { # run_one REP LANE ALLOC
         else
             out="$(env LD_PRELOAD="${SO[$a]}" timeout -k 5 "$RUN_TIMEOUT" "${argv[@]}" 2>"$TMP/err")" || rc=$?
         fi
-        ops="$(sed -n 's/^Throughput = \([0-9][0-9]*\) ops\/s.*/\1/p' <<<"$out")"
+        ops="$(sed -n 's/^Throughput = \([0-9][0-9]*\(\.[0-9]*\)\{0,1\}\) ops\/s.*/\1/p' <<<"$out")"
         rss="$(sed -n 's/^Peak RSS = \([0-9][0-9]*\) KiB.*/\1/p' <<<"$out")"
         # start,after free-all,after trim (bench_common.h's b_report_free_all), or ",,"
         freeall="$(awk -F' = ' '/^RSS at start = /{s=$2+0} /^RSS after free-all = /{f=$2+0}
@@ -376,9 +416,9 @@ run_one() { # run_one REP LANE ALLOC
     now=$(date +%s.%N)
     el=$(awk -v a="$T_START" -v b="$now" 'BEGIN { print b - a }')
     eta=$(awk -v e="$el" -v n="$N" -v t="$TOTAL" 'BEGIN { print e / n * (t - n) }')
-    printf '[%4d/%d] rep %d/%d %-9s %-18s %-28s %9.2f M ops/s %8.1f MiB  (%s, ~%s left)\n' \
+    printf '[%4d/%d] rep %d/%d %-9s %-18s %-28s %9s ops/s %8.1f MiB  (%s, ~%s left)\n' \
         "$N" "$TOTAL" "$rep" "$REPS" "$a" "${L_BENCH[$i]}" "${L_PARAMS[$i]}" \
-        "$(awk -v t="$ops" 'BEGIN { print t / 1e6 }')" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" \
+        "$(awk -v t="$ops" 'BEGIN { if (t >= 1e5) printf "%.2f M", t / 1e6; else printf "%.1f", t }')" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" \
         "$(fmt_dur "$el")" "$(fmt_dur "$eta")" >&2
 }
 
@@ -394,6 +434,39 @@ ELAPSED="$(awk -v a="$T_START" -v b="$T_END" 'BEGIN { printf "%.1f", b - a }')"
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
 echo "load end:   $LOAD_END" >> "$OUTDIR/meta.txt"
 echo "runs:       $TOTAL in ${ELAPSED} s, $NFAIL failed" >> "$OUTDIR/meta.txt"
+
+# --- full mode: instruction counts (bench/icount.sh) and the redis lane (bench/redis.sh) ---
+if [[ $MODE == full ]] && (( ! SCALING_ONLY )); then
+    SEL="$(IFS=,; echo "${ALLOCS[*]}")"
+    HSO_ARG=(); [[ -n "${SO[hakmem]:-}" ]] && HSO_ARG=(--hakmem-so "${SO[hakmem]}")
+    if ! command -v valgrind >/dev/null 2>&1; then apt_install valgrind || true; fi
+    if command -v valgrind >/dev/null 2>&1; then
+        note "instructions per malloc and free (bench/icount.sh, callgrind): ws=256, then ws=65536"
+        if { "$ROOT/bench/icount.sh" --no-build --allocators "$SEL" "${HSO_ARG[@]}" && echo \
+             && "$ROOT/bench/icount.sh" --no-build --allocators "$SEL" "${HSO_ARG[@]}" --ws 65536; } \
+                > "$OUTDIR/icount.txt" 2> "$TMP/icount.err"; then
+            cat "$TMP/icount.err" >&2
+        else
+            NFAIL=$(( NFAIL + 1 )); cat "$TMP/icount.err" >&2
+            { echo "== bench/icount.sh failed"; cat "$TMP/icount.err"; echo; } >> "$OUTDIR/failures.txt"
+            echo "bench/icount.sh FAILED (see failures.txt)" >> "$OUTDIR/icount.txt"
+        fi
+    else
+        echo "instruction counts skipped: valgrind not installed (Debian: apt install valgrind)" > "$OUTDIR/icount.txt"
+        note "valgrind not found: no instruction counts"
+    fi
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-benchmark >/dev/null 2>&1; then
+        apt_install redis-server redis-tools || true
+    fi
+    if command -v redis-server >/dev/null 2>&1 && command -v redis-benchmark >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
+        note "redis-server under each allocator (bench/redis.sh, $REPS rounds)"
+        HAKMEM_SO="${SO[hakmem]:-none}" "$ROOT/bench/redis.sh" --no-build --allocators "$SEL" --rounds "$REPS" \
+            --out "$OUTDIR/redis" > /dev/null || { NFAIL=$(( NFAIL + 1 )); note "bench/redis.sh: some runs failed"; }
+    else
+        note "redis-server / redis-benchmark not found (Debian: apt install redis-server redis-tools): no redis lane"
+        mkdir -p "$OUTDIR/redis"; echo "redis lane skipped: redis-server, redis-benchmark or redis-cli not installed" > "$OUTDIR/redis/summary.txt"
+    fi
+fi
 
 LANES="$OUTDIR/lanes.csv"
 declare -A SEEN_CMD=()
@@ -431,60 +504,85 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
         if (n == 0) return ""
         return (n % 2) ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
     }
+    function rate(v) { return (v < 1000) ? sprintf("%.3f", v) : sprintf("%.0f", v) } # bench_large: a few per second
     FNR == NR { nl++; lb[nl] = $1; lp[nl] = $2; next }
     FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; ops[k] = ops[k] " " $5; rss[k] = rss[k] " " $6; runs[k]++
               if ($7 != "") { st[k] = st[k] " " $7; fa[k] = fa[k] " " $8; tr[k] = tr[k] " " $9 } }
     END {
         na = split(allocs, A, " ")
-        print "allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,median_free_all_rss_kib,median_trimmed_rss_kib"
+        print "allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,median_free_all_rss_kib,median_trimmed_rss_kib,ratio_vs_best,best_peer"
         for (l = 1; l <= nl; l++) {
             rk = ref SUBSEP lb[l] SUBSEP lp[l]; r = (ref != "" && runs[rk]) ? median(ops[rk]) : ""
+            # the best peer: the fastest median among the allocators other than hakmem
+            best = ""; bp = ""
             for (a = 1; a <= na; a++) {
                 k = A[a] SUBSEP lb[l] SUBSEP lp[l]
-                if (!runs[k]) { printf "%s,%s,%s,0,,,,,,,,,\n", A[a], lb[l], lp[l]; continue }
+                if (A[a] == "hakmem" || !runs[k]) continue
+                m = median(ops[k]); if (bp == "" || m > best) { best = m; bp = A[a] }
+            }
+            for (a = 1; a <= na; a++) {
+                k = A[a] SUBSEP lb[l] SUBSEP lp[l]
+                if (!runs[k]) { printf "%s,%s,%s,0,,,,,,,,,,,%s\n", A[a], lb[l], lp[l], bp; continue }
                 m = median(ops[k])
                 n = split(ops[k], v, " "); lo = hi = v[1] + 0
                 for (j = 2; j <= n; j++) { if (v[j] + 0 < lo) lo = v[j] + 0; if (v[j] + 0 > hi) hi = v[j] + 0 }
-                printf "%s,%s,%s,%d,%.0f,%s,%.0f,%.0f,%.0f,%.0f,%s,%s,%s\n", A[a], lb[l], lp[l], runs[k], m,
-                       (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), lo, hi, (m > 0) ? 100 * (hi - lo) / m : 0,
-                       median(st[k]), median(fa[k]), median(tr[k])
+                printf "%s,%s,%s,%d,%s,%s,%.0f,%s,%s,%.0f,%s,%s,%s,%s,%s\n", A[a], lb[l], lp[l], runs[k], rate(m),
+                       (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), rate(lo), rate(hi), (m > 0) ? 100 * (hi - lo) / m : 0,
+                       median(st[k]), median(fa[k]), median(tr[k]), (best != "" && best > 0) ? sprintf("%.3f", m / best) : "", bp
             }
         }
     }' "$LANES" "$CSV" > "$OUTDIR/summary.csv"
 
-# The table: one row per lane; per allocator median M ops/s (x ratio to mimalloc), then peak RSS.
+# The tables: one row per lane; per allocator the median, and "vs best": HAKMEM's
+# median against the best peer's in that lane (the fastest; for memory, the smallest).
 {
     echo "HAKMEM benchmark suite: $MODE mode$( (( SCALING_ONLY )) && echo ', scaling only'), threads=$THREADS, reps=$REPS, $RUN_DATE"
-    echo "median throughput in M ops/s (prodcons: M objects/s), (xR) = ratio to mimalloc's median, >1 = faster than mimalloc"
+    echo "median throughput in M ops/s (prodcons: M objects/s; large: buffers or reallocs per s, not M); vs best = HAKMEM median / fastest peer median (named), >1 = HAKMEM faster"
     awk -F, -v allocs="${ALLOCS[*]}" '
+        function fmt(v) { return (v >= 100) ? sprintf("%.0f", v) : (v >= 10) ? sprintf("%.1f", v) : (v >= 1) ? sprintf("%.2f", v) : (v >= 0.01) ? sprintf("%.3f", v) : sprintf("%.5f", v) }
+        # vs(l, field, lowest): "xR peer", HAKMEM against the best peer by that field (lowest: smaller is better)
+        function vs(l, f, lowest,   a, k, b, bp, h) {
+            h = V[f, "hakmem" SUBSEP lb[l] SUBSEP lp[l]]; b = ""; bp = ""
+            for (a = 1; a <= na; a++) {
+                if (A[a] == "hakmem") continue
+                k = A[a] SUBSEP lb[l] SUBSEP lp[l]
+                if (V[f, k] == "") continue
+                if (b == "" || (lowest ? V[f, k] + 0 < b + 0 : V[f, k] + 0 > b + 0)) { b = V[f, k]; bp = A[a] }
+            }
+            if (h == "" || b == "" || b + 0 <= 0) return "-"
+            return sprintf("x%.2f %s", h / b, bp)
+        }
         FNR == NR { if ($5) aliases++; else { nl++; lb[nl] = $1; lp[nl] = $2 } next } # a sweep point run by a lane above: not repeated
-        FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; m[k] = $5; r[k] = $6; s[k] = $7; n[k] = $4; sp[k] = $10
-                  if ($11 != "") { st[k] = $11; fa[k] = $12; tr[k] = $13; anyfa[$2 SUBSEP $3] = 1 } }
+        FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; m[k] = $5; s[k] = $7; n[k] = $4; sp[k] = $10
+                  if ($5 != "") V["ops", k] = $5; if ($7 != "") V["rss", k] = $7
+                  if ($11 != "") { st[k] = $11; fa[k] = $12; tr[k] = $13; V["tr", k] = $13; anyfa[$2 SUBSEP $3] = 1 } }
         END {
             na = split(allocs, A, " ")
-            printf "%-18s %-27s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %17s ", A[a]; printf "\n"
+            for (a = 1; a <= na; a++) if (A[a] == "hakmem") hashak = 1
+            printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %10s ", A[a]; if (hashak) printf " %-16s", "vs best"; printf "\n"
             for (l = 1; l <= nl; l++) {
-                printf "%-18s %-27s", lb[l], lp[l]
+                printf "%-18s %-34s", lb[l], lp[l]
                 for (a = 1; a <= na; a++) {
                     k = A[a] SUBSEP lb[l] SUBSEP lp[l]
-                    if (m[k] == "") { printf " %17s ", "FAILED"; continue }
-                    v = m[k] / 1e6; c = (v >= 100) ? sprintf("%.0f", v) : (v >= 10) ? sprintf("%.1f", v) : (v >= 1) ? sprintf("%.2f", v) : sprintf("%.3f", v)
-                    c = c (r[k] != "" ? sprintf(" (x%.2f)", r[k]) : "")
+                    if (m[k] == "") { printf " %10s ", "FAILED"; continue }
+                    c = (lb[l] == "large") ? sprintf("%.2f", m[k]) : fmt(m[k] / 1e6) # buffers/s, not millions
                     if (n[k] > 1 && sp[k] + 0 > 25) { c = c "~"; noisy = 1 } else c = c " "
-                    printf " %18s", c
+                    printf " %11s", c
                 }
+                if (hashak) printf " %-16s", vs(l, "ops", 0)
                 printf "\n"
             }
             if (noisy) printf "~ = the runs spread over more than 25%% of the median (max - min): a noisy lane\n"
             if (aliases) printf "(%d scaling points equal to a lane above are not repeated; summary.csv has them)\n", aliases
-            printf "\nmedian peak RSS in MiB\n"
-            printf "%-18s %-27s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %17s ", A[a]; printf "\n"
+            printf "\nmedian peak RSS in MiB; vs best = HAKMEM / smallest peer (named), <1 = HAKMEM smaller\n"
+            printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %10s ", A[a]; if (hashak) printf " %-16s", "vs best"; printf "\n"
             for (l = 1; l <= nl; l++) {
-                printf "%-18s %-27s", lb[l], lp[l]
+                printf "%-18s %-34s", lb[l], lp[l]
                 for (a = 1; a <= na; a++) {
                     k = A[a] SUBSEP lb[l] SUBSEP lp[l]
-                    printf " %17s ", (s[k] == "") ? "-" : sprintf("%.1f", s[k] / 1024)
+                    printf " %10s ", (s[k] == "") ? "-" : sprintf("%.1f", s[k] / 1024)
                 }
+                if (hashak) printf " %-16s", vs(l, "rss", 1)
                 printf "\n"
             }
             # What each allocator keeps once the program freed everything: start -> after free-all -> after malloc_trim(0)
@@ -493,35 +591,45 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
                 if (!anyfa[lb[l] SUBSEP lp[l]]) continue
                 if (!hdr) {
                     printf "\nmedian RSS in MiB: at start / after free-all / after free-all + malloc_trim(0) (+N%% = trimmed vs start)\n"
-                    printf "%-18s %-27s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %22s ", A[a]; printf "\n"
+                    printf "vs best = HAKMEM after free-all + trim / smallest peer (named), <1 = HAKMEM smaller\n"
+                    printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %22s ", A[a]; if (hashak) printf " %-16s", "vs best"; printf "\n"
                     hdr = 1
                 }
-                printf "%-18s %-27s", lb[l], lp[l]
+                printf "%-18s %-34s", lb[l], lp[l]
                 for (a = 1; a <= na; a++) {
                     k = A[a] SUBSEP lb[l] SUBSEP lp[l]
                     if (st[k] == "") { printf " %22s ", "-"; continue }
                     printf " %22s ", sprintf("%.1f/%.1f/%.1f %+.0f%%", st[k] / 1024, fa[k] / 1024, tr[k] / 1024, st[k] > 0 ? 100 * (tr[k] - st[k]) / st[k] : 0)
                 }
+                if (hashak) printf " %-16s", vs(l, "tr", 1)
                 printf "\n"
             }
         }' "$LANES" "$OUTDIR/summary.csv"
-    if [[ -n "$REF" && " ${ALLOCS[*]} " == *" hakmem "* ]]; then
+    if [[ " ${ALLOCS[*]} " == *" hakmem "* ]]; then
+        # every lane where HAKMEM is below the best peer (ratio_vs_best < 1)
         below="$(awk -F, 'FNR == NR { if ($5) alias[$1 SUBSEP $2] = 1; next }
-            $1 == "hakmem" && $6 != "" && $6 < 0.9 && !alias[$2 SUBSEP $3] { printf "  %s %s: x%.2f%s\n", $2, $3, $6, ($10 > 25) ? " (noisy)" : "" }' "$LANES" "$OUTDIR/summary.csv")"
-        if [[ -n "$below" ]]; then echo; echo "HAKMEM more than 10% below mimalloc:"; echo "$below"; fi
+            $1 == "hakmem" && $14 != "" && $14 < 1.0 && !alias[$2 SUBSEP $3] { printf "  %-18s %-34s x%.2f of %s%s\n", $2, $3, $14, $15, ($10 > 25) ? " (noisy)" : "" }' "$LANES" "$OUTDIR/summary.csv")"
+        if [[ -n "$below" ]]; then
+            echo; echo "HAKMEM below the best peer (median / the fastest peer median, same run):"; echo "$below"
+        else
+            echo; echo "HAKMEM at or above the best peer in every lane"
+        fi
     fi
+    if [[ -f "$OUTDIR/icount.txt" ]]; then echo; cat "$OUTDIR/icount.txt"; fi
+    if [[ -f "$OUTDIR/redis/summary.txt" ]]; then echo; cat "$OUTDIR/redis/summary.txt"; fi
     for a in "${!WHY_SKIPPED[@]}"; do echo "skipped $a: ${WHY_SKIPPED[$a]}"; done
     (( NFAIL == 0 )) || echo "$NFAIL runs FAILED: see $OUTDIR/failures.txt"
     echo "$TOTAL runs in ${ELAPSED} s; load average $LOAD_END at the end (noisy when above $NCPU)"
 } > "$OUTDIR/summary.txt"
 
 # --- charts ----------------------------------------------------------------------------------------
-declare -A COLOR=([hakmem]="#d62728" [mimalloc]="#1f77b4" [jemalloc]="#2ca02c" [tcmalloc]="#ff7f0e" [glibc]="#7f7f7f")
+declare -A COLOR=([hakmem]="#d62728" [mimalloc]="#1f77b4" [jemalloc]="#2ca02c" [tcmalloc]="#ff7f0e" [tbbmalloc]="#9467bd" [glibc]="#7f7f7f")
 if (( DO_CHART )); then
-    # throughput.dat: one row per non-sweep lane (and each sweep's top point), ratio to the reference
-    NREF="${REF:-glibc}"
-    [[ " ${ALLOCS[*]} " == *" $NREF "* ]] || NREF="${ALLOCS[0]}"
-    awk -F, -v allocs="${ALLOCS[*]}" -v ref="$NREF" -v tmax="$THREADS" '
+    # throughput.dat: one row per non-sweep lane (and each sweep's top point), ratio to the
+    # best peer of the lane (the fastest allocator other than hakmem; with only hakmem, itself)
+    NREF="the best peer"
+    [[ "${ALLOCS[*]}" != hakmem ]] || NREF=hakmem
+    awk -F, -v allocs="${ALLOCS[*]}" -v tmax="$THREADS" '
         FNR == NR { if ($3 == "" || $4 == tmax) { nl++; lb[nl] = $1; lp[nl] = $2 } next }
         FNR > 1 { m[$1 SUBSEP $2 SUBSEP $3] = $5 }
         END {
@@ -530,7 +638,11 @@ if (( DO_CHART )); then
             for (l = 1; l <= nl; l++) {
                 name = lb[l] " " lp[l]; gsub(/"/, "", name); sub(/^scaling_/, "", name)
                 if (seen[name]++) continue
-                r = m[ref SUBSEP lb[l] SUBSEP lp[l]]
+                r = ""
+                for (a = 1; a <= na; a++) {
+                    v = m[A[a] SUBSEP lb[l] SUBSEP lp[l]]
+                    if (v != "" && (A[a] != "hakmem" || na == 1) && (r == "" || v + 0 > r + 0)) r = v
+                }
                 printf "\"%s\"", name
                 for (a = 1; a <= na; a++) { v = m[A[a] SUBSEP lb[l] SUBSEP lp[l]]; printf " %s", (v != "" && r > 0) ? sprintf("%.4f", v / r) : "NaN" }
                 printf "\n"
@@ -549,7 +661,7 @@ if (( DO_CHART )); then
         echo "set style data histogram; set style histogram cluster gap 1; set style fill solid 0.9 border -1; set boxwidth 0.9"
         echo "set datafile missing 'NaN'"
         echo "set xtics rotate by -35 left noenhanced; set key outside top center horizontal noenhanced"
-        echo "set ylabel 'throughput / $NREF (log scale)'; set logscale y 2; set yrange [$YMIN:$YMAX]; set ytics 2; set format y '%g'; set grid ytics"
+        echo "set ylabel 'throughput / best peer (log scale)'; set logscale y 2; set yrange [$YMIN:$YMAX]; set ytics 2; set format y '%g'; set grid ytics"
         echo "set xrange [-0.6:$NROWS - 0.4]"
         echo "set bmargin 11; set rmargin 16"
         echo "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 lc rgb 'black' front"

@@ -5,7 +5,8 @@ set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS=(build-essential cmake ninja-build clang libclang-rt-14-dev libcriterion-dev
-      libck-dev spin python3 git gnuplot-nox libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev)
+      libck-dev spin python3 git gnuplot-nox libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev
+      google-perftools libtbbmalloc2 valgrind redis-server redis-tools)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
