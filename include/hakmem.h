@@ -38,9 +38,12 @@ HAK_API int hak_mallopt(int param, int value);
 /* True when p lies in memory HAKMEM manages (O(1), any pointer, never faults). */
 HAK_API bool hak_owns(const void *p);
 
-/* Flush this thread's remote-free outbox and reclaim the remote frees that
- * other threads sent to it. Threads that go idle after freeing may call it;
- * it also runs on every allocation slow path and at thread exit. */
+/* Give this thread's cached frees back to their slabs (so their pages can
+ * be decommitted while the thread sleeps), flush its remote-free outbox and
+ * reclaim the remote frees that other threads sent to it. Threads that go
+ * idle after freeing may call it; the outbox flush and the reclaim also run
+ * on every allocation slow path (at least every 256 mallocs), and all of it
+ * at thread exit. */
 HAK_API void hak_thread_flush(void);
 
 /* Return to the OS everything that can be returned now: flush and reclaim
