@@ -91,11 +91,15 @@
  * global cache (HK_SS_CACHE_SLOTS per kind: 16 MiB of address space each,
  * one header page of memory once decommitted) and are unmapped beyond it;
  * each heap keeps one empty SuperSlab per kind instead of retiring it
- * (hysteresis). Freed large mappings (ordinary alignment, at most
- * HK_LARGE_CACHE_MAX bytes each) wait in a cache of HK_LARGE_BINS bins, one
- * per chunk count, of HK_LARGE_BIN_SLOTS slots each, HAKMEM_LARGE_CACHE_MB
- * (default HK_LARGE_CACHE_MB) of address space in all, for reuse by a
- * request of the same chunk count or one less; beyond that bound they are
+ * (hysteresis). Freed large mappings of ordinary alignment, whatever their
+ * size, wait in a cache of HK_LARGE_CACHE_SLOTS slots for reuse by any
+ * request they fit with at most HK_LARGE_REUSE_MAX_FACTOR times its chunks
+ * (best fit; the excess tail of a reused mapping is decommitted). The cache
+ * holds at most max(HAKMEM_LARGE_CACHE_MB (default HK_LARGE_CACHE_MB, 0
+ * turns it off), peak live large bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of
+ * address space: a floor that lets small programs reuse, a share of the
+ * peak that bounds what the cache adds to RSS (at most 1/4 over the peak,
+ * and only until the decommit delay); beyond it a freed mapping is
  * unmapped at once; a hit makes no system call. Decommitting cached
  * mappings is done by one thread at a time (a try-flag; the others skip
  * it). With more than HK_LARGE_CACHE_THREADS_PER_CPU live threads per CPU
@@ -103,14 +107,18 @@
  * enter the kernel then keep the CPUs while those queued on the kernel's
  * mmap lock (page faults, mmap, munmap) wait a scheduling round per
  * hand-off, and stress_oversub (256 threads, 2 cores) saw threads make no
- * progress for 10 s (large.c).
+ * progress for 10 s (large.c). Large mappings of at least
+ * HK_LARGE_HUGE_MIN bytes ask for transparent huge pages
+ * (HAKMEM_LARGE_HUGEPAGES, default 1): the tail huge page of a block may
+ * commit up to 2 MiB past its usable end, at most 1/4 of it at this size.
  * The owner looks at its purge deadlines every HK_MAINTAIN_TICKS slow paths. */
 #define HK_DECOMMIT_DELAY_MS 250
 #define HK_SS_CACHE_SLOTS    8
-#define HK_LARGE_BINS        8
-#define HK_LARGE_BIN_SLOTS   32
-#define HK_LARGE_CACHE_MAX   ((size_t)HK_LARGE_BINS << HK_SS_SHIFT)
-#define HK_LARGE_CACHE_MB    256
+#define HK_LARGE_CACHE_SLOTS 64
+#define HK_LARGE_CACHE_MB    64
+#define HK_LARGE_CACHE_PEAK_SHIFT 2
+#define HK_LARGE_REUSE_MAX_FACTOR 2
+#define HK_LARGE_HUGE_MIN    ((size_t)8 << 20)
 #define HK_LARGE_CACHE_THREADS_PER_CPU 16
 #define HK_MAINTAIN_TICKS    64
 /* Heaps of exited threads kept for the next threads (12 KiB each); beyond

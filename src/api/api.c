@@ -162,6 +162,8 @@ HK_EXPORT void *hak_realloc(void *p, size_t n) {
    * realloc(p, malloc_usable_size(p)) == p and on shrinking never moving. */
   if (old > HK_MAX_SMALL) {
     if (hk_large_resize_in_place(p, n)) return p;
+    void *q = hk_large_grow(p, n); /* mremap: the pages move, not the bytes */
+    if (q != NULL) return q;
   } else if (n <= old) {
     return p;
   }

@@ -1,26 +1,31 @@
-/* large.c -- large allocations: map, register, cache, unmap.
+/* large.c -- large allocations: map, register, cache, unmap, grow.
  *
- * A freed large mapping of ordinary alignment and at most HK_LARGE_CACHE_MAX
- * bytes goes to a global cache instead of munmap (HAKMEM_LARGE_CACHE_MB of
- * address space in all, 256 by default; 0 turns it off). The cache is one
- * bin per chunk count (1 to HK_LARGE_BINS chunks), each HK_LARGE_BIN_SLOTS
- * slots: an allocation looks only in the bin of its chunk count and, when
- * that is empty, the next one up (usable is what the header says, so a
- * mapping one chunk larger costs address space, not memory). It never scans
- * a mapping of another size, so it never takes one out and puts it back.
- * A hit costs no system call and no page fault: the pages the last user
- * touched are still there (calloc clears what it hands out again).
+ * A freed large mapping of ordinary alignment, whatever its size, goes to a
+ * global cache instead of munmap. The cache is HK_LARGE_CACHE_SLOTS slots;
+ * a slot holds one word that says everything about its mapping: the
+ * chunk-aligned base, the chunk count in the low bits the alignment leaves
+ * free, and a dirty bit (pages may hold old data). An allocation of N
+ * chunks takes the best fit among cached mappings of N to
+ * HK_LARGE_REUSE_MAX_FACTOR * N chunks; the excess tail of a dirty one is
+ * decommitted (whole chunks, so no huge page is split), so reuse never
+ * holds more memory than a fresh mapping would, only address space. A hit
+ * costs no page fault and at most that one madvise: the pages the last
+ * user touched are still there (calloc clears what it hands out again).
+ *
+ * Bound: the cache holds at most max(HAKMEM_LARGE_CACHE_MB, peak live large
+ * bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of address space (hk_config.h says
+ * why); beyond it a freed mapping is unmapped at once.
  *
  * Memory return: a cached mapping keeps its pages for
  * HAKMEM_DECOMMIT_DELAY_MS, then is decommitted (madvise, the mapping
- * stays); beyond the byte bound a freed mapping is unmapped at once;
- * hak_collect / malloc_trim unmap every cached one. The timer runs on large
- * alloc/free and on every thread's maintenance tick (malloc_slow.c): a clock
- * read and one load while nothing is due. Decommitting is done by one thread
- * at a time: whoever wins the `purging` try-flag scans; the others skip it
- * and never wait. The purger holds nothing another thread waits for: a
- * mapping it has taken out to decommit is simply absent from the cache
- * meanwhile (an allocation that wanted it maps a fresh one).
+ * stays); hak_collect / malloc_trim unmap every cached one. The timer runs
+ * on large alloc/free and on every thread's maintenance tick
+ * (malloc_slow.c): a clock read and one load while nothing is due.
+ * Decommitting is done by one thread at a time: whoever wins the `purging`
+ * try-flag scans; the others skip it and never wait. The purger holds
+ * nothing another thread waits for: a mapping it has taken out to
+ * decommit is simply absent from the cache meanwhile (an allocation that
+ * wanted it maps a fresh one).
  *
  * Oversubscription: with more than HK_LARGE_CACHE_THREADS_PER_CPU live
  * threads per CPU the cache stops taking and giving (large calls go to the
@@ -31,16 +36,40 @@
  * lock, which page faults and every other thread's mmap/munmap need, waits
  * for its next holder to be scheduled among them: some threads then made no
  * progress for 10 s (mimalloc fails the same test the same way). Large
- * mmap/munmap throttle the threads into the kernel's queue and keep every
+ * mappings throttle the threads into the kernel's queue and keep every
  * thread moving.
  *
- * Slots are taken and filled by whole-word exchanges only: a thread owns the
- * mapping it took out of a slot, and nobody dereferences a mapping through a
- * slot. Per slot, `at` is a hint written after the slot is filled (the
- * purger may read its previous occupant's: it then decommits a mapping a
- * little early, which costs page faults, never correctness). No epoch is
- * needed: a cached mapping is referenced by no live pointer, its map entries
- * are tombstones, and nothing but a slot leads to it. */
+ * Slot protocol (the slot-exchange style of the SuperSlab cache): a slot is
+ * 0 or a mapping's word. put fills an empty slot with a CAS from 0 (release:
+ * the freeing thread's writes to the pages before the next owner's use). A
+ * taker reads the slots (relaxed loads, no writes), picks the best word and
+ * takes exactly that word with a CAS from it to 0 (acquire on success); a
+ * lost CAS rescans, a few times at most, then the caller maps afresh. The
+ * purger and hak_collect take whatever a slot holds with an exchange. So a
+ * mapping is owned by whoever took its word; nobody dereferences a cached
+ * mapping, and the word alone says its size, so no taker ever takes a
+ * mapping it cannot use. ABA is harmless: an identical word is the same
+ * mapping (base) in the same state (size, dirty). Per slot, `at` is a hint
+ * written after the slot is filled (the purger may read its previous
+ * occupant's: it then decommits a mapping a little early, which costs page
+ * faults, never correctness). put starts at a slot hashed from the
+ * mapping's address and a search at one hashed from the caller's stack, so
+ * threads do not all contend on slot 0. No epoch is needed: a cached
+ * mapping is referenced by no live pointer, its map entries are tombstones,
+ * and nothing but a slot leads to it.
+ *
+ * Counters: every large call updates the cache's byte count and the live
+ * large bytes (for the bound), both relaxed and on one cache line, besides
+ * the process-wide stats; a cache hit makes no mapped-bytes update.
+ *
+ * Growth (realloc past the mapping's end): mremap, never a copy. First in
+ * place (the address space after the mapping is free); otherwise the pages
+ * move, header page included, into a fresh chunk-aligned reservation
+ * (MREMAP_FIXED replaces it), so every mapping stays chunk-aligned and
+ * whole chunks, which the address map relies on. The new range is
+ * registered before the move, the old one tombstoned like a free before it
+ * (after the move its address space is no longer ours to write entries
+ * for); a failed move restores both. */
 #include "large/large.h"
 
 #include <errno.h>
@@ -55,27 +84,49 @@
 #include "util/options.h"
 #include "util/stats.h"
 
-_Static_assert(HK_LARGE_CACHE_MAX == (size_t)HK_LARGE_BINS << HK_SS_SHIFT, "one bin per chunk count");
+_Static_assert((HK_LARGE_CACHE_SLOTS & (HK_LARGE_CACHE_SLOTS - 1)) == 0, "slot indices are masked");
 
-/* Written at the base of a cached mapping (its own memory, ours while cached). */
-typedef struct hk_large_cached {
-  size_t map_size;
-  bool dirty; /* pages may hold old data: calloc must clear them */
-} hk_large_cached;
+/* A slot word: base | chunks << 1 | dirty. */
+#define HK_LC_DIRTY      ((uintptr_t)1)
+#define HK_LC_CHUNKS_MAX ((size_t)HK_SS_MASK >> 1) /* 2^20 - 1 chunks: 2 TiB */
+#define HK_LC_CLEAN      UINT64_MAX                /* `at` of a decommitted mapping */
+#define HK_LC_RETRIES    4                         /* lost take CASes before mapping afresh */
 
-#define HK_LC_CLEAN UINT64_MAX /* `at` of a decommitted mapping */
+static uintptr_t hk_lc_word(const uint8_t *base, size_t chunks, bool dirty) {
+  return (uintptr_t)base | ((uintptr_t)chunks << 1) | (dirty ? HK_LC_DIRTY : 0);
+}
+static uint8_t *hk_lc_base(uintptr_t w) { return (uint8_t *)(w & ~(uintptr_t)HK_SS_MASK); }
+static size_t hk_lc_chunks(uintptr_t w) { return (size_t)(w & HK_SS_MASK) >> 1; }
+static size_t hk_lc_size(uintptr_t w) { return hk_lc_chunks(w) << HK_SS_SHIFT; }
 
-static _Atomic uintptr_t hk_lc_slot[HK_LARGE_BINS][HK_LARGE_BIN_SLOTS];
-static _Atomic uint64_t hk_lc_at[HK_LARGE_BINS][HK_LARGE_BIN_SLOTS]; /* cached at, or HK_LC_CLEAN */
-static _Atomic size_t hk_lc_bytes;       /* address space held by the cache */
+static _Atomic uintptr_t hk_lc_slot[HK_LARGE_CACHE_SLOTS];
+static _Atomic uint64_t hk_lc_at[HK_LARGE_CACHE_SLOTS]; /* cached at, or HK_LC_CLEAN */
+static struct {
+  _Alignas(HK_CACHE_LINE) _Atomic size_t bytes; /* address space held by the cache */
+  _Atomic size_t live;                          /* bytes of live large mappings */
+  _Atomic size_t peak;                          /* high-water mark of live */
+} hk_lc;
 static _Atomic uint64_t hk_lc_next_due = UINT64_MAX; /* earliest decommit deadline; UINT64_MAX: none */
 static _Atomic unsigned hk_lc_purging;   /* try-flag: one decommitting thread at a time */
+
+static unsigned hk_lc_hash(uintptr_t x) {
+  return (unsigned)(((uint64_t)x * 0x9e3779b97f4a7c15ull) >> 40) & (HK_LARGE_CACHE_SLOTS - 1);
+}
 
 static void hk_lc_due_at(uint64_t due) {
   uint64_t cur = hk_load_relaxed(&hk_lc_next_due);
   /* Relaxed: a deadline, read only to decide whether to scan. */
   while (due < cur && !atomic_compare_exchange_weak_explicit(&hk_lc_next_due, &cur, due, memory_order_relaxed,
                                                              memory_order_relaxed)) {
+  }
+}
+
+static void hk_lc_live_add(size_t bytes) {
+  size_t now = hk_add_relaxed(&hk_lc.live, bytes) + bytes;
+  size_t peak = hk_load_relaxed(&hk_lc.peak);
+  /* Relaxed: a statistic that only sizes the bound. */
+  while (now > peak &&
+         !atomic_compare_exchange_weak_explicit(&hk_lc.peak, &peak, now, memory_order_relaxed, memory_order_relaxed)) {
   }
 }
 
@@ -93,67 +144,80 @@ static bool hk_lc_serving(void) {
   return hk_heap_live_count() <= (size_t)n * HK_LARGE_CACHE_THREADS_PER_CPU;
 }
 
-static unsigned hk_lc_bin(size_t map_size) { return (unsigned)(map_size >> HK_SS_SHIFT) - 1u; }
+static size_t hk_lc_bound(void) {
+  size_t share = hk_load_relaxed(&hk_lc.peak) >> HK_LARGE_CACHE_PEAK_SHIFT;
+  return share > hk_opt.large_cache_bytes ? share : hk_opt.large_cache_bytes;
+}
 
-/* Into its bin, preferring slot `from` (the one it came out of, for the
- * purger). False when the bin is full or the bytes bound would be passed. */
-static bool hk_lc_put(uint8_t *base, size_t map_size, bool dirty, uint64_t at, unsigned from) {
-  if (hk_add_relaxed(&hk_lc_bytes, map_size) + map_size > hk_opt.large_cache_bytes) {
-    hk_sub_relaxed(&hk_lc_bytes, map_size);
+/* Into an empty slot, starting at `from`. False when every slot is full or
+ * the byte bound would be passed. */
+static bool hk_lc_put(uintptr_t w, uint64_t at, unsigned from) {
+  size_t size = hk_lc_size(w);
+  if (hk_add_relaxed(&hk_lc.bytes, size) + size > hk_lc_bound()) {
+    hk_sub_relaxed(&hk_lc.bytes, size);
     return false;
   }
-  hk_large_cached *c = (hk_large_cached *)base;
-  c->map_size = map_size;
-  c->dirty = dirty;
-  unsigned b = hk_lc_bin(map_size);
-  for (unsigned k = 0; k < HK_LARGE_BIN_SLOTS; k++) {
-    unsigned i = (from + k) % HK_LARGE_BIN_SLOTS;
+  for (unsigned k = 0; k < HK_LARGE_CACHE_SLOTS; k++) {
+    unsigned i = (from + k) & (HK_LARGE_CACHE_SLOTS - 1);
     uintptr_t expected = 0;
-    /* Release: the descriptor above before the taker's acquire exchange. */
-    if (hk_load_relaxed(&hk_lc_slot[b][i]) == 0 && hk_cas_strong_acq_rel(&hk_lc_slot[b][i], &expected, (uintptr_t)base)) {
-      hk_store_relaxed(&hk_lc_at[b][i], at);
+    /* Release: the pages' last writes before the taker's acquire CAS. */
+    if (hk_load_relaxed(&hk_lc_slot[i]) == 0 && hk_cas_strong_acq_rel(&hk_lc_slot[i], &expected, w)) {
+      hk_store_relaxed(&hk_lc_at[i], at);
       if (at != HK_LC_CLEAN) hk_lc_due_at(at + hk_opt.decommit_delay_ms);
       return true;
     }
   }
-  hk_sub_relaxed(&hk_lc_bytes, map_size);
+  hk_sub_relaxed(&hk_lc.bytes, size);
   return false;
 }
 
-/* The mapping in slot (b, i), now ours and out of the cache's byte count;
- * 0 when the slot is empty. */
-static uintptr_t hk_lc_slot_take(unsigned b, unsigned i) {
-  if (hk_load_relaxed(&hk_lc_slot[b][i]) == 0) return 0;
-  uintptr_t w = hk_xchg_acquire(&hk_lc_slot[b][i], 0); /* pairs with put's release CAS */
-  if (w != 0) hk_sub_relaxed(&hk_lc_bytes, ((hk_large_cached *)w)->map_size);
+/* Whatever slot i holds, now ours and out of the cache's byte count; 0 when
+ * it is empty. */
+static uintptr_t hk_lc_slot_take(unsigned i) {
+  if (hk_load_relaxed(&hk_lc_slot[i]) == 0) return 0;
+  uintptr_t w = hk_xchg_acquire(&hk_lc_slot[i], 0); /* pairs with put's release CAS */
+  if (w != 0) hk_sub_relaxed(&hk_lc.bytes, hk_lc_size(w));
   return w;
 }
 
-/* A cached mapping of map_size bytes, or of one chunk more. */
-static uint8_t *hk_lc_take(size_t map_size, bool *dirty) {
-  unsigned b0 = hk_lc_bin(map_size);
-  for (unsigned b = b0; b < HK_LARGE_BINS && b <= b0 + 1; b++) {
-    for (unsigned i = 0; i < HK_LARGE_BIN_SLOTS; i++) {
-      uintptr_t w = hk_lc_slot_take(b, i);
-      if (w == 0) continue;
-      *dirty = ((hk_large_cached *)w)->dirty;
-      return (uint8_t *)w;
+/* A cached mapping of lo to hi chunks, the smallest such (best fit) or the
+ * largest; 0 when there is none. */
+static uintptr_t hk_lc_take(size_t lo, size_t hi, bool smallest) {
+  size_t stack_probe = lo;
+  unsigned start = hk_lc_hash((uintptr_t)&stack_probe >> 12); /* per thread: its stack */
+  for (unsigned attempt = 0; attempt < HK_LC_RETRIES; attempt++) {
+    uintptr_t best = 0;
+    unsigned at = 0;
+    for (unsigned k = 0; k < HK_LARGE_CACHE_SLOTS; k++) {
+      unsigned i = (start + k) & (HK_LARGE_CACHE_SLOTS - 1);
+      uintptr_t w = hk_load_relaxed(&hk_lc_slot[i]);
+      size_t c = hk_lc_chunks(w);
+      if (w == 0 || c < lo || c > hi) continue;
+      if (best != 0 && (smallest ? c >= hk_lc_chunks(best) : c <= hk_lc_chunks(best))) continue;
+      best = w;
+      at = i;
+      if (c == (smallest ? lo : hi)) break; /* nothing fits better */
+    }
+    if (best == 0) return 0;
+    uintptr_t expected = best;
+    /* Acquire (acq_rel on success): pairs with put's release CAS. */
+    if (hk_cas_strong_acq_rel(&hk_lc_slot[at], &expected, 0)) {
+      hk_sub_relaxed(&hk_lc.bytes, hk_lc_size(best));
+      return best;
     }
   }
-  return NULL;
+  return 0;
 }
 
-/* Unmap every cached mapping (hak_collect; or address space is short). Runs
- * whoever holds the try-flag: a mapping the purger holds comes back clean. */
+/* Unmap every cached mapping (hak_collect; or address space is short). A
+ * mapping the purger holds meanwhile comes back clean. */
 static size_t hk_lc_unmap_all(void) {
   size_t n = 0;
-  for (unsigned b = 0; b < HK_LARGE_BINS; b++) {
-    for (unsigned i = 0; i < HK_LARGE_BIN_SLOTS; i++) {
-      uintptr_t w = hk_lc_slot_take(b, i);
-      if (w == 0) continue;
-      hk_os_unmap((void *)w, ((hk_large_cached *)w)->map_size);
-      n++;
-    }
+  for (unsigned i = 0; i < HK_LARGE_CACHE_SLOTS; i++) {
+    uintptr_t w = hk_lc_slot_take(i);
+    if (w == 0) continue;
+    hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
+    n++;
   }
   return n;
 }
@@ -168,22 +232,20 @@ static size_t hk_lc_purge_due(uint64_t now) {
   if (hk_xchg_acquire(&hk_lc_purging, 1u) != 0) return 0;
   uint64_t delay = hk_opt.decommit_delay_ms, next = UINT64_MAX;
   size_t n = 0;
-  for (unsigned b = 0; b < HK_LARGE_BINS; b++) {
-    for (unsigned i = 0; i < HK_LARGE_BIN_SLOTS; i++) {
-      if (hk_load_relaxed(&hk_lc_slot[b][i]) == 0) continue;
-      uint64_t at = hk_load_relaxed(&hk_lc_at[b][i]);
-      if (at == HK_LC_CLEAN) continue;
-      if (at + delay > now) {
-        if (at + delay < next) next = at + delay;
-        continue;
-      }
-      uintptr_t w = hk_lc_slot_take(b, i);
-      if (w == 0) continue;
-      size_t map_size = ((hk_large_cached *)w)->map_size;
-      hk_os_decommit((void *)w, map_size); /* the descriptor page too: put rewrites it */
-      n++;
-      if (!hk_lc_put((uint8_t *)w, map_size, false, HK_LC_CLEAN, i)) hk_os_unmap((void *)w, map_size);
+  for (unsigned i = 0; i < HK_LARGE_CACHE_SLOTS; i++) {
+    if (hk_load_relaxed(&hk_lc_slot[i]) == 0) continue;
+    uint64_t at = hk_load_relaxed(&hk_lc_at[i]);
+    if (at == HK_LC_CLEAN) continue;
+    if (at + delay > now) {
+      if (at + delay < next) next = at + delay;
+      continue;
     }
+    uintptr_t w = hk_lc_slot_take(i);
+    if (w == 0) continue;
+    if (w & HK_LC_DIRTY) hk_os_decommit(hk_lc_base(w), hk_lc_size(w));
+    n++;
+    w &= ~HK_LC_DIRTY;
+    if (!hk_lc_put(w, HK_LC_CLEAN, i)) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
   }
   /* Our scan's earliest deadline, unless a put lowered it meanwhile. A put
    * into a slot we had passed could not lower it (it still read our `seen`,
@@ -205,6 +267,29 @@ size_t hk_large_cache_purge(bool all) {
   return all ? hk_lc_unmap_all() : hk_lc_purge_due(hk_os_now_ms());
 }
 
+/* Transparent huge pages for a mapping big enough that its last, partly
+ * used huge page is a small share of it (hk_config.h). */
+static void hk_large_advise(uint8_t *base, size_t map_size) {
+  if (hk_opt.large_hugepages && map_size >= HK_LARGE_HUGE_MIN) hk_os_hugepage(base, map_size);
+}
+
+/* The mapping [base, base+old_size), no longer registered to anyone, grown
+ * to new_size: in place, else moved into a fresh chunk-aligned reservation.
+ * Its new base, or NULL with the mapping as it was. */
+static uint8_t *hk_large_remap_grow(uint8_t *base, size_t old_size, size_t new_size) {
+  if (hk_os_remap(base, old_size, new_size, NULL) == NULL) {
+    uint8_t *dest = hk_os_map_aligned(new_size, HK_SS_SIZE);
+    if (dest == NULL) return NULL;
+    if (hk_os_remap(base, old_size, new_size, dest) == NULL) {
+      hk_os_unmap(dest, new_size);
+      return NULL;
+    }
+    base = dest;
+  }
+  if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(base, new_size); /* else the advice came along */
+  return base;
+}
+
 static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   if (size > PTRDIFF_MAX || align > ((size_t)1 << 40)) {
     hk_trace_failure(size, "size class threshold: larger than PTRDIFF_MAX");
@@ -223,13 +308,31 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   bool dirty = false;
   /* Only mappings of ordinary alignment are cached: an over-aligned one
    * wastes up to its alignment in address space, which must go back at once. */
-  bool cacheable = pad == HK_PAGE_SIZE && map_size <= HK_LARGE_CACHE_MAX && hk_lc_serving();
-  uint8_t *base = cacheable ? hk_lc_take(map_size, &dirty) : NULL;
-  if (base != NULL) map_size = ((hk_large_cached *)base)->map_size; /* maybe a chunk more */
-  if (base == NULL) base = hk_os_map_aligned(map_size, map_align);
-  if (base == NULL && (hk_large_cache_purge(true) + hk_superslab_reclaim_for_retry()) != 0)
-    base = hk_os_map_aligned(map_size, map_align); /* held-back address space, given back first */
-  if (base == NULL) return NULL;
+  size_t chunks = map_size >> HK_SS_SHIFT;
+  bool cacheable = pad == HK_PAGE_SIZE && chunks <= HK_LC_CHUNKS_MAX && hk_lc_serving();
+  uintptr_t w = cacheable ? hk_lc_take(chunks, chunks * HK_LARGE_REUSE_MAX_FACTOR, true) : 0;
+  uint8_t *base = hk_lc_base(w);
+  if (w != 0) {
+    dirty = (w & HK_LC_DIRTY) != 0;
+    /* A bigger mapping: its tail goes back to the OS now, so the block
+     * holds no more memory than a fresh mapping would. */
+    if (dirty && hk_lc_size(w) > map_size) hk_os_decommit(base + map_size, hk_lc_size(w) - map_size);
+    map_size = hk_lc_size(w);
+  } else if (cacheable && chunks > 1 && (w = hk_lc_take(1, chunks - 1, false)) != 0) {
+    /* Only smaller ones: grow the largest (its pages stay, only the rest
+     * faults), rather than leave it holding memory beside a fresh one. */
+    dirty = (w & HK_LC_DIRTY) != 0;
+    base = hk_large_remap_grow(hk_lc_base(w), hk_lc_size(w), map_size);
+    if (base == NULL) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
+  }
+  if (base == NULL) {
+    dirty = false;
+    base = hk_os_map_aligned(map_size, map_align);
+    if (base == NULL && (hk_large_cache_purge(true) + hk_superslab_reclaim_for_retry()) != 0)
+      base = hk_os_map_aligned(map_size, map_align); /* held-back address space, given back first */
+    if (base == NULL) return NULL;
+    hk_large_advise(base, map_size);
+  }
   uint8_t *user = base + pad;
   hk_large *hdr = (hk_large *)(user - HK_PAGE_SIZE);
   /* Usable: the request rounded to pages, not the chunk-rounded mapping, so
@@ -252,6 +355,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
     return NULL;
   }
   hk_stat_add(HK_STAT_LARGE_LIVE, 1);
+  hk_lc_live_add(map_size);
   return user;
 }
 
@@ -276,15 +380,18 @@ void hk_large_free(uintptr_t entry, void *p) {
    * that pointer is then recognisable as a double free. */
   hk_addrmap_set((uintptr_t)base, size, (uintptr_t)p | HK_MAP_DEAD);
   hk_stat_add(HK_STAT_LARGE_LIVE, -1);
+  hk_sub_relaxed(&hk_lc.live, size);
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
    * touching the cache's shared byte counter or reading the clock. */
   if (hk_opt.large_cache_bytes == 0) {
     hk_os_unmap(base, size);
     return;
   }
-  bool cacheable = (uint8_t *)p - base == (ptrdiff_t)HK_PAGE_SIZE && size <= HK_LARGE_CACHE_MAX && hk_lc_serving();
+  size_t chunks = size >> HK_SS_SHIFT;
+  bool cacheable = (uint8_t *)p - base == (ptrdiff_t)HK_PAGE_SIZE && chunks <= HK_LC_CHUNKS_MAX && hk_lc_serving();
   uint64_t now = hk_os_now_ms();
-  if (!cacheable || !hk_lc_put(base, size, true, now, 0)) hk_os_unmap(base, size);
+  if (!cacheable || !hk_lc_put(hk_lc_word(base, chunks, true), now, hk_lc_hash((uintptr_t)base >> HK_SS_SHIFT)))
+    hk_os_unmap(base, size);
   hk_lc_purge_due(now);
 }
 
@@ -304,4 +411,78 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
   hdr->usable = usable;
   return true;
+}
+
+/* Move the large block p (header hdr, map entry e) into dest, a mapping of
+ * dest_size bytes at least its new size. The new user pointer, or NULL with
+ * p as it was and dest still mapped. */
+static void *hk_large_move(hk_large *hdr, uintptr_t e, void *p, uint8_t *dest, size_t dest_size, size_t usable) {
+  uint8_t *base = hdr->map_base;
+  size_t old_size = hdr->map_size;
+  hk_large *moved = (hk_large *)dest; /* the header page moves along */
+  if (!hk_addrmap_set((uintptr_t)dest, dest_size, (uintptr_t)moved | HK_MAP_LARGE)) {
+    hk_addrmap_set((uintptr_t)dest, dest_size, 0);
+    return NULL;
+  }
+  /* As free does: a later free of the old pointer is a double free. Before
+   * the move: afterwards the old range may already be someone else's. */
+  hk_addrmap_set((uintptr_t)base, old_size, (uintptr_t)p | HK_MAP_DEAD); /* its leaves exist */
+  if (hk_os_remap(base, old_size, dest_size, dest) == NULL) {
+    hk_addrmap_set((uintptr_t)base, old_size, e);
+    hk_addrmap_set((uintptr_t)dest, dest_size, 0);
+    return NULL;
+  }
+  moved->user = dest + HK_PAGE_SIZE;
+  moved->usable = usable;
+  moved->map_base = dest;
+  moved->map_size = dest_size;
+  if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(dest, dest_size); /* else the advice moved along */
+  hk_lc_live_add(dest_size - old_size);
+  return moved->user;
+}
+
+void *hk_large_grow(void *p, size_t n) {
+  uintptr_t e = hk_addrmap_get(p);
+  if ((e & HK_MAP_LARGE) == 0) return NULL;
+  hk_large *hdr = (hk_large *)(e & ~HK_MAP_TAGS);
+  uint8_t *base = hdr->map_base;
+  size_t old_size = hdr->map_size;
+  /* Over-aligned blocks keep their alignment only through a copy. */
+  if ((uint8_t *)p - base != (ptrdiff_t)HK_PAGE_SIZE || n > PTRDIFF_MAX - 2 * HK_SS_SIZE) return NULL;
+  size_t new_size = (HK_PAGE_SIZE + n + HK_SS_MASK) & ~(size_t)HK_SS_MASK;
+  if (new_size <= old_size) return NULL; /* fits: hk_large_resize_in_place's case */
+  size_t usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  int saved = errno; /* a failure here falls back to a copy that sets errno itself */
+  void *q = NULL;
+  /* A cached mapping that fits: its address space takes the pages (the
+   * kernel drops its own), and later growth up to its size needs no call. */
+  size_t chunks = new_size >> HK_SS_SHIFT;
+  uintptr_t w = chunks <= HK_LC_CHUNKS_MAX && hk_lc_serving() ? hk_lc_take(chunks, HK_LC_CHUNKS_MAX, true) : 0;
+  if (w != 0) {
+    q = hk_large_move(hdr, e, p, hk_lc_base(w), hk_lc_size(w), usable);
+    if (q == NULL) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
+  }
+  /* In place: the same header, more chunks pointing at it. */
+  if (q == NULL && hk_os_remap(base, old_size, new_size, NULL) != NULL) {
+    if (hk_addrmap_set((uintptr_t)base + old_size, new_size - old_size, e)) {
+      hdr->map_size = new_size;
+      hdr->usable = usable;
+      if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(base, new_size);
+      hk_lc_live_add(new_size - old_size);
+      q = p;
+    } else {
+      hk_addrmap_set((uintptr_t)base + old_size, new_size - old_size, 0);
+      hk_os_unmap(base + old_size, new_size - old_size);
+    }
+  }
+  /* Moved into a fresh chunk-aligned reservation. */
+  if (q == NULL) {
+    uint8_t *dest = hk_os_map_aligned(new_size, HK_SS_SIZE);
+    if (dest != NULL) {
+      q = hk_large_move(hdr, e, p, dest, new_size, usable);
+      if (q == NULL) hk_os_unmap(dest, new_size);
+    }
+  }
+  errno = saved;
+  return q;
 }

@@ -1,7 +1,7 @@
 /* large.h -- allocations above the largest size class: each in its own
  * chunk-aligned mapping, header in the page below the user pointer, every
  * chunk of the mapping registered in the address map; freed mappings wait
- * in a bounded cache (see large.c). */
+ * in a bounded cache (see large.c); growth remaps instead of copying. */
 #ifndef HK_LARGE_H
 #define HK_LARGE_H
 
@@ -32,5 +32,12 @@ size_t hk_large_usable(uintptr_t entry, const void *p);
  * moving: true when n fits its mapping. The usable size becomes n rounded to
  * pages; pages given up by a shrink are returned to the OS. */
 bool hk_large_resize_in_place(void *p, size_t n);
+
+/* realloc of a large block p (already validated) to n bytes past its
+ * mapping's end, without copying: the mapping grows in place or moves
+ * (mremap). The new pointer (p when grown in place; when moved, p is
+ * released as by free), or NULL with p untouched and errno unchanged when that cannot be
+ * done (over-aligned block, the OS refuses): the caller copies. */
+void *hk_large_grow(void *p, size_t n);
 
 #endif /* HK_LARGE_H */

@@ -20,6 +20,15 @@ void hk_os_unmap(void *p, size_t size);
 /* Give the pages of [p, p+size) back to the OS, keeping the range mapped
  * (reads after this see zeros). p and size are page multiples. */
 void hk_os_decommit(void *p, size_t size);
+/* Ask for transparent huge pages on [p, p+size) (MADV_HUGEPAGE; a no-op
+ * where the kernel has none). Applies to the whole mapping (VMA) range. */
+void hk_os_hugepage(void *p, size_t size);
+/* Grow the mapping [old, old+old_size) to new_size > old_size bytes, pages
+ * and contents kept. dest == NULL: in place only (the address space after
+ * it must be free). Otherwise move it to dest, which must be a mapping of
+ * new_size bytes from hk_os_map*: it is replaced (MREMAP_FIXED), the old
+ * range is unmapped. NULL on failure, nothing changed (dest still mapped). */
+void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest);
 
 /* Milliseconds of a coarse monotonic clock (vDSO, no syscall): for the
  * decommit delay, never for anything that needs precision. */

@@ -1,4 +1,5 @@
 /* os_linux.c -- mmap-based implementation of os.h for Linux. */
+#define _GNU_SOURCE /* mremap, MREMAP_MAYMOVE, MREMAP_FIXED */
 #include "os/os.h"
 
 #include <errno.h>
@@ -65,6 +66,26 @@ void hk_os_decommit(void *p, size_t size) {
    * the range reads as zeros afterwards, which realloc growth relies on. */
   madvise(p, size, MADV_DONTNEED);
   errno = saved;
+}
+
+void hk_os_hugepage(void *p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_HUGEPAGE); /* EINVAL where THP is compiled out: nothing to do */
+  errno = saved;
+}
+
+void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest) {
+  int saved = errno;
+  void *r = dest == NULL ? mremap(old, old_size, new_size, 0)
+                         : mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+  errno = saved;
+  if (r == MAP_FAILED) return NULL;
+  if (dest == NULL) {
+    hk_stat_mapped(new_size - old_size);
+  } else {
+    hk_stat_unmapped(old_size); /* dest's reservation, counted when mapped, now holds the pages */
+  }
+  return r;
 }
 
 /* Over-reserve by `slack`, then give back the head below `start` and the

@@ -18,8 +18,10 @@ typedef struct hk_options {
   unsigned decommit_delay_ms; /* empty slabs, cached SuperSlabs and large
                                  mappings keep their pages this long before
                                  they are decommitted; default HK_DECOMMIT_DELAY_MS */
-  size_t large_cache_bytes;   /* HAKMEM_LARGE_CACHE_MB: bound of the cache of
-                                 freed large mappings; 0 (default): no cache */
+  size_t large_cache_bytes;   /* HAKMEM_LARGE_CACHE_MB: floor of the bound of
+                                 the cache of freed large mappings; 0: no cache */
+  bool large_hugepages;       /* HAKMEM_LARGE_HUGEPAGES: MADV_HUGEPAGE on large
+                                 mappings of HK_LARGE_HUGE_MIN bytes or more; default 1 */
 } hk_options;
 
 extern hk_options hk_opt;

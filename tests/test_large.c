@@ -1,0 +1,251 @@
+/* test_large.c -- large blocks (above 128 KiB, a mapping each): growth by
+ * remapping, reuse of cached mappings, memory return, huge pages.
+ *   realloc_growth_keeps_contents_and_address_map: a block grown from
+ *     192 KiB to 64 MiB in 1.3x steps (in place or moved by mremap) keeps
+ *     its bytes; the address map knows the whole new block and no longer
+ *     the old pointer when it moved
+ *   a_freed_big_mapping_serves_a_smaller_request: a 14 MiB block's mapping
+ *     comes back for 8 MiB (same address, nothing new mapped), its tail
+ *     pages go back to the OS; a request under half its size maps afresh
+ *   a_freed_small_mapping_is_grown_for_a_bigger_request: a cached 4 MiB
+ *     mapping is grown for 10 MiB instead of mapping 12 MiB beside it
+ *   rss_returns_after_large_churn_and_collect: replacing 5-25 MiB buffers
+ *     then freeing all and trimming leaves RSS (sanitizers: mapped bytes)
+ *     near the start
+ *   huge_page_advice_follows_the_option: a 16 MiB block's mapping is
+ *     THP-eligible with HAKMEM_LARGE_HUGEPAGES=1 (default) and not with 0
+ *     where the kernel's mode is `madvise` (ctest runs the file both ways) */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hk_test.h"
+
+#if defined(HK_TSAN) || defined(HK_ASAN)
+#define HK_SANITIZED 1
+#endif
+
+#ifdef TEST_PREFIXED
+#define T_TRIM() hak_collect(true)
+#else
+#define T_TRIM() malloc_trim(0)
+#endif
+
+TestSuite(large, .init = hk_require_override, .timeout = 600.);
+
+static size_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    fclose(f);
+  }
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Pattern bytes [from, to) of a block (from a multiple of 8), by absolute
+ * offset, so a grown block can be filled part by part. */
+static void fill_range(unsigned char *p, size_t from, size_t to, uint64_t seed) {
+  for (size_t i = from; i < to; i += 8) {
+    uint64_t x = hk_pat_word(seed, i >> 3);
+    for (size_t j = 0; j < 8 && i + j < to; j++) p[i + j] = (unsigned char)(x >> (j * 8));
+  }
+}
+
+/* The first wrong byte in the sampled parts of [0, n) (both ends and one
+ * word per page), or SIZE_MAX. */
+static size_t check_sampled(const unsigned char *p, size_t n, uint64_t seed) {
+  size_t edge = n < 65536 ? n : 65536;
+  size_t bad = hk_check(p, edge, seed);
+  if (bad != SIZE_MAX) return bad;
+  for (size_t i = (n - edge) & ~(size_t)7; i < n; i++)
+    if (p[i] != hk_pat(seed, i)) return i;
+  for (size_t i = 0; i + 8 <= n; i += 4096)
+    for (size_t j = 0; j < 8; j++)
+      if (p[i + j] != hk_pat(seed, i + j)) return i + j;
+  return SIZE_MAX;
+}
+
+Test(large, realloc_growth_keeps_contents_and_address_map) {
+  const uint64_t seed = 77;
+  size_t n = 192 * HK_KIB, moves = 0, steps = 0;
+  unsigned char *p = T_MALLOC(hk_opaque(n));
+  cr_assert(p != NULL);
+  fill_range(p, 0, n, seed);
+  while (n < 64 * HK_MIB) {
+    size_t m = (size_t)((double)n * 1.3) & ~(size_t)7;
+    if (m > 64 * HK_MIB) m = 64 * HK_MIB;
+    unsigned char *q = T_REALLOC(hk_launder(p), hk_opaque(m));
+    HK_ASSERT_GOOD_BLOCK(q, m, "realloc");
+    size_t u = T_USABLE(q);
+    cr_assert(u < m + 4096, "realloc(%zu): usable %zu, more than the request rounded to a page", m, u);
+    cr_assert(hak_owns(q + u - 1) && hak_owns(q + u / 2), "realloc(%zu) = %p: the address map does not cover it", m,
+              (void *)q);
+    if (q != p) {
+      moves++;
+      cr_assert(!hak_owns(p), "realloc moved %p to %p but the old pointer is still registered as live", (void *)p,
+                (void *)q);
+    }
+    size_t bad = check_sampled(q, n, seed);
+    cr_assert(bad == SIZE_MAX, "realloc %zu -> %zu lost byte %zu", n, m, bad);
+    fill_range(q, n, m, seed);
+    p = q;
+    n = m;
+    steps++;
+  }
+  size_t bad = hk_check(p, n, seed);
+  cr_assert(bad == SIZE_MAX, "after %zu growth steps (%zu moves) byte %zu of %zu is wrong", steps, moves, bad, n);
+  cr_log_info("%zu growth steps to 64 MiB, %zu moved", steps, moves);
+  /* Shrinking stays in place and the block is still whole. */
+  unsigned char *s = T_REALLOC(hk_launder(p), hk_opaque(3 * HK_MIB));
+  cr_assert(s == p, "a shrink moved the block");
+  cr_assert(hk_check(s, 3 * HK_MIB, seed) == SIZE_MAX);
+  T_FREE(s);
+}
+
+Test(large, a_freed_big_mapping_serves_a_smaller_request) {
+  T_TRIM(); /* an empty cache */
+  unsigned char *a = T_MALLOC(hk_opaque(14 * HK_MIB)); /* a 16 MiB mapping */
+  cr_assert(a != NULL);
+  memset(a, 1, 14 * HK_MIB);
+  T_FREE(hk_launder(a));
+  size_t mapped0 = hk_stats().mapped_bytes, rss0 = rss_bytes();
+  unsigned char *b = T_MALLOC(hk_opaque(8 * HK_MIB));
+  cr_assert(b != NULL);
+  size_t mapped1 = hk_stats().mapped_bytes, rss1 = rss_bytes();
+  cr_assert(b == a, "malloc(8 MiB) after freeing a 14 MiB block got %p, not the cached mapping at %p", (void *)b,
+            (void *)a);
+  cr_assert(mapped1 <= mapped0, "malloc(8 MiB) mapped more (%zu KiB, %zu before) while a 16 MiB mapping was cached",
+            mapped1 >> 10, mapped0 >> 10);
+  size_t u = T_USABLE(b);
+  cr_assert(u >= 8 * HK_MIB && u < 8 * HK_MIB + 4096, "usable %zu: the request rounded to pages, not the mapping", u);
+  memset(b, 2, u); /* the whole usable size is writable */
+#ifndef HK_SANITIZED
+  /* 10 MiB to 14 MiB were touched, the new block ends at 10 MiB. */
+  cr_assert(rss1 + 3 * HK_MIB <= rss0, "the reused mapping's tail kept its pages: RSS %zu KiB, %zu KiB before",
+            rss1 >> 10, rss0 >> 10);
+#else
+  (void)rss0;
+  (void)rss1;
+#endif
+  /* Under half of it: the waste bound sends it elsewhere. */
+  T_FREE(b);
+  unsigned char *c = T_MALLOC(hk_opaque(5 * HK_MIB));
+  cr_assert(c != NULL && c != b, "a 5 MiB request took a cached 16 MiB mapping");
+  T_FREE(c);
+  T_TRIM();
+}
+
+Test(large, a_freed_small_mapping_is_grown_for_a_bigger_request) {
+  T_TRIM();
+  unsigned char *a = T_MALLOC(hk_opaque(4 * HK_MIB)); /* a 6 MiB mapping */
+  cr_assert(a != NULL);
+  memset(a, 1, 4 * HK_MIB);
+  T_FREE(hk_launder(a));
+  size_t mapped0 = hk_stats().mapped_bytes;
+  unsigned char *b = T_MALLOC(hk_opaque(10 * HK_MIB)); /* a 12 MiB mapping */
+  cr_assert(b != NULL);
+  size_t mapped1 = hk_stats().mapped_bytes;
+  cr_assert(mapped1 <= mapped0 + 6 * HK_MIB,
+            "malloc(10 MiB) with a 6 MiB mapping cached mapped %zu KiB more: it mapped afresh beside it",
+            (mapped1 - mapped0) >> 10);
+  cr_assert(hak_owns(b) && hak_owns(b + 10 * HK_MIB - 1));
+  memset(b, 2, 10 * HK_MIB);
+  cr_assert(T_USABLE(b) >= 10 * HK_MIB);
+  T_FREE(b);
+  T_TRIM();
+}
+
+Test(large, rss_returns_after_large_churn_and_collect) {
+  enum { N = 8, ROUNDS = 200 };
+  T_TRIM();
+  size_t rss0 = rss_bytes(), mapped0 = hk_stats().mapped_bytes;
+  uint64_t x = 12345;
+  unsigned char *b[N];
+  for (int i = 0; i < N; i++) b[i] = NULL;
+  for (int r = 0; r < N + ROUNDS; r++) {
+    int i = r < N ? r : (int)(x % N);
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    T_FREE(b[i]);
+    size_t sz = 5 * HK_MIB + (size_t)((x >> 33) % (20 * HK_MIB));
+    b[i] = T_MALLOC(hk_opaque(sz));
+    cr_assert(b[i] != NULL);
+    memset(b[i], r, sz);
+  }
+  size_t rss_peak = rss_bytes();
+  for (int i = 0; i < N; i++) T_FREE(b[i]);
+  T_TRIM();
+  size_t rss1 = rss_bytes(), mapped1 = hk_stats().mapped_bytes;
+  cr_log_info("RSS %zu KiB at start, %zu KiB at the churn's end, %zu KiB after free-all and trim", rss0 >> 10,
+              rss_peak >> 10, rss1 >> 10);
+  cr_assert(mapped1 <= mapped0 + 4 * HK_MIB, "mapped %zu KiB after free-all and trim, %zu KiB at start",
+            mapped1 >> 10, mapped0 >> 10);
+#ifndef HK_SANITIZED
+  size_t slack = rss0 / 10 > 4 * HK_MIB ? rss0 / 10 : 4 * HK_MIB;
+  cr_assert(rss1 <= rss0 + slack, "RSS %zu KiB after free-all and trim, %zu KiB at start", rss1 >> 10, rss0 >> 10);
+#endif
+}
+
+/* The THPeligible line of the smaps entry holding p: 1, 0, or -1 unknown. */
+static int thp_eligible(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL) return -1;
+  char line[256];
+  int in = 0, res = -1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') == line + strspn(line, "0123456789abcdef")) {
+      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+      continue;
+    }
+    int v;
+    if (in && sscanf(line, "THPeligible: %d", &v) == 1) {
+      res = v;
+      break;
+    }
+  }
+  fclose(f);
+  return res;
+}
+
+/* The kernel's THP mode: "always", "madvise", "never" or "" if unknown. */
+static void thp_mode(char *out, size_t n) {
+  out[0] = '\0';
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == NULL) return;
+  char buf[128];
+  if (fgets(buf, sizeof buf, f) != NULL) {
+    char *l = strchr(buf, '['), *r = l != NULL ? strchr(l, ']') : NULL;
+    if (l != NULL && r != NULL && (size_t)(r - l - 1) < n) {
+      memcpy(out, l + 1, (size_t)(r - l - 1));
+      out[r - l - 1] = '\0';
+    }
+  }
+  fclose(f);
+}
+
+Test(large, huge_page_advice_follows_the_option) {
+  const char *env = getenv("HAKMEM_LARGE_HUGEPAGES");
+  int want = env == NULL || strcmp(env, "0") != 0;
+  unsigned char *p = T_MALLOC(hk_opaque(16 * HK_MIB));
+  cr_assert(p != NULL);
+  memset(p, 3, 16 * HK_MIB); /* usable either way */
+  unsigned char *q = T_REALLOC(p, hk_opaque(40 * HK_MIB)); /* grown or moved: the advice follows */
+  cr_assert(q != NULL);
+  memset(q + 16 * HK_MIB, 4, 24 * HK_MIB);
+  cr_assert(q[0] == 3 && q[16 * HK_MIB - 1] == 3);
+  char mode[16];
+  thp_mode(mode, sizeof mode);
+  int got = thp_eligible(q), got_end = thp_eligible(q + 40 * HK_MIB - 1);
+  cr_log_info("THP mode [%s], HAKMEM_LARGE_HUGEPAGES=%s: THPeligible %d / %d", mode, env ? env : "(unset)", got,
+              got_end);
+  if (strcmp(mode, "madvise") == 0 && got != -1) {
+    cr_assert(got == want && got_end == want, "THPeligible %d/%d with HAKMEM_LARGE_HUGEPAGES=%s (mode madvise)", got,
+              got_end, env ? env : "(unset)");
+  }
+  T_FREE(q);
+}
