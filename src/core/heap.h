@@ -49,8 +49,17 @@ HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
   return (int32_t)--s->used > 0 && s->state != HK_SLAB_FULL;
 }
 
+/* The pending bucket of ss. Bit HK_SS_SHIFT of a SuperSlab's address is its
+ * kind (superslab.c places small kinds at even chunks, medium at odd), so the
+ * chunk number's low bits would leave every other bucket of a kind unused:
+ * the bits above the kind bit index the bucket and the kind flips the top
+ * index bit, so consecutive SuperSlabs of one kind use consecutive buckets
+ * and the two kinds' runs start half a table apart (tests/test_remote_hash.c). */
 HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {
-  return (unsigned)((uintptr_t)ss >> HK_SS_SHIFT) & (HK_PEND_BUCKETS - 1);
+  uintptr_t a = (uintptr_t)ss;
+  _Static_assert((HK_PEND_BUCKETS & (HK_PEND_BUCKETS - 1)) == 0 && HK_PEND_BUCKETS >= 2, "power of two");
+  return (unsigned)((a >> (HK_SS_SHIFT + 1)) ^ ((a >> HK_SS_SHIFT & 1) * (HK_PEND_BUCKETS / 2))) &
+         (HK_PEND_BUCKETS - 1);
 }
 
 /* Owner-only heap operations (core/heap.c). */

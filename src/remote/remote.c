@@ -155,7 +155,7 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
     hk_remote_free_heapless(h, ss, b);
     return;
   }
-  hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];
+  hk_outbox_slot *o = &h->outbox[hk_outbox_index(ss)];
   if (HK_UNLIKELY(o->ss != ss)) {
     hk_outbox_start(h, o, ss, b);
     return;

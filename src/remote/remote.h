@@ -5,6 +5,19 @@
 
 #include "core/heap.h"
 
+/* The slot of ss's chain. Bit HK_SS_SHIFT of the address is the kind, so
+ * indexing by the chunk number's low bits gave small SuperSlabs only the
+ * even slots (and medium the odd): a thread freeing into five small
+ * SuperSlabs evicted a chain (a section and a CAS) on almost every free.
+ * Same spread as hk_bucket_of: the bits above the kind bit, the kind
+ * flipping the top index bit (tests/test_remote_hash.c). */
+HK_INLINE unsigned hk_outbox_index(const hk_superslab *ss) {
+  uintptr_t a = (uintptr_t)ss;
+  _Static_assert((HK_OUTBOX_SLOTS & (HK_OUTBOX_SLOTS - 1)) == 0 && HK_OUTBOX_SLOTS >= 2, "power of two");
+  return (unsigned)((a >> (HK_SS_SHIFT + 1)) ^ ((a >> HK_SS_SHIFT & 1) * (HK_OUTBOX_SLOTS / 2))) &
+         (HK_OUTBOX_SLOTS - 1);
+}
+
 /* Free b, a block of ss that the calling thread (heap h, possibly the empty
  * heap of an uninitialised or exited thread) does not own. */
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b);
