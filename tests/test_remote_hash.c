@@ -4,10 +4,12 @@
  *     a SuperSlab's address is its kind, so a slot or bucket taken from the
  *     chunk number's low bits left every other one unused (the review of
  *     issue 12): eight small SuperSlabs shared four outbox slots.
- *   frees_into_eight_superslabs_are_batched: a thread that frees, in
- *     turn, into eight small SuperSlabs of another thread keeps eight chains
- *     in its outbox and pushes one per SuperSlab at exit, where the old
- *     slot index evicted (a section and a CAS) on almost every free. */
+ *   frees_into_sixteen_superslabs_are_batched: a thread that frees, in
+ *     turn, into sixteen small SuperSlabs of another thread keeps sixteen
+ *     chains in its outbox and pushes one per SuperSlab at exit, where the
+ *     old slot index (and eight slots) evicted a chain (a section and a CAS)
+ *     on almost every free.
+ *   a_long_run_of_frees_is_pushed_in_full_chains: see its comment. */
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,12 +21,13 @@ TestSuite(remote_hash, .timeout = 60.);
 
 Test(remote_hash, consecutive_superslabs_of_one_kind_use_every_slot_and_bucket) {
   for (uintptr_t kind = 0; kind < 2; kind++) {
-    uint32_t slots = 0;
+    uint64_t slots = 0;
     for (uintptr_t k = 0; k < HK_OUTBOX_SLOTS; k++) {
       const hk_superslab *ss = (const hk_superslab *)((((uintptr_t)0x3f800 + 2 * k) | kind) << HK_SS_SHIFT);
-      slots |= 1u << hk_outbox_index(ss);
+      slots |= (uint64_t)1 << hk_outbox_index(ss);
     }
-    cr_assert_eq(slots, (1u << HK_OUTBOX_SLOTS) - 1, "kind %u used slots %#x", (unsigned)kind, slots);
+    cr_assert_eq(slots, ((uint64_t)1 << HK_OUTBOX_SLOTS) - 1, "kind %u used slots %#llx", (unsigned)kind,
+                 (unsigned long long)slots);
     static uint8_t seen[HK_PEND_BUCKETS];
     memset(seen, 0, sizeof seen);
     for (uintptr_t k = 0; k < HK_PEND_BUCKETS; k++) {
@@ -42,8 +45,9 @@ Test(remote_hash, consecutive_superslabs_of_one_kind_use_every_slot_and_bucket) 
   cr_assert_neq(hk_bucket_of(small), hk_bucket_of(medium));
 }
 
-#define NSS  8
-#define PER  24 /* below HK_OUTBOX_CHAIN: no chain is pushed for its length */
+#define NSS  16
+#define PER  12 /* below HK_OUTBOX_CHAIN, and NSS * PER below HK_OUTBOX_UNITS:
+                   nothing is pushed before the thread exits */
 static void *blocks[NSS][PER];
 
 static void *remote_freer(void *arg) {
@@ -54,12 +58,12 @@ static void *remote_freer(void *arg) {
   return NULL; /* exit flushes the outbox and the push counts */
 }
 
-Test(remote_hash, frees_into_eight_superslabs_are_batched) {
-  _Static_assert(PER < HK_OUTBOX_CHAIN, "chains must not fill");
+Test(remote_hash, frees_into_sixteen_superslabs_are_batched) {
+  _Static_assert(PER < HK_OUTBOX_CHAIN && NSS * PER < HK_OUTBOX_UNITS && NSS <= HK_OUTBOX_SLOTS, "no push before exit");
   /* 4 KiB blocks (small kind, < 512 per SuperSlab) until NSS distinct
    * SuperSlabs have PER blocks each; the rest is freed locally. */
   static void *all[NSS * 1024];
-  uintptr_t ssof[NSS];
+  static uintptr_t ssof[NSS];
   int nss = 0, cnt[NSS] = {0}, nall = 0;
   while (nss < NSS || cnt[NSS - 1] < PER) {
     cr_assert_lt(nall, NSS * 1024, "too many blocks before %d SuperSlabs", NSS);
@@ -90,4 +94,30 @@ Test(remote_hash, frees_into_eight_superslabs_are_batched) {
   cr_assert_eq(nblocks, (size_t)NSS * PER, "blocks pushed %zu", nblocks);
   cr_assert_leq(chains, (size_t)NSS, "%zu chains for %d blocks into %d SuperSlabs", chains, NSS * PER, NSS);
   for (int i = 0; i < nall; i++) T_FREE(all[i]);
+}
+
+#define NONE 1000
+static void *one_ss[NONE];
+
+static void *remote_freer_one(void *arg) {
+  (void)arg;
+  T_FREE(T_MALLOC(16));
+  for (int i = 0; i < NONE; i++) T_FREE(one_ss[i]);
+  return NULL;
+}
+
+/* Full chains are pushed whole and the outbox's byte bound is kept right
+ * across them: 1,000 blocks freed in a row cost about 1000 / HK_OUTBOX_CHAIN
+ * pushes, never one per block. */
+Test(remote_hash, a_long_run_of_frees_is_pushed_in_full_chains) {
+  for (int i = 0; i < NONE; i++) cr_assert_not_null(one_ss[i] = T_MALLOC(32));
+  hak_stats_t before, after;
+  hak_stats_get(&before);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, remote_freer_one, NULL), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  hak_stats_get(&after);
+  size_t chains = after.remote_chains_pushed - before.remote_chains_pushed;
+  cr_assert_eq(after.remote_blocks_pushed - before.remote_blocks_pushed, (size_t)NONE);
+  cr_assert_leq(chains, (size_t)(2 * NONE / HK_OUTBOX_CHAIN + 2), "%zu chains for %d blocks", chains, NONE);
 }

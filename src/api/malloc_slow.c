@@ -42,7 +42,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       return NULL;
     }
   }
-  hk_outbox_flush(h);
+  hk_outbox_flush_due(h);
   hk_remote_collect(h);
   if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
     hk_heap_maintain(h);

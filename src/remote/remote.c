@@ -102,7 +102,9 @@ static HK_NOINLINE void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *h
 }
 
 static HK_NOINLINE void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
+  _Static_assert(HK_OUTBOX_SLOTS <= 32, "outbox_used has a bit per slot");
   h->outbox_used &= ~(1u << (o - h->outbox));
+  h->outbox_units -= o->count * (((uintptr_t)o->ss >> HK_SS_SHIFT & 1) ? HK_OUTBOX_MEDIUM_UNITS : 1);
   hk_remote_push(h, o->ss, o->head, o->tail, o->count);
   o->ss = NULL;
   o->head = o->tail = NULL;
@@ -138,6 +140,13 @@ static HK_NOINLINE void hk_outbox_flush_slot_in_section(hk_heap *h, hk_outbox_sl
   hk_epoch_exit(h->erec);
 }
 
+/* Count a block into the outbox's byte bound (hk_config.h): the kind is bit
+ * HK_SS_SHIFT of the SuperSlab's address; over the bound, push it all. */
+HK_INLINE void hk_outbox_count(hk_heap *h, const hk_superslab *ss) {
+  h->outbox_units += ((uintptr_t)ss >> HK_SS_SHIFT & 1) ? HK_OUTBOX_MEDIUM_UNITS : 1;
+  if (HK_UNLIKELY(h->outbox_units >= HK_OUTBOX_UNITS)) hk_outbox_flush_all(h);
+}
+
 /* The slot is empty or holds another SuperSlab's chain: start a new chain. */
 static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_superslab *ss, hk_block *b) {
   if (o->ss != NULL) hk_outbox_flush_slot_in_section(h, o);
@@ -146,6 +155,7 @@ static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_supers
   o->head = o->tail = b;
   b->next = NULL;
   o->count = 1;
+  hk_outbox_count(h, ss);
 }
 
 /* The common case (the slot already collects for ss) makes no call but tail
@@ -162,12 +172,15 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   }
   b->next = o->head;
   o->head = b;
-  if (HK_UNLIKELY(++o->count >= HK_OUTBOX_CHAIN)) hk_outbox_flush_slot_in_section(h, o);
+  ++o->count;
+  hk_outbox_count(h, ss);
+  if (HK_UNLIKELY(o->count >= HK_OUTBOX_CHAIN)) hk_outbox_flush_slot_in_section(h, o);
 }
 
 void hk_outbox_flush_all(hk_heap *h) {
   hk_epoch_enter(h->erec); /* one section for the whole batch */
   while (h->outbox_used != 0) hk_outbox_flush_slot(h, &h->outbox[__builtin_ctz(h->outbox_used)]);
+  HK_ASSERT(h->outbox_units == 0);
   hk_epoch_exit(h->erec);
 }
 

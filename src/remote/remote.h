@@ -30,6 +30,13 @@ void hk_remote_collect_pending(hk_heap *h);
 HK_INLINE void hk_outbox_flush(hk_heap *h) {
   if (HK_UNLIKELY(h->outbox_used != 0)) hk_outbox_flush_all(h);
 }
+/* The allocation slow path's flush: every HK_OUTBOX_FLUSH_TICKS-th (by the
+ * maintenance tick, which counts slow paths), so chains grow between
+ * flushes; their length and byte caps bound what waits (hk_config.h). */
+HK_INLINE void hk_outbox_flush_due(hk_heap *h) {
+  _Static_assert((HK_OUTBOX_FLUSH_TICKS & (HK_OUTBOX_FLUSH_TICKS - 1)) == 0, "power of two");
+  if ((h->tick & (HK_OUTBOX_FLUSH_TICKS - 1)) == 0) hk_outbox_flush(h);
+}
 
 /* Reclaim every queue the pending set names (owner only). One load when
  * nothing is pending (relaxed: a bit missed now is seen next time, and the
