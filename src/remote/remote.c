@@ -101,10 +101,16 @@ static HK_NOINLINE void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *h
   hk_remote_count(h, n);
 }
 
+/* What one block of ss counts against the outbox's byte bound (hk_config.h):
+ * the kind is bit HK_SS_SHIFT of the SuperSlab's address. */
+HK_INLINE uint32_t hk_outbox_units_of(const hk_superslab *ss) {
+  return 1 + (uint32_t)((uintptr_t)ss >> HK_SS_SHIFT & 1) * (HK_OUTBOX_MEDIUM_UNITS - 1);
+}
+
 static HK_NOINLINE void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
   _Static_assert(HK_OUTBOX_SLOTS <= 32, "outbox_used has a bit per slot");
   h->outbox_used &= ~(1u << (o - h->outbox));
-  h->outbox_units -= o->count * (((uintptr_t)o->ss >> HK_SS_SHIFT & 1) ? HK_OUTBOX_MEDIUM_UNITS : 1);
+  h->outbox_units -= o->count * hk_outbox_units_of(o->ss);
   hk_remote_push(h, o->ss, o->head, o->tail, o->count);
   o->ss = NULL;
   o->head = o->tail = NULL;
@@ -140,11 +146,10 @@ static HK_NOINLINE void hk_outbox_flush_slot_in_section(hk_heap *h, hk_outbox_sl
   hk_epoch_exit(h->erec);
 }
 
-/* Count a block into the outbox's byte bound (hk_config.h): the kind is bit
- * HK_SS_SHIFT of the SuperSlab's address; over the bound, push it all. */
-HK_INLINE void hk_outbox_count(hk_heap *h, const hk_superslab *ss) {
-  h->outbox_units += ((uintptr_t)ss >> HK_SS_SHIFT & 1) ? HK_OUTBOX_MEDIUM_UNITS : 1;
-  if (HK_UNLIKELY(h->outbox_units >= HK_OUTBOX_UNITS)) hk_outbox_flush_all(h);
+/* The chain in o is full, or the outbox is over its byte bound. */
+static HK_NOINLINE void hk_outbox_over(hk_heap *h, hk_outbox_slot *o) {
+  if (o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot_in_section(h, o);
+  if (h->outbox_units >= HK_OUTBOX_UNITS) hk_outbox_flush_all(h);
 }
 
 /* The slot is empty or holds another SuperSlab's chain: start a new chain. */
@@ -155,7 +160,8 @@ static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_supers
   o->head = o->tail = b;
   b->next = NULL;
   o->count = 1;
-  hk_outbox_count(h, ss);
+  h->outbox_units += hk_outbox_units_of(ss);
+  if (HK_UNLIKELY(h->outbox_units >= HK_OUTBOX_UNITS)) hk_outbox_flush_all(h);
 }
 
 /* The common case (the slot already collects for ss) makes no call but tail
@@ -172,9 +178,9 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   }
   b->next = o->head;
   o->head = b;
-  ++o->count;
-  hk_outbox_count(h, ss);
-  if (HK_UNLIKELY(o->count >= HK_OUTBOX_CHAIN)) hk_outbox_flush_slot_in_section(h, o);
+  uint32_t n = ++o->count;
+  uint32_t units = h->outbox_units += hk_outbox_units_of(ss);
+  if (HK_UNLIKELY(n >= HK_OUTBOX_CHAIN || units >= HK_OUTBOX_UNITS)) hk_outbox_over(h, o);
 }
 
 void hk_outbox_flush_all(hk_heap *h) {
