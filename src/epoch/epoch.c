@@ -144,6 +144,20 @@ void hk_epoch_poll(void) {
   hk_poll_unlock();
 }
 
+/* When the next paced poll may run (CLOCK_MONOTONIC_COARSE ms): its own
+ * line, read by every paced caller, written by one poller per tick. */
+static _Alignas(HK_CACHE_LINE) _Atomic uint64_t hk_poll_next_ms;
+
+void hk_epoch_poll_paced(void) {
+  uint64_t now = hk_os_now_ms();
+  if (now < hk_load_relaxed(&hk_poll_next_ms)) return;
+  if (!hk_poll_trylock()) return;
+  /* Relaxed: a pace, ordering nothing; the try-flag orders the poll. */
+  hk_store_relaxed(&hk_poll_next_ms, now + 1);
+  hk_epoch_poll_locked();
+  hk_poll_unlock();
+}
+
 /* ck_epoch.c's CK_EPOCH_STATE_FREE, which its header does not export. */
 #define HK_CK_RECORD_FREE 1u
 

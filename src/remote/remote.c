@@ -37,7 +37,7 @@
  * landed, its blocks are the owner's, who may reclaim them, find the
  * SuperSlab empty and retire it while the pusher still has to read `owner`
  * to notify. So every push-and-notify runs inside an epoch section: one per
- * outbox flush (a batch of up to 8 chains), one per chain evicted from a
+ * outbox flush (a batch of up to 32 chains), one per chain evicted from a
  * slot, one per lone block of a thread without a heap (which borrows a
  * recycled record for it). Before its CAS the pusher needs no section: its
  * blocks are live, and a SuperSlab with a live block is never retired.
