@@ -26,23 +26,22 @@ Test(remote_hash, consecutive_superslabs_of_one_kind_use_every_slot_and_bucket) 
       const hk_superslab *ss = (const hk_superslab *)((((uintptr_t)0x3f800 + 2 * k) | kind) << HK_SS_SHIFT);
       slots |= (uint64_t)1 << hk_outbox_index(ss);
     }
-    cr_assert_eq(slots, ((uint64_t)1 << HK_OUTBOX_SLOTS) - 1, "kind %u used slots %#llx", (unsigned)kind,
-                 (unsigned long long)slots);
+    cr_assert((slots) == (((uint64_t)1 << HK_OUTBOX_SLOTS) - 1), "kind %u used slots %#llx", (unsigned)kind, (unsigned long long)slots);
     static uint8_t seen[HK_PEND_BUCKETS];
     memset(seen, 0, sizeof seen);
     for (uintptr_t k = 0; k < HK_PEND_BUCKETS; k++) {
       const hk_superslab *ss = (const hk_superslab *)((((uintptr_t)0x3f800 + 2 * k) | kind) << HK_SS_SHIFT);
       unsigned b = hk_bucket_of(ss);
-      cr_assert_lt(b, HK_PEND_BUCKETS);
-      cr_assert_eq(seen[b], 0, "kind %u: bucket %u used twice", (unsigned)kind, b);
+      cr_assert((b) < (HK_PEND_BUCKETS));
+      cr_assert((seen[b]) == (0), "kind %u: bucket %u used twice", (unsigned)kind, b);
       seen[b] = 1;
     }
   }
   /* A small and a medium SuperSlab side by side land apart. */
   const hk_superslab *small = (const hk_superslab *)((uintptr_t)0x3f800 << HK_SS_SHIFT);
   const hk_superslab *medium = (const hk_superslab *)((uintptr_t)0x3f801 << HK_SS_SHIFT);
-  cr_assert_neq(hk_outbox_index(small), hk_outbox_index(medium));
-  cr_assert_neq(hk_bucket_of(small), hk_bucket_of(medium));
+  cr_assert((hk_outbox_index(small)) != (hk_outbox_index(medium)));
+  cr_assert((hk_bucket_of(small)) != (hk_bucket_of(medium)));
 }
 
 #define NSS  16
@@ -66,9 +65,9 @@ Test(remote_hash, frees_into_sixteen_superslabs_are_batched) {
   static uintptr_t ssof[NSS];
   int nss = 0, cnt[NSS] = {0}, nall = 0;
   while (nss < NSS || cnt[NSS - 1] < PER) {
-    cr_assert_lt(nall, NSS * 1024, "too many blocks before %d SuperSlabs", NSS);
+    cr_assert((nall) < (NSS * 1024), "too many blocks before %d SuperSlabs", NSS);
     void *p = T_MALLOC(4096);
-    cr_assert_not_null(p);
+    cr_assert((p) != NULL);
     all[nall++] = p;
     uintptr_t ss = (uintptr_t)p >> HK_SS_SHIFT;
     int s;
@@ -82,17 +81,17 @@ Test(remote_hash, frees_into_sixteen_superslabs_are_batched) {
       all[--nall] = NULL;
     }
   }
-  for (int s = 0; s < NSS; s++) cr_assert_eq(cnt[s], PER);
+  for (int s = 0; s < NSS; s++) cr_assert((cnt[s]) == (PER));
   hak_stats_t before, after;
   hak_stats_get(&before);
   pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, remote_freer, NULL), 0);
-  cr_assert_eq(pthread_join(t, NULL), 0);
+  cr_assert((pthread_create(&t, NULL, remote_freer, NULL)) == (0));
+  cr_assert((pthread_join(t, NULL)) == (0));
   hak_stats_get(&after);
   size_t chains = after.remote_chains_pushed - before.remote_chains_pushed;
   size_t nblocks = after.remote_blocks_pushed - before.remote_blocks_pushed;
-  cr_assert_eq(nblocks, (size_t)NSS * PER, "blocks pushed %zu", nblocks);
-  cr_assert_leq(chains, (size_t)NSS, "%zu chains for %d blocks into %d SuperSlabs", chains, NSS * PER, NSS);
+  cr_assert((nblocks) == ((size_t)NSS * PER), "blocks pushed %zu", nblocks);
+  cr_assert((chains) <= ((size_t)NSS), "%zu chains for %d blocks into %d SuperSlabs", chains, NSS * PER, NSS);
   for (int i = 0; i < nall; i++) T_FREE(all[i]);
 }
 
@@ -110,14 +109,14 @@ static void *remote_freer_one(void *arg) {
  * across them: 1,000 blocks freed in a row cost about 1000 / HK_OUTBOX_CHAIN
  * pushes, never one per block. */
 Test(remote_hash, a_long_run_of_frees_is_pushed_in_full_chains) {
-  for (int i = 0; i < NONE; i++) cr_assert_not_null(one_ss[i] = T_MALLOC(32));
+  for (int i = 0; i < NONE; i++) cr_assert((one_ss[i] = T_MALLOC(32)) != NULL);
   hak_stats_t before, after;
   hak_stats_get(&before);
   pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, remote_freer_one, NULL), 0);
-  cr_assert_eq(pthread_join(t, NULL), 0);
+  cr_assert((pthread_create(&t, NULL, remote_freer_one, NULL)) == (0));
+  cr_assert((pthread_join(t, NULL)) == (0));
   hak_stats_get(&after);
   size_t chains = after.remote_chains_pushed - before.remote_chains_pushed;
-  cr_assert_eq(after.remote_blocks_pushed - before.remote_blocks_pushed, (size_t)NONE);
-  cr_assert_leq(chains, (size_t)(2 * NONE / HK_OUTBOX_CHAIN + 2), "%zu chains for %d blocks", chains, NONE);
+  cr_assert((after.remote_blocks_pushed - before.remote_blocks_pushed) == ((size_t)NONE));
+  cr_assert((chains) <= ((size_t)(2 * NONE / HK_OUTBOX_CHAIN + 2)), "%zu chains for %d blocks", chains, NONE);
 }
