@@ -30,8 +30,12 @@
  *                           the heapless path (!h->live, l.151-153:
  *                           hk_remote_free_heapless, l.116-130, a chain of 1
  *                           pushed at l.127 `hk_remote_push(h, ss, b, b,
- *                           1)`), hak_thread_flush and the allocation slow
- *                           path. The epoch sections around these pushes
+ *                           1)`), the outbox's byte bound (issue 12:
+ *                           hk_outbox_over, whole outbox through
+ *                           hk_outbox_flush_all), hak_thread_flush and every
+ *                           8th allocation slow path (hk_outbox_flush_due).
+ *                           Which reason, and how long a chain grows, does
+ *                           not change a push. The epoch sections around these pushes
  *                           (l.133/l.135 in hk_outbox_flush_slot_in_section,
  *                           l.126/l.128, l.166/l.168) are retire.pml's
  *                           business: no SuperSlab is retired here.

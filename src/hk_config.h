@@ -62,10 +62,22 @@
 #define HK_TC_TICK       256
 
 /* Sender-side batching (the outbox): direct-mapped slots, each a chain bound
- * for one SuperSlab, flushed when it holds HK_OUTBOX_CHAIN blocks. At most
- * HK_OUTBOX_SLOTS * HK_OUTBOX_CHAIN blocks wait in one thread. */
-#define HK_OUTBOX_SLOTS  8
-#define HK_OUTBOX_CHAIN  32
+ * for one SuperSlab, pushed when it holds HK_OUTBOX_CHAIN blocks; the whole
+ * outbox is pushed every HK_OUTBOX_FLUSH_TICKS allocation slow paths and
+ * whenever it holds HK_OUTBOX_UNITS units, a block of a small SuperSlab (at
+ * most 8 KiB) being one unit and one of a medium SuperSlab (at most 128 KiB)
+ * HK_OUTBOX_MEDIUM_UNITS. What waits in one thread's outbox is so bounded in
+ * bytes: 256 * 8 KiB = 2 MiB of small blocks, 16 * 128 KiB = 2 MiB of
+ * medium ones, however many SuperSlabs they go to. Eight slots, pushed at
+ * every slow path, made chains of 2 to 11 blocks in the mt_remote benchmark
+ * (a CAS and a section at the sender and a notification at the owner per
+ * chain): a receiving thread frees blocks of a dozen or more of their
+ * owner's SuperSlabs in turn, and eight slots evicted a chain on most frees. */
+#define HK_OUTBOX_SLOTS        32
+#define HK_OUTBOX_CHAIN        32
+#define HK_OUTBOX_UNITS        256
+#define HK_OUTBOX_MEDIUM_UNITS 16
+#define HK_OUTBOX_FLUSH_TICKS  8
 
 /* Pending set: an owner heap keeps HK_PEND_BUCKETS buckets of SuperSlabs,
  * marked in a two-level bitmap (one summary word over HK_PEND_WORDS words). */

@@ -196,6 +196,7 @@ typedef struct hk_heap {
   hk_superslab *avail[HK_KINDS];
   hk_outbox_slot outbox[HK_OUTBOX_SLOTS];
   uint32_t outbox_used;            /* bitmask of non-empty outbox slots */
+  uint32_t outbox_units;           /* what they hold, in HK_OUTBOX_UNITS units */
   uint32_t stat_chains;            /* remote pushes not yet added to the */
   uint32_t stat_blocks;            /* global counters (see hk_remote_stats_flush) */
   bool live;                       /* owned by a running thread */

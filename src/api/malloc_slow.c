@@ -43,7 +43,7 @@ static HK_NOINLINE void hk_tc_corrupt(hk_tcache *t) {
 
 /* The periodic work of a slow path, for every path into it. */
 static void hk_slow_tick(hk_heap *h) {
-  hk_outbox_flush(h);
+  hk_outbox_flush_due(h);
   hk_remote_collect(h);
   if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
     hk_heap_maintain(h);

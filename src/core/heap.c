@@ -349,7 +349,7 @@ void hk_heap_maintain(hk_heap *h) {
   if (h->purge_at != 0 && now >= h->purge_at) hk_heap_purge(h, now, hk_opt.decommit_delay_ms);
   /* Idle threads' dirty slabs: some running thread's slow path purges them. */
   hk_purge_others_maybe(h->erec, now);
-  hk_epoch_maybe_poll();
+  hk_epoch_maybe_poll_paced();
   /* Retired SuperSlabs waiting in the global cache lose their pages after
    * the same delay; some thread's slow path has to run the clock for them. */
   hk_superslab_cache_purge(false);

@@ -19,8 +19,10 @@
 #include "hk_atomic.h"
 #include "hk_config.h"
 
+/* A whole cache line: every push and pop writes the head, and a neighbour
+ * on its line (another stack's head, a counter) would miss with it. */
 typedef struct hk_tstack {
-  _Atomic uint64_t head;
+  _Alignas(HK_CACHE_LINE) _Atomic uint64_t head;
 } hk_tstack;
 
 #define HK_TS_PAGE_BITS 35

@@ -19,12 +19,16 @@ static ck_epoch_t hk_epoch = {.epoch = 1};
 /* The reclaim record: ck_epoch_call and ck_epoch_poll only, under hk_poll_busy.
  * Registered on first use (states: 0 none, 1 registering, 2 ready). */
 static ck_epoch_record_t hk_reclaim_rec;
-static _Atomic int hk_reclaim_state;
-static _Atomic int hk_poll_busy;
+/* Read on every poll attempt, written once: apart from the try-flag, which
+ * every poll writes twice. */
+static _Alignas(HK_CACHE_LINE) _Atomic int hk_reclaim_state;
+static _Alignas(HK_CACHE_LINE) _Atomic int hk_poll_busy;
 
 /* Retire queue: an MPSC LIFO; any thread pushes, the poller takes it all. */
-static _Atomic(hk_retired *) hk_retire_queue;
-_Atomic uint64_t hk_epoch_pending;
+static _Alignas(HK_CACHE_LINE) _Atomic(hk_retired *) hk_retire_queue;
+/* Read by every maintenance tick of every heap (hk_epoch_maybe_poll): its own
+ * line, so a retire's queue push does not invalidate it. */
+_Alignas(HK_CACHE_LINE) _Atomic uint64_t hk_epoch_pending;
 
 /* Record arena: records are claimed one at a time by a fetch_add on the
  * count. The first HK_REC_STATIC live in .bss (zero pages, touched only when
@@ -136,6 +140,20 @@ static void hk_poll_unlock(void) {
 
 void hk_epoch_poll(void) {
   if (!hk_poll_trylock()) return;
+  hk_epoch_poll_locked();
+  hk_poll_unlock();
+}
+
+/* When the next paced poll may run (CLOCK_MONOTONIC_COARSE ms): its own
+ * line, read by every paced caller, written by one poller per tick. */
+static _Alignas(HK_CACHE_LINE) _Atomic uint64_t hk_poll_next_ms;
+
+void hk_epoch_poll_paced(void) {
+  uint64_t now = hk_os_now_ms();
+  if (now < hk_load_relaxed(&hk_poll_next_ms)) return;
+  if (!hk_poll_trylock()) return;
+  /* Relaxed: a pace, ordering nothing; the try-flag orders the poll. */
+  hk_store_relaxed(&hk_poll_next_ms, now + 1);
   hk_epoch_poll_locked();
   hk_poll_unlock();
 }

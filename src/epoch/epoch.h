@@ -18,7 +18,8 @@
  *   DEFERRED --ck_epoch_poll sees the grace period-->        RECLAIMED (callback)
  *
  * Nobody waits: the retire queue is a lock-free push; polling is done by
- * whichever slow path wins a try-flag (losers skip, they never spin), and
+ * whichever slow path wins a try-flag (losers skip, they never spin), from
+ * maintenance ticks at most once per clock tick, and
  * the malloc/free paths never call ck_epoch_synchronize or ck_epoch_barrier.
  * ck_epoch_call and ck_epoch_poll both run only under the try-flag, on one
  * static reclaim record that is never used as a reader, so ck's rule "one
@@ -80,6 +81,17 @@ extern _Atomic uint64_t hk_epoch_pending;
 void hk_epoch_poll(void);
 HK_INLINE void hk_epoch_maybe_poll(void) {
   if (HK_UNLIKELY(atomic_load_explicit(&hk_epoch_pending, memory_order_relaxed) != 0)) hk_epoch_poll();
+}
+/* The same, at most once per clock tick process-wide (epoch.c): for the
+ * callers that come often (every heap's maintenance tick). A poll reads
+ * every thread's record and may advance the global epoch, whose line every
+ * section entry then misses; unpaced, every heap's tick polled while
+ * anything was retired. Per-event callers (thread exit, SuperSlab
+ * creation) poll unpaced: a thread's exit reclaims the heaps retired before
+ * it, which keeps thread churn on pooled heaps. */
+void hk_epoch_poll_paced(void);
+HK_INLINE void hk_epoch_maybe_poll_paced(void) {
+  if (HK_UNLIKELY(atomic_load_explicit(&hk_epoch_pending, memory_order_relaxed) != 0)) hk_epoch_poll_paced();
 }
 /* In a fork child (pthread_atfork), where only the forking thread lives:
  * every record but `keep` (the forking thread's, or NULL) and the reclaim

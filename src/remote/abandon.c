@@ -42,10 +42,17 @@
 #define HK_ROOM_ANY ((uint64_t)1 << 63)
 _Static_assert(HK_NCLASSES < 63, "room mask has a bit per class and an ANY bit");
 
+/* Each word on its own cache line (hk_tstack is a line itself): abandoning
+ * threads CAS `fresh` and bump `count`, adopters CAS both stacks, and every
+ * remote free into an abandoned SuperSlab stores `freed`. Sharing one line
+ * made each of those writes miss in every other core that merely reads
+ * another word (the adopter's budget, its `freed` check on every slow path
+ * that adopts). */
 typedef struct {
-  hk_tstack fresh, visited;
-  _Atomic size_t count; /* on either stack; a hint for the visit budget */
-  _Atomic bool freed;   /* a remote free made an abandoned queue non-empty */
+  hk_tstack fresh;
+  hk_tstack visited;
+  _Alignas(HK_CACHE_LINE) _Atomic size_t count; /* on either stack; a hint for the visit budget */
+  _Alignas(HK_CACHE_LINE) _Atomic bool freed;   /* a remote free made an abandoned queue non-empty */
 } hk_abandoned_set;
 
 static hk_abandoned_set hk_abandoned[HK_KINDS];

@@ -37,7 +37,7 @@
  * landed, its blocks are the owner's, who may reclaim them, find the
  * SuperSlab empty and retire it while the pusher still has to read `owner`
  * to notify. So every push-and-notify runs inside an epoch section: one per
- * outbox flush (a batch of up to 8 chains), one per chain evicted from a
+ * outbox flush (a batch of up to 32 chains), one per chain evicted from a
  * slot, one per lone block of a thread without a heap (which borrows a
  * recycled record for it). Before its CAS the pusher needs no section: its
  * blocks are live, and a SuperSlab with a live block is never retired.
@@ -101,8 +101,16 @@ static HK_NOINLINE void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *h
   hk_remote_count(h, n);
 }
 
+/* What one block of ss counts against the outbox's byte bound (hk_config.h):
+ * the kind is bit HK_SS_SHIFT of the SuperSlab's address. */
+HK_INLINE uint32_t hk_outbox_units_of(const hk_superslab *ss) {
+  return 1 + (uint32_t)((uintptr_t)ss >> HK_SS_SHIFT & 1) * (HK_OUTBOX_MEDIUM_UNITS - 1);
+}
+
 static HK_NOINLINE void hk_outbox_flush_slot(hk_heap *h, hk_outbox_slot *o) {
+  _Static_assert(HK_OUTBOX_SLOTS <= 32, "outbox_used has a bit per slot");
   h->outbox_used &= ~(1u << (o - h->outbox));
+  h->outbox_units -= o->count * hk_outbox_units_of(o->ss);
   hk_remote_push(h, o->ss, o->head, o->tail, o->count);
   o->ss = NULL;
   o->head = o->tail = NULL;
@@ -138,6 +146,12 @@ static HK_NOINLINE void hk_outbox_flush_slot_in_section(hk_heap *h, hk_outbox_sl
   hk_epoch_exit(h->erec);
 }
 
+/* The chain in o is full, or the outbox is over its byte bound. */
+static HK_NOINLINE void hk_outbox_over(hk_heap *h, hk_outbox_slot *o) {
+  if (o->count >= HK_OUTBOX_CHAIN) hk_outbox_flush_slot_in_section(h, o);
+  if (h->outbox_units >= HK_OUTBOX_UNITS) hk_outbox_flush_all(h);
+}
+
 /* The slot is empty or holds another SuperSlab's chain: start a new chain. */
 static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_superslab *ss, hk_block *b) {
   if (o->ss != NULL) hk_outbox_flush_slot_in_section(h, o);
@@ -146,6 +160,8 @@ static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_supers
   o->head = o->tail = b;
   b->next = NULL;
   o->count = 1;
+  h->outbox_units += hk_outbox_units_of(ss);
+  if (HK_UNLIKELY(h->outbox_units >= HK_OUTBOX_UNITS)) hk_outbox_flush_all(h);
 }
 
 /* The common case (the slot already collects for ss) makes no call but tail
@@ -155,19 +171,22 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
     hk_remote_free_heapless(h, ss, b);
     return;
   }
-  hk_outbox_slot *o = &h->outbox[((uintptr_t)ss >> HK_SS_SHIFT) & (HK_OUTBOX_SLOTS - 1)];
+  hk_outbox_slot *o = &h->outbox[hk_outbox_index(ss)];
   if (HK_UNLIKELY(o->ss != ss)) {
     hk_outbox_start(h, o, ss, b);
     return;
   }
   b->next = o->head;
   o->head = b;
-  if (HK_UNLIKELY(++o->count >= HK_OUTBOX_CHAIN)) hk_outbox_flush_slot_in_section(h, o);
+  uint32_t n = ++o->count;
+  uint32_t units = h->outbox_units += hk_outbox_units_of(ss);
+  if (HK_UNLIKELY(n >= HK_OUTBOX_CHAIN || units >= HK_OUTBOX_UNITS)) hk_outbox_over(h, o);
 }
 
 void hk_outbox_flush_all(hk_heap *h) {
   hk_epoch_enter(h->erec); /* one section for the whole batch */
   while (h->outbox_used != 0) hk_outbox_flush_slot(h, &h->outbox[__builtin_ctz(h->outbox_used)]);
+  HK_ASSERT(h->outbox_units == 0);
   hk_epoch_exit(h->erec);
 }
 

@@ -5,6 +5,19 @@
 
 #include "core/heap.h"
 
+/* The slot of ss's chain. Bit HK_SS_SHIFT of the address is the kind, so
+ * indexing by the chunk number's low bits gave small SuperSlabs only the
+ * even slots (and medium the odd): a thread freeing into five small
+ * SuperSlabs evicted a chain (a section and a CAS) on almost every free.
+ * Same spread as hk_bucket_of: the bits above the kind bit, the kind
+ * flipping the top index bit (tests/test_remote_hash.c). */
+HK_INLINE unsigned hk_outbox_index(const hk_superslab *ss) {
+  uintptr_t a = (uintptr_t)ss;
+  _Static_assert((HK_OUTBOX_SLOTS & (HK_OUTBOX_SLOTS - 1)) == 0 && HK_OUTBOX_SLOTS >= 2, "power of two");
+  return (unsigned)((a >> (HK_SS_SHIFT + 1)) ^ ((a >> HK_SS_SHIFT & 1) * (HK_OUTBOX_SLOTS / 2))) &
+         (HK_OUTBOX_SLOTS - 1);
+}
+
 /* Free b, a block of ss that the calling thread (heap h, possibly the empty
  * heap of an uninitialised or exited thread) does not own. */
 void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b);
@@ -16,6 +29,13 @@ void hk_remote_collect_pending(hk_heap *h);
 /* Push every outbox chain to its SuperSlab. One load when the outbox is empty. */
 HK_INLINE void hk_outbox_flush(hk_heap *h) {
   if (HK_UNLIKELY(h->outbox_used != 0)) hk_outbox_flush_all(h);
+}
+/* The allocation slow path's flush: every HK_OUTBOX_FLUSH_TICKS-th (by the
+ * maintenance tick, which counts slow paths), so chains grow between
+ * flushes; their length and byte caps bound what waits (hk_config.h). */
+HK_INLINE void hk_outbox_flush_due(hk_heap *h) {
+  _Static_assert((HK_OUTBOX_FLUSH_TICKS & (HK_OUTBOX_FLUSH_TICKS - 1)) == 0, "power of two");
+  if ((h->tick & (HK_OUTBOX_FLUSH_TICKS - 1)) == 0) hk_outbox_flush(h);
 }
 
 /* Reclaim every queue the pending set names (owner only). One load when
