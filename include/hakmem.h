@@ -41,9 +41,11 @@ HAK_API bool hak_owns(const void *p);
 /* Give this thread's cached frees back to their slabs (so their pages can
  * be decommitted while the thread sleeps), flush its remote-free outbox and
  * reclaim the remote frees that other threads sent to it. Threads that go
- * idle after freeing may call it; the outbox flush and the reclaim also run
- * on every allocation slow path (at least every 256 mallocs), and all of it
- * at thread exit. */
+ * idle after freeing may call it; the reclaim also runs on every allocation
+ * slow path and the outbox flush on every 8th (malloc takes one at least
+ * every 256 hits of its caches), and all of it at thread exit. A thread that
+ * blocks for good without calling it keeps its cached frees (at most 32 KiB
+ * per size class) out of their slabs until it exits. */
 HAK_API void hak_thread_flush(void);
 
 /* Return to the OS everything that can be returned now: flush and reclaim

@@ -41,8 +41,11 @@ static HK_NOINLINE void hk_tc_corrupt(hk_tcache *t) {
   hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
 }
 
-/* The periodic work of a slow path, for every path into it. */
+/* The periodic work of a slow path, for every path into it: the outbox,
+ * remote frees, the maintenance clock, and one class's cache trimmed, so a
+ * thread whose mallocs all miss its caches still shrinks the idle ones. */
 static void hk_slow_tick(hk_heap *h) {
+  hk_heap_tc_gc(h);
   hk_outbox_flush_due(h);
   hk_remote_collect(h);
   if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
@@ -57,8 +60,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
     if (t->head->key != hk_tc_key(t->head)) {
       hk_tc_corrupt(t);
     } else {
-      hk_heap_tc_gc(h); /* resets the ticker */
-      hk_slow_tick(h);
+      hk_slow_tick(h); /* resets the ticker */
     }
     return hk_heap_malloc(h, cls);
   }

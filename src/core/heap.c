@@ -152,6 +152,7 @@ hk_heap *hk_heap_create(void) {
   for (unsigned k = 0; k < HK_KINDS; k++) h->avail[k] = NULL;
   memset(h->outbox, 0, sizeof h->outbox);
   h->outbox_used = 0;
+  h->outbox_units = 0;
   h->stat_chains = h->stat_blocks = 0;
   memset(h->bucket, 0, sizeof h->bucket);
   h->tick = 0;

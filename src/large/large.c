@@ -277,11 +277,12 @@ static void hk_large_advise(uint8_t *base, size_t map_size) {
  * to new_size: in place, else moved into a fresh chunk-aligned reservation.
  * Its new base, or NULL with the mapping as it was. */
 static uint8_t *hk_large_remap_grow(uint8_t *base, size_t old_size, size_t new_size) {
-  if (hk_os_remap(base, old_size, new_size, NULL) == NULL) {
+  if (hk_os_remap(base, old_size, new_size, NULL, NULL) == NULL) {
     uint8_t *dest = hk_os_map_aligned(new_size, HK_SS_SIZE);
     if (dest == NULL) return NULL;
-    if (hk_os_remap(base, old_size, new_size, dest) == NULL) {
-      hk_os_unmap(dest, new_size);
+    bool lost = false;
+    if (hk_os_remap(base, old_size, new_size, dest, &lost) == NULL) {
+      if (!lost) hk_os_unmap(dest, new_size);
       return NULL;
     }
     base = dest;
@@ -415,27 +416,28 @@ bool hk_large_resize_in_place(void *p, size_t n) {
 
 /* Move the large block p (header hdr, map entry e) into dest, a mapping of
  * dest_size bytes at least its new size. The new user pointer, or NULL with
- * p as it was and dest still mapped. */
-static void *hk_large_move(hk_large *hdr, uintptr_t e, void *p, uint8_t *dest, size_t dest_size, size_t usable) {
+ * p as it was; then dest is still ours unless *dest_lost (hk_os_remap). */
+static void *hk_large_move(hk_large *hdr, uintptr_t e, void *p, uint8_t *dest, size_t dest_size, size_t usable,
+                           bool *dest_lost) {
   uint8_t *base = hdr->map_base;
   size_t old_size = hdr->map_size;
   hk_large *moved = (hk_large *)dest; /* the header page moves along */
-  if (!hk_addrmap_set((uintptr_t)dest, dest_size, (uintptr_t)moved | HK_MAP_LARGE)) {
-    hk_addrmap_set((uintptr_t)dest, dest_size, 0);
-    return NULL;
-  }
+  /* dest's entries say "not ours" (and its leaves exist) until the move is
+   * done: a cached dest still holds its previous occupant's header, which a
+   * stray free of that old pointer must not find valid meanwhile. */
+  if (!hk_addrmap_set((uintptr_t)dest, dest_size, 0)) return NULL;
   /* As free does: a later free of the old pointer is a double free. Before
    * the move: afterwards the old range may already be someone else's. */
   hk_addrmap_set((uintptr_t)base, old_size, (uintptr_t)p | HK_MAP_DEAD); /* its leaves exist */
-  if (hk_os_remap(base, old_size, dest_size, dest) == NULL) {
+  if (hk_os_remap(base, old_size, dest_size, dest, dest_lost) == NULL) {
     hk_addrmap_set((uintptr_t)base, old_size, e);
-    hk_addrmap_set((uintptr_t)dest, dest_size, 0);
     return NULL;
   }
   moved->user = dest + HK_PAGE_SIZE;
   moved->usable = usable;
   moved->map_base = dest;
   moved->map_size = dest_size;
+  hk_addrmap_set((uintptr_t)dest, dest_size, (uintptr_t)moved | HK_MAP_LARGE); /* its leaves exist */
   if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(dest, dest_size); /* else the advice moved along */
   hk_lc_live_add(dest_size - old_size);
   return moved->user;
@@ -459,11 +461,12 @@ void *hk_large_grow(void *p, size_t n) {
   size_t chunks = new_size >> HK_SS_SHIFT;
   uintptr_t w = chunks <= HK_LC_CHUNKS_MAX && hk_lc_serving() ? hk_lc_take(chunks, HK_LC_CHUNKS_MAX, true) : 0;
   if (w != 0) {
-    q = hk_large_move(hdr, e, p, hk_lc_base(w), hk_lc_size(w), usable);
-    if (q == NULL) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
+    bool lost = false;
+    q = hk_large_move(hdr, e, p, hk_lc_base(w), hk_lc_size(w), usable, &lost);
+    if (q == NULL && !lost) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
   }
   /* In place: the same header, more chunks pointing at it. */
-  if (q == NULL && hk_os_remap(base, old_size, new_size, NULL) != NULL) {
+  if (q == NULL && hk_os_remap(base, old_size, new_size, NULL, NULL) != NULL) {
     if (hk_addrmap_set((uintptr_t)base + old_size, new_size - old_size, e)) {
       hdr->map_size = new_size;
       hdr->usable = usable;
@@ -479,8 +482,9 @@ void *hk_large_grow(void *p, size_t n) {
   if (q == NULL) {
     uint8_t *dest = hk_os_map_aligned(new_size, HK_SS_SIZE);
     if (dest != NULL) {
-      q = hk_large_move(hdr, e, p, dest, new_size, usable);
-      if (q == NULL) hk_os_unmap(dest, new_size);
+      bool lost = false;
+      q = hk_large_move(hdr, e, p, dest, new_size, usable, &lost);
+      if (q == NULL && !lost) hk_os_unmap(dest, new_size);
     }
   }
   errno = saved;

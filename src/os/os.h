@@ -27,8 +27,11 @@ void hk_os_hugepage(void *p, size_t size);
  * and contents kept. dest == NULL: in place only (the address space after
  * it must be free). Otherwise move it to dest, which must be a mapping of
  * new_size bytes from hk_os_map*: it is replaced (MREMAP_FIXED), the old
- * range is unmapped. NULL on failure, nothing changed (dest still mapped). */
-void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest);
+ * range is unmapped. NULL on failure with old unchanged; dest is then still
+ * ours and mapped, unless the kernel had released it and another mapping
+ * took its place: then *dest_lost is set and dest must not be touched
+ * (its entries, its pages) again. dest_lost may be NULL when dest is. */
+void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool *dest_lost);
 
 /* Milliseconds of a coarse monotonic clock (vDSO, no syscall): for the
  * decommit delay, never for anything that needs precision. */

@@ -74,10 +74,24 @@ void hk_os_hugepage(void *p, size_t size) {
   errno = saved;
 }
 
-void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest) {
+void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool *dest_lost) {
   int saved = errno;
   void *r = dest == NULL ? mremap(old, old_size, new_size, 0)
                          : mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+  if (r == MAP_FAILED && dest != NULL) {
+    /* The kernel unmaps dest before some of the checks that can still fail
+     * (map count, commit charge), and another thread's mmap may land in the
+     * gap at once: take the range back only if nobody has, never unmap it
+     * blindly. */
+    void *again = mmap(dest, new_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (again != dest) {
+      if (again != MAP_FAILED) munmap(again, new_size); /* a kernel without NOREPLACE placed it elsewhere */
+      *dest_lost = true;
+      hk_stat_unmapped(new_size);
+      hk_trace_failure(new_size, "mremap failed after releasing its target, which is someone else's now");
+    }
+  }
   errno = saved;
   if (r == MAP_FAILED) return NULL;
   if (dest == NULL) {
