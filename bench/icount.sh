@@ -92,16 +92,7 @@ if (( DO_BUILD && ! DRIVER_SET )); then
 fi
 [[ -x "$DRIVER" ]] || die "no driver $DRIVER (cmake --build --preset release --target bench_icount)"
 
-LIBDIR="/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
-find_lib() {
-    local n p
-    for n in "$@"; do
-        [[ -f "$LIBDIR/$n" ]] && { echo "$LIBDIR/$n"; return 0; }
-        p="$(ldconfig -p 2>/dev/null | awk -v n="$n" '$1 == n { print $NF; exit }')"
-        [[ -n "$p" && -f "$p" ]] && { echo "$p"; return 0; }
-    done
-    return 1
-}
+. "$ROOT/bench/peers.sh" # LIBDIR, find_lib, peer_default
 so_of() { # so_of ALLOC -> the library to preload ("" for glibc); fails when absent
     case "$1" in
         hakmem) [[ "$HSO" != none && -f "$HSO" ]] && echo "$(cd "$(dirname "$HSO")" && pwd)/$(basename "$HSO")" ;;
@@ -109,12 +100,7 @@ so_of() { # so_of ALLOC -> the library to preload ("" for glibc); fails when abs
         *) local var="${1^^}_SO"
            [[ "${!var:-}" != none ]] || return 1
            if [[ -n "${!var:-}" ]]; then [[ -f "${!var}" ]] && echo "${!var}"; return; fi
-           case "$1" in
-               tcmalloc) find_lib libtcmalloc_minimal.so.4 libtcmalloc.so.4 ;;
-               jemalloc) find_lib libjemalloc.so.2 ;;
-               mimalloc) find_lib libmimalloc.so.2 ;;
-               tbbmalloc) find_lib libtbbmalloc_proxy.so.2 ;;
-           esac ;;
+           peer_default "$1" ;;
     esac
 }
 LIBC="$(ldd "$DRIVER" 2>/dev/null | awk '$1 ~ /^libc\.so/ { print $3 }')"

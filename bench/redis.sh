@@ -86,16 +86,7 @@ if wanted hakmem && (( DO_BUILD )) && [[ -z "${HAKMEM_SO:-}" ]]; then
     (cd "$ROOT" && cmake --build --preset release --target hakmem_shared >/dev/null) || die "building libhakmem.so failed"
 fi
 
-LIBDIR="/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
-find_lib() {
-    local n p
-    for n in "$@"; do
-        [[ -f "$LIBDIR/$n" ]] && { echo "$LIBDIR/$n"; return 0; }
-        p="$(ldconfig -p 2>/dev/null | awk -v n="$n" '$1 == n { print $NF; exit }')"
-        [[ -n "$p" && -f "$p" ]] && { echo "$p"; return 0; }
-    done
-    return 1
-}
+. "$ROOT/bench/peers.sh" # LIBDIR, find_lib, peer_default
 LIBC="$(ldd "$SERVER" | awk '$1 ~ /^libc\.so/ { print $3 }')"
 [[ -n "$LIBC" ]] || die "cannot find redis-server's libc (ldd $SERVER)"
 note "$(basename "$SERVER"): $("$SERVER" --version | head -1); links $(ldd "$SERVER" | awk '/jemalloc|tcmalloc|mimalloc/ { printf "%s ", $1 }')"
@@ -108,12 +99,7 @@ for a in "${WANT[@]}"; do
         hakmem) p="$HSO"; [[ -f "$p" ]] || { note "skipping hakmem: no $p"; continue; }; p="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")" ;;
         glibc) p="$LIBC" ;;
         *) if [[ -n "${!var:-}" ]]; then p="${!var}"
-           elif ! p="$(case "$a" in
-                   tcmalloc) find_lib libtcmalloc_minimal.so.4 libtcmalloc.so.4 ;;
-                   jemalloc) find_lib libjemalloc.so.2 ;;
-                   mimalloc) find_lib libmimalloc.so.2 ;;
-                   tbbmalloc) find_lib libtbbmalloc_proxy.so.2 ;;
-                 esac)"; then note "skipping $a: not installed"; continue; fi ;;
+           elif ! p="$(peer_default "$a")"; then note "skipping $a: not installed"; continue; fi ;;
     esac
     # every allocation entry point redis-server calls must bind to the library under test
     binds="$(env LD_BIND_NOW=1 LD_DEBUG=bindings LD_PRELOAD="$p" "$SERVER" --version 2>&1 >/dev/null || true)"

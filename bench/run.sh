@@ -155,24 +155,7 @@ else
 fi
 wanted() { [[ " ${WANT[*]} " == *" $1 "* ]]; }
 
-LIBDIR="/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)"
-find_lib() { # find_lib NAME...: the first that exists, in LIBDIR or the ld.so cache
-    local n p
-    for n in "$@"; do
-        [[ -f "$LIBDIR/$n" ]] && { echo "$LIBDIR/$n"; return 0; }
-        p="$(ldconfig -p 2>/dev/null | awk -v n="$n" '$1 == n { print $NF; exit }')"
-        [[ -n "$p" && -f "$p" ]] && { echo "$p"; return 0; }
-    done
-    return 1
-}
-peer_default() { # peer_default ALLOC -> default path (may not exist)
-    case "$1" in
-        mimalloc) find_lib libmimalloc.so.2 libmimalloc.so ;;
-        jemalloc) find_lib libjemalloc.so.2 libjemalloc.so ;;
-        tcmalloc) find_lib libtcmalloc_minimal.so.4 libtcmalloc.so.4 libtcmalloc_minimal.so ;;
-        tbbmalloc) find_lib libtbbmalloc_proxy.so.2 libtbbmalloc_proxy.so ;;
-    esac
-}
+. "$ROOT/bench/peers.sh" # LIBDIR, find_lib, peer_default
 exports_malloc() { # the library must define malloc and free, or LD_PRELOAD replaces nothing
     command -v nm >/dev/null 2>&1 || return 0
     nm -D --defined-only "$1" 2>/dev/null | awk '$3 == "malloc" { m = 1 } $3 == "free" { f = 1 } END { exit !(m && f) }'
