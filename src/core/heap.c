@@ -269,24 +269,24 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
   hk_heap_add_superslab(h, ss);
 }
 
-/* Does the thread cache of s's class hold a block of s? Blocks in the cache
- * count as used, so when s's `used` reaches 0 none may be there: one that is
- * was freed twice (one copy flushed to s, one still cached), and releasing
- * s would let the cached copy be handed out from reused pages. Walks at
+/* Does the thread cache of s's class hold a block in [lo, hi)? Walks at
  * most `cap` links, whatever a double free did to the list. */
-static bool hk_tc_holds_block_of(const hk_heap *h, const hk_slab *s) {
+static bool hk_tc_holds(const hk_heap *h, const hk_slab *s, uintptr_t lo, uintptr_t hi) {
   const hk_tcache *t = &h->tc[s->class_idx];
   const hk_block *b = t->head;
   for (uint32_t n = t->cap; b != NULL && n != 0; b = b->next, n--)
-    if (hk_slab_of_block(b) == s) return true;
+    if ((uintptr_t)b - lo < hi - lo) return true;
   return false;
 }
 
 /* s's `used` reached 0: may it go back to UNUSED? Every carved block must
- * carry its slab key (hk_slab_confirm_empty) and none sit in the cache. */
+ * carry its slab key (hk_slab_confirm_empty) and none sit in the cache:
+ * cached blocks count as used, so one that is there was freed twice (one
+ * copy flushed to s, one still cached), and releasing s would let the
+ * cached copy be handed out from reused pages. */
 static bool hk_heap_confirm_empty(hk_heap *h, hk_slab *s) {
   if (!hk_slab_confirm_empty(s)) return false;
-  if (HK_LIKELY(!hk_tc_holds_block_of(h, s))) return true;
+  if (HK_LIKELY(!hk_tc_holds(h, s, (uintptr_t)s->start, (uintptr_t)s->start + s->carved))) return true;
   s->used = 1; /* the cached copy: the slab stays until it comes back */
   hk_bad_free(s->start, "block already free (a block of an emptied slab is still in the thread cache: it was freed twice)", 1);
   return false;
@@ -481,10 +481,5 @@ void hk_heap_tc_flush_all(hk_heap *h) {
 }
 
 bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b) {
-  if (hk_slab_on_free_list(s, b)) return true;
-  const hk_tcache *t = &h->tc[s->class_idx];
-  const hk_block *x = t->head;
-  for (uint32_t n = t->cap; x != NULL && n != 0; x = x->next, n--)
-    if (x == b) return true;
-  return false;
+  return hk_slab_on_free_list(s, b) || hk_tc_holds(h, s, (uintptr_t)b, (uintptr_t)b + 1);
 }

@@ -85,17 +85,10 @@ bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b);
  * hak_thread_flush). */
 void hk_heap_tc_flush_all(hk_heap *h);
 
-/* The pending bucket of ss. Bit HK_SS_SHIFT of a SuperSlab's address is its
- * kind (superslab.c places small kinds at even chunks, medium at odd), so the
- * chunk number's low bits would leave every other bucket of a kind unused:
- * the bits above the kind bit index the bucket and the kind flips the top
- * index bit, so consecutive SuperSlabs of one kind use consecutive buckets
- * and the two kinds' runs start half a table apart (tests/test_remote_hash.c). */
+/* The pending bucket of ss (hk_superslab_hash). */
 HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {
-  uintptr_t a = (uintptr_t)ss;
   _Static_assert((HK_PEND_BUCKETS & (HK_PEND_BUCKETS - 1)) == 0 && HK_PEND_BUCKETS >= 2, "power of two");
-  return (unsigned)((a >> (HK_SS_SHIFT + 1)) ^ ((a >> HK_SS_SHIFT & 1) * (HK_PEND_BUCKETS / 2))) &
-         (HK_PEND_BUCKETS - 1);
+  return hk_superslab_hash(ss, HK_PEND_BUCKETS);
 }
 
 /* Owner-only heap operations (core/heap.c). */

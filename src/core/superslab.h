@@ -26,6 +26,19 @@ HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
   return (hk_slab *)(slabs + ((a & HK_SS_MASK) >> shift) * sizeof(hk_slab));
 }
 
+/* ss's index in a table of `size` (a power of two) entries: a heap's
+ * pending buckets, a thread's outbox slots. Bit HK_SS_SHIFT of the address
+ * is the kind (superslab.c places small kinds at even chunks, medium at
+ * odd), so the chunk number's low bits would leave every other entry of a
+ * kind unused: the bits above the kind bit index, and the kind flips the
+ * top index bit, so consecutive SuperSlabs of one kind use consecutive
+ * entries and the two kinds' runs start half a table apart
+ * (tests/test_remote_hash.c). */
+HK_INLINE unsigned hk_superslab_hash(const hk_superslab *ss, unsigned size) {
+  uintptr_t a = (uintptr_t)ss;
+  return (unsigned)((a >> (HK_SS_SHIFT + 1)) ^ ((a >> HK_SS_SHIFT & 1) * (size / 2))) & (size - 1);
+}
+
 /* The owner word (see hk_superslab): bit 21 is the kind, bits 22-25 pick
  * its line, so up to 16 SuperSlabs of a kind in a row use 16 L1 sets. */
 HK_INLINE _Atomic uintptr_t *hk_ss_owner_word(hk_superslab *ss) {

@@ -5,17 +5,13 @@
 
 #include "core/heap.h"
 
-/* The slot of ss's chain. Bit HK_SS_SHIFT of the address is the kind, so
- * indexing by the chunk number's low bits gave small SuperSlabs only the
- * even slots (and medium the odd): a thread freeing into five small
- * SuperSlabs evicted a chain (a section and a CAS) on almost every free.
- * Same spread as hk_bucket_of: the bits above the kind bit, the kind
- * flipping the top index bit (tests/test_remote_hash.c). */
+/* The slot of ss's chain (hk_superslab_hash: indexing by the chunk
+ * number's low bits gave small SuperSlabs only the even slots, and a thread
+ * freeing into five small SuperSlabs evicted a chain, a section and a CAS,
+ * on almost every free). */
 HK_INLINE unsigned hk_outbox_index(const hk_superslab *ss) {
-  uintptr_t a = (uintptr_t)ss;
   _Static_assert((HK_OUTBOX_SLOTS & (HK_OUTBOX_SLOTS - 1)) == 0 && HK_OUTBOX_SLOTS >= 2, "power of two");
-  return (unsigned)((a >> (HK_SS_SHIFT + 1)) ^ ((a >> HK_SS_SHIFT & 1) * (HK_OUTBOX_SLOTS / 2))) &
-         (HK_OUTBOX_SLOTS - 1);
+  return hk_superslab_hash(ss, HK_OUTBOX_SLOTS);
 }
 
 /* Free b, a block of ss that the calling thread (heap h, possibly the empty
