@@ -25,27 +25,8 @@
 
 #include "hk_test.h"
 
-#if defined(HK_TSAN) || defined(HK_ASAN)
-#define HK_SANITIZED 1
-#endif
-
-#ifdef TEST_PREFIXED
-#define T_TRIM() hak_collect(true)
-#else
-#define T_TRIM() malloc_trim(0)
-#endif
 
 TestSuite(large, .init = hk_require_override, .timeout = 600.);
-
-static size_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
-    fclose(f);
-  }
-  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* Pattern bytes [from, to) of a block (from a multiple of 8), by absolute
  * offset, so a grown block can be filled part by part. */
@@ -113,10 +94,10 @@ Test(large, a_freed_big_mapping_serves_a_smaller_request) {
   cr_assert(a != NULL);
   memset(a, 1, 14 * HK_MIB);
   T_FREE(hk_launder(a));
-  size_t mapped0 = hk_stats().mapped_bytes, rss0 = rss_bytes();
+  size_t mapped0 = hk_stats().mapped_bytes, rss0 = hk_rss_bytes();
   unsigned char *b = T_MALLOC(hk_opaque(8 * HK_MIB));
   cr_assert(b != NULL);
-  size_t mapped1 = hk_stats().mapped_bytes, rss1 = rss_bytes();
+  size_t mapped1 = hk_stats().mapped_bytes, rss1 = hk_rss_bytes();
   cr_assert(b == a, "malloc(8 MiB) after freeing a 14 MiB block got %p, not the cached mapping at %p", (void *)b,
             (void *)a);
   cr_assert(mapped1 <= mapped0, "malloc(8 MiB) mapped more (%zu KiB, %zu before) while a 16 MiB mapping was cached",
@@ -163,7 +144,7 @@ Test(large, a_freed_small_mapping_is_grown_for_a_bigger_request) {
 Test(large, rss_returns_after_large_churn_and_collect) {
   enum { N = 8, ROUNDS = 200 };
   T_TRIM();
-  size_t rss0 = rss_bytes(), mapped0 = hk_stats().mapped_bytes;
+  size_t rss0 = hk_rss_bytes(), mapped0 = hk_stats().mapped_bytes;
   uint64_t x = 12345;
   unsigned char *b[N];
   for (int i = 0; i < N; i++) b[i] = NULL;
@@ -176,10 +157,10 @@ Test(large, rss_returns_after_large_churn_and_collect) {
     cr_assert(b[i] != NULL);
     memset(b[i], r, sz);
   }
-  size_t rss_peak = rss_bytes();
+  size_t rss_peak = hk_rss_bytes();
   for (int i = 0; i < N; i++) T_FREE(b[i]);
   T_TRIM();
-  size_t rss1 = rss_bytes(), mapped1 = hk_stats().mapped_bytes;
+  size_t rss1 = hk_rss_bytes(), mapped1 = hk_stats().mapped_bytes;
   cr_log_info("RSS %zu KiB at start, %zu KiB at the churn's end, %zu KiB after free-all and trim", rss0 >> 10,
               rss_peak >> 10, rss1 >> 10);
   cr_assert(mapped1 <= mapped0 + 4 * HK_MIB, "mapped %zu KiB after free-all and trim, %zu KiB at start",

@@ -35,27 +35,8 @@
 
 #include "hk_test.h"
 
-#if defined(HK_TSAN) || defined(HK_ASAN)
-#define HK_SANITIZED 1
-#endif
-
-#ifdef TEST_PREFIXED
-#define T_TRIM() hak_collect(true)
-#else
-#define T_TRIM() malloc_trim(0)
-#endif
 
 TestSuite(memory_return, .init = hk_require_override, .timeout = 600.);
-
-static size_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  if (f != NULL) {
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
-    fclose(f);
-  }
-  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
@@ -113,7 +94,7 @@ static void *peak_main(void *arg) {
 
 Test(memory_return, rss_returns_after_1gib_multithreaded_peak_and_trim) {
   T_TRIM();
-  size_t rss0 = rss_bytes();
+  size_t rss0 = hk_rss_bytes();
   hak_stats_t s0 = hk_stats();
   pthread_barrier_t bar;
   pthread_barrier_init(&bar, NULL, PEAK_THREADS + 1);
@@ -129,7 +110,7 @@ Test(memory_return, rss_returns_after_1gib_multithreaded_peak_and_trim) {
     cr_assert(pthread_create(&t[i], NULL, peak_main, &jobs[i]) == 0);
   }
   pthread_barrier_wait(&bar);
-  size_t rss_peak = rss_bytes();
+  size_t rss_peak = hk_rss_bytes();
   for (int i = 0; i < PEAK_THREADS; i++) {
     peak_job *next = &jobs[(i + 1) % PEAK_THREADS];
     jobs[i].theirs = next->blocks + next->n / 2;
@@ -145,7 +126,7 @@ Test(memory_return, rss_returns_after_1gib_multithreaded_peak_and_trim) {
   }
   pthread_barrier_destroy(&bar);
   T_TRIM();
-  size_t rss1 = rss_bytes();
+  size_t rss1 = hk_rss_bytes();
   hak_stats_t s1 = hk_stats();
   cr_log_info("RSS: start %zu KiB, peak %zu KiB, after free-all and trim %zu KiB; mapped %zu -> %zu KiB (peak %zu KiB)",
               rss0 >> 10, rss_peak >> 10, rss1 >> 10, s0.mapped_bytes >> 10, s1.mapped_bytes >> 10,
@@ -197,7 +178,7 @@ static void *churn_main(void *arg) {
 Test(memory_return, thread_churn_keeps_rss_mapped_and_records_bounded, .timeout = 900.) {
   T_TRIM();
   hak_stats_t s0 = hk_stats();
-  size_t rss0 = rss_bytes(), rss_max = 0, mapped_max = 0;
+  size_t rss0 = hk_rss_bytes(), rss_max = 0, mapped_max = 0;
   for (int n = 0; n < CHURN_THREADS; n += CHURN_WAVE) {
     pthread_t t[CHURN_WAVE];
     for (uintptr_t l = 0; l < CHURN_WAVE; l++) cr_assert(pthread_create(&t[l], NULL, churn_main, (void *)l) == 0);
@@ -207,7 +188,7 @@ Test(memory_return, thread_churn_keeps_rss_mapped_and_records_bounded, .timeout 
       cr_assert(rc == NULL, "churn thread failed");
     }
     if (n % 1024 == 0) {
-      size_t r = rss_bytes(), m = hk_stats().mapped_bytes;
+      size_t r = hk_rss_bytes(), m = hk_stats().mapped_bytes;
       if (r > rss_max) rss_max = r;
       if (m > mapped_max) mapped_max = m;
     }
@@ -216,7 +197,7 @@ Test(memory_return, thread_churn_keeps_rss_mapped_and_records_bounded, .timeout 
     for (int i = 0; i < CHURN_BLOCKS; i++) T_FREE(churn_mailbox[l][i]);
   T_TRIM();
   hak_stats_t s1 = hk_stats();
-  size_t rss1 = rss_bytes();
+  size_t rss1 = hk_rss_bytes();
   cr_log_info("churn of %d threads: RSS %zu KiB -> max %zu KiB -> %zu KiB after trim; mapped %zu -> max %zu -> %zu KiB; "
               "epoch records %zu, heaps %zu (reused %zu), SuperSlabs mapped %zu, retired %zu, reused %zu, unmapped %zu",
               CHURN_THREADS, rss0 >> 10, rss_max >> 10, rss1 >> 10, s0.mapped_bytes >> 10, mapped_max >> 10,
@@ -414,7 +395,7 @@ Test(memory_return, an_idle_threads_empty_slabs_are_decommitted_by_others) {
   while (idle_phase != 1) pthread_cond_wait(&idle_cv, &idle_mu);
   pthread_mutex_unlock(&idle_mu);
   hak_stats_t s0 = hk_stats();
-  size_t rss_idle = rss_bytes();
+  size_t rss_idle = hk_rss_bytes();
   /* The owner never runs its allocator again. Past twice the delay, this
    * thread's own slow paths (one per iteration here) purge its slabs. */
   usleep(700 * 1000);
@@ -424,7 +405,7 @@ Test(memory_return, an_idle_threads_empty_slabs_are_decommitted_by_others) {
     purged = hk_stats().slabs_purged_by_others - s0.slabs_purged_by_others;
     if (purged < 300) usleep(50 * 1000);
   }
-  size_t rss_after = rss_bytes();
+  size_t rss_after = hk_rss_bytes();
   cr_log_info("idle owner: %zu slabs purged by another thread; RSS %zu KiB while idle, %zu KiB after", purged,
               rss_idle >> 10, rss_after >> 10);
   /* 24 MiB of 1000-byte blocks is 384 slabs of 64 KiB; allow for some the
@@ -457,12 +438,12 @@ Test(memory_return, empty_slabs_are_decommitted_after_the_delay) {
     cr_assert(b[i] != NULL);
     memset(b[i], 1, 1000);
   }
-  size_t rss_full = rss_bytes();
+  size_t rss_full = hk_rss_bytes();
   for (int i = 0; i < N; i++) T_FREE(b[i]);
   usleep(400 * 1000);
   /* Slow paths of another class: each refill ticks the owner's purge timer. */
   for (int i = 0; i < 20000; i++) T_FREE(T_MALLOC(4096));
-  size_t rss_after = rss_bytes();
+  size_t rss_after = hk_rss_bytes();
   cr_log_info("RSS with 1.5 MiB of blocks %zu KiB, after freeing them and the delay %zu KiB", rss_full >> 10,
               rss_after >> 10);
   cr_assert(rss_after + HK_MIB <= rss_full, "RSS %zu KiB after the delay, %zu KiB with the blocks live",
@@ -482,7 +463,7 @@ Test(memory_return, freed_large_blocks_are_cached_decommitted_and_trimmed) {
     cr_assert(b[i] != NULL);
     memset(b[i], 1, sz);
   }
-  size_t rss_full = rss_bytes();
+  size_t rss_full = hk_rss_bytes();
   for (int i = 0; i < N; i++) T_FREE(b[i]);
   size_t mapped_cached = hk_stats().mapped_bytes;
   cr_assert(mapped_cached >= mapped0 + N * sz, "freed large mappings were not kept: mapped %zu KiB, %zu KiB before",
@@ -494,7 +475,7 @@ Test(memory_return, freed_large_blocks_are_cached_decommitted_and_trimmed) {
   usleep(400 * 1000);
   T_FREE(T_MALLOC(sz)); /* a large call runs the cache's timer */
 #ifndef HK_SANITIZED
-  size_t rss_after = rss_bytes();
+  size_t rss_after = hk_rss_bytes();
   cr_log_info("RSS with %d MiB of large blocks %zu KiB, after freeing them and the delay %zu KiB", N, rss_full >> 10,
               rss_after >> 10);
   cr_assert(rss_after + (N - 2) * sz <= rss_full, "cached large mappings kept their pages: RSS %zu KiB, %zu KiB live",

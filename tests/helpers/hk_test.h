@@ -14,6 +14,9 @@
 #include <criterion/logging.h>
 #endif
 
+#include <stdio.h>
+#include <unistd.h>
+
 #include "hk_common.h"
 
 static inline void hk_require_override(void) {
@@ -22,6 +25,31 @@ static inline void hk_require_override(void) {
   cr_assert(hak_owns(p), "%s: malloc(24) = %p is not HAKMEM's: the override is not active",
             T_API_NAME, p);
   T_FREE(p);
+}
+
+/* Sanitizer presets: their shadow memory is part of RSS, so RSS checks
+ * there become checks of what HAKMEM maps. */
+#if defined(HK_TSAN) || defined(HK_ASAN)
+#define HK_SANITIZED 1
+#endif
+
+/* Give back everything returnable: malloc_trim, or hak_collect for the
+ * prefixed API. */
+#ifdef TEST_PREFIXED
+#define T_TRIM() hak_collect(true)
+#else
+#define T_TRIM() malloc_trim(0)
+#endif
+
+/* The process's resident set, from /proc/self/statm. */
+static inline size_t hk_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (f != NULL) {
+    if (fscanf(f, "%lu %lu", &size, &resident) != 2) resident = 0;
+    fclose(f);
+  }
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static inline hak_stats_t hk_stats(void) {
