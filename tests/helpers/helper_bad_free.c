@@ -255,6 +255,19 @@ static void mode_double_small_hidden(void) {
  * Freed blocks wait in the thread cache, which keeps them counted as used;
  * the extra free takes `used` to 0 when they go back to the slab: some of
  * them while the cache overflows, the rest at malloc_trim at the latest. */
+/* 2000 blocks of 3000 B (another class), each checked not to overlap the
+ * live block z of zn bytes and then written over; `when` names the moment
+ * in the failure message. */
+static void allocate_around(const char *z, size_t zn, const char *when) {
+  for (int i = 0; i < 2000; i++) {
+    char *q = malloc(3000);
+    if (q == NULL) fail(X_SETUP, "malloc returned NULL %s", when);
+    if ((uintptr_t)q < (uintptr_t)z + zn && (uintptr_t)z < (uintptr_t)q + 3000)
+      fail(X_HANDED_OUT, "%s", "memory of a live block was handed out again");
+    memset(q, 0, 3000);
+  }
+}
+
 static void mode_double_small_empties_slab(void) {
   enum { N = 400 };
   static char *p[N];
@@ -269,21 +282,9 @@ static void mode_double_small_empties_slab(void) {
   memset(z, 0x5a, 2500);
   for (int j = 0; j < k - 1; j++) free(p[idx[j]]);
   bad_free(p[idx[0]]); /* not the head of the local list any more */
-  for (int i = 0; i < 2000; i++) {
-    char *q = malloc(3000);
-    if (q == NULL) fail(X_SETUP, "%s", "malloc returned NULL after the double free");
-    if ((uintptr_t)q < (uintptr_t)z + 2500 && (uintptr_t)z < (uintptr_t)q + 3000)
-      fail(X_HANDED_OUT, "%s", "memory of a live block was handed out again");
-    memset(q, 0, 3000);
-  }
+  allocate_around(z, 2500, "after the double free");
   malloc_trim(0);
-  for (int i = 0; i < 2000; i++) {
-    char *q = malloc(3000);
-    if (q == NULL) fail(X_SETUP, "%s", "malloc returned NULL after the trim");
-    if ((uintptr_t)q < (uintptr_t)z + 2500 && (uintptr_t)z < (uintptr_t)q + 3000)
-      fail(X_HANDED_OUT, "%s", "memory of a live block was handed out again");
-    memset(q, 0, 3000);
-  }
+  allocate_around(z, 2500, "after the trim");
   for (int i = 0; i < 2500; i++)
     if ((unsigned char)z[i] != 0x5a) fail(X_DUPLICATE, "%s", "a live block was overwritten");
   survived();
