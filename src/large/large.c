@@ -66,10 +66,12 @@
  * place (the address space after the mapping is free); otherwise the pages
  * move, header page included, into a fresh chunk-aligned reservation
  * (MREMAP_FIXED replaces it), so every mapping stays chunk-aligned and
- * whole chunks, which the address map relies on. The new range is
- * registered before the move, the old one tombstoned like a free before it
- * (after the move its address space is no longer ours to write entries
- * for); a failed move restores both. */
+ * whole chunks, which the address map relies on. The old range is
+ * tombstoned like a free before the move (after it, its address space is
+ * no longer ours to write entries for); the new range says "not ours" until
+ * the moved header is valid, then points at it; a failed move restores the
+ * old range's entries and leaves the target alone if the kernel gave it
+ * away (hk_os_remap). */
 #include "large/large.h"
 
 #include <errno.h>
