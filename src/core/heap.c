@@ -439,24 +439,32 @@ static void hk_tc_return(hk_heap *h, hk_block *b) {
   hk_heap_slab_returned(h, hk_superslab_of(b), s);
 }
 
-/* Give back every block of t's list after the first `keep`. Each must still
- * carry the cache key: one that does not was handed out while a second copy
- * of it stayed listed (freed twice), or was written after its free; its link
- * cannot be trusted, so the rest of the list is dropped (a leak, never a
- * block handed out twice). At most `cap` links are followed: a block freed
- * twice can make the list a cycle. */
+/* Give back every block of t's list after the first `keep`. Each block
+ * walked, kept or given back, must still carry the cache key: one that does
+ * not was handed out or given back to its slab while a second copy of it
+ * stayed listed (freed twice), or was written after its free; its link
+ * cannot be trusted (a slab's list may follow it), so the list is cut just
+ * before it (a leak, never a block handed out twice, and never a write
+ * into a slab's list) and reported once. At most `cap` links are followed:
+ * a block freed twice can make the list a cycle. */
 static void hk_tc_trim(hk_heap *h, hk_tcache *t, uint32_t keep) {
+  static const char found[] = "block already free (freed twice, or written after free; found when the thread cache was flushed)";
   hk_block *b = t->head, **cut = &t->head;
   uint32_t n = t->cap - t->room, kept = 0;
   for (; kept < keep && b != NULL && n != 0; kept++, n--) {
+    if (HK_UNLIKELY(b->key != hk_tc_key(b))) break;
     cut = &b->next;
     b = b->next;
   }
   *cut = NULL;
   t->room = t->cap - kept;
+  if (HK_UNLIKELY(kept < keep && b != NULL && n != 0)) {
+    hk_bad_free(b, found, 1);
+    return;
+  }
   for (; b != NULL && n != 0; n--) {
     if (HK_UNLIKELY(b->key != hk_tc_key(b))) {
-      hk_bad_free(b, "block already free (freed twice, or written after free; found when the thread cache was flushed)", 1);
+      hk_bad_free(b, found, 1);
       return;
     }
     hk_block *next = b->next;
