@@ -165,6 +165,14 @@ typedef struct hk_tcache {
 
 /* A thread heap. Owner-only except the pending bitmap and stack_next.
  *   tc[c]       the thread cache of class c (above): the fast paths' lists
+ *   own[i]      the owned-chunk cache: the chunk number (address >> 21) of a
+ *               SuperSlab this heap owns whose number is i modulo
+ *               HK_OWN_SLOTS, or HK_OWN_NONE. Free's one ownership test
+ *               (core/heap.h). Never names a SuperSlab the heap does not
+ *               own: an entry is written when one joins the heap and
+ *               cleared when it leaves (retired, or abandoned at exit), all
+ *               by the owner itself; a SuperSlab evicted by a neighbour is
+ *               noted again by its next free
  *   ticker      counts malloc's cache hits down to the next tick: a thread
  *               served from its caches alone still flushes its outbox,
  *               collects remote frees, runs its purge clock and trims one
@@ -190,6 +198,7 @@ typedef struct hk_heap {
   hk_tcache tc[HK_NCLASSES];
   uint32_t ticker;                 /* thread-cache hits until the next tick */
   uint32_t tc_gc;                  /* the class the next tick trims */
+  uintptr_t own[HK_OWN_SLOTS];     /* owned chunk numbers, direct-mapped */
   hk_slab *cur[HK_NCLASSES];
   hk_slab *partial[HK_NCLASSES];      /* FIFO: head is the oldest */
   hk_slab *partial_tail[HK_NCLASSES];

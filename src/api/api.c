@@ -52,7 +52,11 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
 static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) {
   hk_heap *h = hk_tls_heap;
   if (HK_UNLIKELY(hk_superslab_owner(ss) == h)) {
-    hk_free_own_suspect(h, s, p);
+    hk_heap_own_note(h, ss); /* evicted from the cache by a neighbour */
+    if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p)))
+      hk_heap_free_tc(h, s, p);
+    else
+      hk_free_own_suspect(h, s, p);
     return;
   }
   /* Another thread's slab: its metadata is not ours to read. Reject what
@@ -80,26 +84,32 @@ static HK_NOINLINE void hk_free_other(void *p) {
   else hk_bad_free(p, "not allocated by hakmem", 0);
 }
 
+/* p is in no SuperSlab of this thread's owned-chunk cache: another thread's
+ * block, one of ours evicted from the cache, or no SuperSlab block at all. */
+static HK_NOINLINE void hk_free_uncached(void *p) {
+  if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), hk_slab_of_block(p), p);
+  else hk_free_other(p);
+}
+
 HK_EXPORT void hak_free(void *p) {
-  /* Slab and SuperSlab come from p alone, hidden from the compiler so it
-   * cannot substitute the (equal) map entry: then their loads need not wait
-   * for the map lookup and the CPU overlaps the two. */
-  hk_superslab *ss = hk_superslab_of(p);
+  /* The slab comes from p alone, hidden from the compiler so its loads need
+   * not wait for the ownership test and the CPU overlaps the two. */
   hk_slab *s = hk_slab_of_block(p);
-  __asm__("" : "+r"(ss), "+r"(s));
-  if (HK_LIKELY(hk_addrmap_in_superslab(p))) {
-    hk_heap *h = hk_tls_heap;
-    /* No load of the block itself (see hk_heap_malloc): the double free
-     * caught here is the block at the head of the thread cache. */
-    if (HK_LIKELY(hk_superslab_owner(ss) == h && hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head &&
-                  hk_slab_is_out(s, p))) {
+  __asm__("" : "+r"(s));
+  hk_heap *h = hk_tls_heap;
+  /* One load and compare says both "a SuperSlab block" and "ours": the
+   * cache names only SuperSlabs this heap owns (hk_heap.own). No load of
+   * the block itself (see hk_heap_malloc): the double free caught here is
+   * the block at the head of the thread cache. */
+  if (HK_LIKELY(hk_heap_owns_chunk(h, hk_chunk_of(p)))) {
+    if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p))) {
       hk_heap_free_tc(h, s, p);
       return;
     }
-    hk_free_nonlocal(ss, s, p);
+    hk_free_own_suspect(h, s, p);
     return;
   }
-  hk_free_other(p);
+  hk_free_uncached(p);
 }
 
 /* ---- sizes ------------------------------------------------------------- */

@@ -13,7 +13,8 @@
 #include "util/options.h"
 #include "util/stats.h"
 
-hk_heap hk_heap_empty = {.cur = {[0 ... HK_NCLASSES - 1] = &hk_slab_empty}};
+/* Owns nothing: every free by a thread without a heap misses its cache. */
+hk_heap hk_heap_empty = {.cur = {[0 ... HK_NCLASSES - 1] = &hk_slab_empty}, .own = {[0 ... HK_OWN_SLOTS - 1] = HK_OWN_NONE}};
 __thread hk_heap *hk_tls_heap __attribute__((tls_model("initial-exec"))) = &hk_heap_empty;
 
 /* Heaps of exited threads, retired through the epoch like empty SuperSlabs.
@@ -150,6 +151,7 @@ hk_heap *hk_heap_create(void) {
     h->partial[c] = h->partial_tail[c] = NULL;
   }
   for (unsigned k = 0; k < HK_KINDS; k++) h->avail[k] = NULL;
+  hk_heap_own_clear(h);
   memset(h->outbox, 0, sizeof h->outbox);
   h->outbox_used = 0;
   h->outbox_units = 0;
@@ -202,7 +204,12 @@ static void hk_avail_push(hk_heap *h, hk_superslab *ss) {
   h->avail[ss->kind] = ss;
 }
 
+void hk_heap_own_clear(hk_heap *h) {
+  for (unsigned i = 0; i < HK_OWN_SLOTS; i++) h->own[i] = HK_OWN_NONE;
+}
+
 void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss) {
+  hk_heap_own_note(h, ss);
   unsigned b = hk_bucket_of(ss);
   ss->bucket_next = h->bucket[b];
   h->bucket[b] = ss;
@@ -212,6 +219,8 @@ void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss) {
 
 /* Unlink ss from every list of h (owner only). */
 static void hk_heap_remove_superslab(hk_heap *h, hk_superslab *ss) {
+  uintptr_t c = hk_chunk_of(ss);
+  if (hk_heap_owns_chunk(h, c)) h->own[c & (HK_OWN_SLOTS - 1)] = HK_OWN_NONE; /* before it can be reused */
   hk_superslab **pp = &h->bucket[hk_bucket_of(ss)];
   while (*pp != ss) pp = &(*pp)->bucket_next;
   *pp = ss->bucket_next;

@@ -49,6 +49,18 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
   return hk_malloc_slow(h, cls);
 }
 
+/* The owned-chunk cache (hk_heap.own). p's chunk number; p is in a
+ * SuperSlab h owns when h's entry for it equals it. */
+HK_INLINE uintptr_t hk_chunk_of(const void *p) { return (uintptr_t)p >> HK_SS_SHIFT; }
+HK_INLINE bool hk_heap_owns_chunk(const hk_heap *h, uintptr_t chunk) {
+  return h->own[chunk & (HK_OWN_SLOTS - 1)] == chunk;
+}
+/* ss (owned by h) in the cache, evicting whatever shared its entry. */
+HK_INLINE void hk_heap_own_note(hk_heap *h, const hk_superslab *ss) {
+  uintptr_t c = hk_chunk_of(ss);
+  h->own[c & (HK_OWN_SLOTS - 1)] = c;
+}
+
 /* Thread cache full: give its older half back to the slabs (core/heap.c). */
 void hk_heap_tc_flush(hk_heap *h, hk_tcache *t);
 /* The ticker ran out (see hk_heap): trim the next class's cache in turn. */
@@ -98,7 +110,8 @@ void hk_heap_retire(hk_heap *h);             /* owns nothing: through the epoch 
 size_t hk_heap_pool_release(void);
 void hk_heap_fork_child(void);               /* fork child: release the batch refill flag */
 size_t hk_heap_live_count(void);             /* threads with a live heap (relaxed, approximate) */
-void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss);
+void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss); /* also notes it in h->own */
+void hk_heap_own_clear(hk_heap *h);          /* h owns nothing any more (abandon) */
 void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss); /* adoption */
 void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s);
 hk_slab *hk_heap_refill(hk_heap *h, unsigned cls); /* NULL: needs a SuperSlab */

@@ -71,6 +71,7 @@ static uint64_t hk_room_of(hk_superslab *ss) {
 
 void hk_abandon_all(hk_heap *h) {
   hk_heap_release_all(h); /* the empty ones are retired, not abandoned */
+  hk_heap_own_clear(h);    /* before any is published: an adopter owns it next */
   for (unsigned b = 0; b < HK_PEND_BUCKETS; b++) {
     hk_superslab *ss = h->bucket[b];
     h->bucket[b] = NULL;
