@@ -74,13 +74,6 @@ size_t opaque(size_t n) {
   return n;
 }
 
-/* Hides where p came from: the loops pair news and deletes by a variant
- * number the compiler's mismatched-new-delete analysis cannot follow. */
-void *launder(void *p) {
-  __asm__ volatile("" : "+r"(p));
-  return p;
-}
-
 void check_block(void *p, size_t n, size_t align, const char *what) {
   cr_assert_not_null(p, "%s(%zu, align %zu) returned NULL", what, n, align);
   cr_assert(H.owns(p), "%s(%zu, align %zu) = %p is not HAKMEM's", what, n, align, p);
@@ -96,6 +89,56 @@ const size_t aligns[] = {1, 2, 8, 16, 32, 64, 128, 256, 4096, 8192, 65536, 1u <<
 /* Impossible sizes: above PTRDIFF_MAX, and near SIZE_MAX where size + any
  * padding overflows. */
 const size_t impossible[] = {(size_t)PTRDIFF_MAX + 1, SIZE_MAX, SIZE_MAX - 4095, SIZE_MAX / 2 + 12345};
+
+/* Each new with the deletes that may free its block: plain, sized (given
+ * the requested and the usable size), nothrow. Function pointers keep each
+ * pair visible as a pair: a conditional choosing between delete and
+ * delete[] of one pointer confuses compilers' new/delete pairing (clang 14
+ * emitted both calls). */
+struct unaligned_variant {
+  const char *name;
+  void *(*alloc)(size_t);
+  void (*del)(void *);
+  void (*del_sized)(void *, size_t);
+  void (*del_nothrow)(void *);
+};
+const unaligned_variant unaligned_variants[] = {
+    {"new", [](size_t n) { return ::operator new(n); }, [](void *p) { ::operator delete(p); },
+     [](void *p, size_t n) { ::operator delete(p, n); }, [](void *p) { ::operator delete(p, std::nothrow); }},
+    {"new[]", [](size_t n) { return ::operator new[](n); }, [](void *p) { ::operator delete[](p); },
+     [](void *p, size_t n) { ::operator delete[](p, n); }, [](void *p) { ::operator delete[](p, std::nothrow); }},
+    {"new(nothrow)", [](size_t n) { return ::operator new(n, std::nothrow); }, [](void *p) { ::operator delete(p); },
+     [](void *p, size_t n) { ::operator delete(p, n); }, [](void *p) { ::operator delete(p, std::nothrow); }},
+    {"new[](nothrow)", [](size_t n) { return ::operator new[](n, std::nothrow); },
+     [](void *p) { ::operator delete[](p); }, [](void *p, size_t n) { ::operator delete[](p, n); },
+     [](void *p) { ::operator delete[](p, std::nothrow); }},
+};
+
+struct aligned_variant {
+  const char *name;
+  void *(*alloc)(size_t, std::align_val_t);
+  void (*del)(void *, std::align_val_t);
+  void (*del_sized)(void *, size_t, std::align_val_t);
+  void (*del_nothrow)(void *, std::align_val_t);
+};
+const aligned_variant aligned_variants[] = {
+    {"new(align)", [](size_t n, std::align_val_t a) { return ::operator new(n, a); },
+     [](void *p, std::align_val_t a) { ::operator delete(p, a); },
+     [](void *p, size_t n, std::align_val_t a) { ::operator delete(p, n, a); },
+     [](void *p, std::align_val_t a) { ::operator delete(p, a, std::nothrow); }},
+    {"new[](align)", [](size_t n, std::align_val_t a) { return ::operator new[](n, a); },
+     [](void *p, std::align_val_t a) { ::operator delete[](p, a); },
+     [](void *p, size_t n, std::align_val_t a) { ::operator delete[](p, n, a); },
+     [](void *p, std::align_val_t a) { ::operator delete[](p, a, std::nothrow); }},
+    {"new(align, nothrow)", [](size_t n, std::align_val_t a) { return ::operator new(n, a, std::nothrow); },
+     [](void *p, std::align_val_t a) { ::operator delete(p, a); },
+     [](void *p, size_t n, std::align_val_t a) { ::operator delete(p, n, a); },
+     [](void *p, std::align_val_t a) { ::operator delete(p, a, std::nothrow); }},
+    {"new[](align, nothrow)", [](size_t n, std::align_val_t a) { return ::operator new[](n, a, std::nothrow); },
+     [](void *p, std::align_val_t a) { ::operator delete[](p, a); },
+     [](void *p, size_t n, std::align_val_t a) { ::operator delete[](p, n, a); },
+     [](void *p, std::align_val_t a) { ::operator delete[](p, a, std::nothrow); }},
+};
 
 } // namespace
 
@@ -130,24 +173,14 @@ Test(cxx_new, unaligned_variants_allocate_and_every_delete_accepts) {
   size_t before = invalid_frees();
   unsigned k = 0;
   for (size_t n : sizes) {
-    for (int variant = 0; variant < 4; variant++, k++) {
-      void *p;
-      const char *what;
-      switch (variant) {
-      case 0: p = ::operator new(n); what = "new"; break;
-      case 1: p = ::operator new[](n); what = "new[]"; break;
-      case 2: p = ::operator new(n, std::nothrow); what = "new(nothrow)"; break;
-      default: p = ::operator new[](n, std::nothrow); what = "new[](nothrow)"; break;
-      }
-      p = launder(p);
-      check_block(p, n, 16, what);
-      size_t u = H.usable(p);
-      bool array = variant == 1 || variant == 3;
-      switch (k % 4) {
-      case 0: array ? ::operator delete[](p) : ::operator delete(p); break;
-      case 1: array ? ::operator delete[](p, n) : ::operator delete(p, n); break;
-      case 2: array ? ::operator delete[](p, u) : ::operator delete(p, u); break;
-      default: array ? ::operator delete[](p, std::nothrow) : ::operator delete(p, std::nothrow); break;
+    for (const unaligned_variant &v : unaligned_variants) {
+      void *p = v.alloc(n);
+      check_block(p, n, 16, v.name);
+      switch (k++ % 4) {
+      case 0: v.del(p); break;
+      case 1: v.del_sized(p, n); break;
+      case 2: v.del_sized(p, H.usable(p)); break;
+      default: v.del_nothrow(p); break;
       }
     }
   }
@@ -160,24 +193,14 @@ Test(cxx_new, aligned_variants_honour_every_power_of_two) {
   for (size_t a : aligns) {
     std::align_val_t al{a};
     for (size_t n : sizes) {
-      for (int variant = 0; variant < 4; variant++, k++) {
-        void *p;
-        const char *what;
-        switch (variant) {
-        case 0: p = ::operator new(n, al); what = "new(align)"; break;
-        case 1: p = ::operator new[](n, al); what = "new[](align)"; break;
-        case 2: p = ::operator new(n, al, std::nothrow); what = "new(align, nothrow)"; break;
-        default: p = ::operator new[](n, al, std::nothrow); what = "new[](align, nothrow)"; break;
-        }
-        p = launder(p);
-        check_block(p, n, a, what);
-        size_t u = H.usable(p);
-        bool array = variant == 1 || variant == 3;
-        switch (k % 4) {
-        case 0: array ? ::operator delete[](p, al) : ::operator delete(p, al); break;
-        case 1: array ? ::operator delete[](p, n, al) : ::operator delete(p, n, al); break;
-        case 2: array ? ::operator delete[](p, u, al) : ::operator delete(p, u, al); break;
-        default: array ? ::operator delete[](p, al, std::nothrow) : ::operator delete(p, al, std::nothrow); break;
+      for (const aligned_variant &v : aligned_variants) {
+        void *p = v.alloc(n, al);
+        check_block(p, n, a, v.name);
+        switch (k++ % 4) {
+        case 0: v.del(p, al); break;
+        case 1: v.del_sized(p, n, al); break;
+        case 2: v.del_sized(p, H.usable(p), al); break;
+        default: v.del_nothrow(p, al); break;
         }
       }
     }
