@@ -26,10 +26,13 @@ static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   return hk_large_alloc(n, 16);
 }
 
-HK_EXPORT void *hak_malloc(size_t n) {
+/* malloc's body, also inlined into operator new (api/operator_new.inc). */
+HK_INLINE void *hk_malloc_inline(size_t n) {
   if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
   return hk_malloc_generic(n);
 }
+
+HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
 
 /* ---- free -------------------------------------------------------------- */
 
@@ -196,17 +199,26 @@ HK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size) {
 
 /* ---- aligned ----------------------------------------------------------- */
 
-/* align: a power of two. Small alignments come from a class whose size is a
- * multiple of the alignment (slab starts are page-aligned); the rest are
- * large mappings aligned as asked. */
+/* The class that serves n bytes aligned to align (a power of two), or
+ * HK_NCLASSES when a large mapping does. Small alignments come from a class
+ * whose size is a multiple of the alignment (slab starts are page-aligned);
+ * the rest are large mappings aligned as asked. The sized-delete check
+ * (api/operator_new.inc) derives the usable size a request gets from it. */
+static unsigned hk_class_for(size_t align, size_t n) {
+  if (n > HK_MAX_SMALL) return HK_NCLASSES;
+  if (align <= 16) return hk_class_of(n);
+  if (align > HK_PAGE_SIZE) return HK_NCLASSES;
+  unsigned c = hk_class_of(n < align ? align : n);
+  while (c < HK_NCLASSES && (hk_class_size[c] & (align - 1)) != 0) c++;
+  return c;
+}
+
+/* align: a power of two. Sizes above PTRDIFF_MAX reach hk_large_alloc,
+ * which fails them with ENOMEM and the trace. */
 static void *hk_malloc_aligned(size_t align, size_t n) {
   if (align <= 16) return hak_malloc(n);
-  if (n > PTRDIFF_MAX) return hk_large_alloc(n, align); /* ENOMEM with the trace */
-  if (align <= HK_PAGE_SIZE && n <= HK_MAX_SMALL) {
-    unsigned c = hk_class_of(n < align ? align : n);
-    while (c < HK_NCLASSES && (hk_class_size[c] & (align - 1)) != 0) c++;
-    if (c < HK_NCLASSES) return hk_heap_malloc(hk_tls_heap, c);
-  }
+  unsigned c = hk_class_for(align, n);
+  if (c < HK_NCLASSES) return hk_heap_malloc(hk_tls_heap, c);
   return hk_large_alloc(n, align);
 }
 
@@ -277,4 +289,5 @@ HK_EXPORT void hak_testing_inject_map_failures(unsigned per_million) { hk_os_inj
 
 #ifdef HK_OVERRIDE
 #include "api/override.inc"
+#include "api/operator_new.inc"
 #endif

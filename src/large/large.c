@@ -341,7 +341,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   /* Usable: the request rounded to pages, not the chunk-rounded mapping, so
    * a program writing its whole usable size does not commit up to 2 MiB of
    * slack. realloc may still grow in place up to the mapping's end. */
-  size_t usable = (size + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  size_t usable = hk_large_usable_for(size);
   if (dirty && zero) { /* a reused mapping is not fresh zero pages */
     if (usable >= ((size_t)1 << 20)) hk_os_decommit(user, usable); /* zero pages, faulted lazily */
     else memset(user, 0, usable);
@@ -409,7 +409,7 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   hk_large *hdr = (hk_large *)(e & ~HK_MAP_TAGS);
   size_t room = (size_t)((uint8_t *)hdr->map_base + hdr->map_size - (uint8_t *)p);
   if (n > room) return false;
-  size_t usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  size_t usable = hk_large_usable_for(n);
   /* Shrinking: the pages past the new end go back to the OS now. */
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
   hdr->usable = usable;
@@ -455,7 +455,7 @@ void *hk_large_grow(void *p, size_t n) {
   if ((uint8_t *)p - base != (ptrdiff_t)HK_PAGE_SIZE || n > PTRDIFF_MAX - 2 * HK_SS_SIZE) return NULL;
   size_t new_size = (HK_PAGE_SIZE + n + HK_SS_MASK) & ~(size_t)HK_SS_MASK;
   if (new_size <= old_size) return NULL; /* fits: hk_large_resize_in_place's case */
-  size_t usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  size_t usable = hk_large_usable_for(n);
   int saved = errno; /* a failure here falls back to a copy that sets errno itself */
   void *q = NULL;
   /* A cached mapping that fits: its address space takes the pages (the

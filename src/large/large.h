@@ -11,6 +11,11 @@
 
 #include "hk_types.h"
 
+/* The usable size of a large block of n > 0 bytes: n rounded up to pages,
+ * not to the chunk-rounded mapping (see hk_large_alloc_impl). The checked
+ * sized delete (api/operator_new.inc) compares against it. */
+HK_INLINE size_t hk_large_usable_for(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1); }
+
 /* `align` is a power of two >= 16. NULL + ENOMEM when the size cannot be
  * represented or the OS refuses. Fresh mappings are zeroed. */
 void *hk_large_alloc(size_t size, size_t align);
