@@ -35,6 +35,9 @@
 #define HK_SLAB_SHIFT_SMALL  16
 #define HK_SLAB_SHIFT_MEDIUM 19
 #define HK_MAX_SLABS         32
+/* Slab descriptors are indexed by 64 KiB granule, whatever the kind, so
+ * free finds the one for p with one shift (hk_slab_view_of). */
+#define HK_GRANULE_SHIFT     16
 #define HK_SMALL_KIND_MAX    8192      /* largest block in a small-kind slab */
 
 /* Size classes: 16-byte steps to 128 B, then 4 per power of two to 128 KiB. */

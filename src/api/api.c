@@ -95,9 +95,10 @@ static HK_NOINLINE void hk_free_uncached(void *p) {
 }
 
 HK_EXPORT void hak_free(void *p) {
-  /* The slab comes from p alone, hidden from the compiler so its loads need
-   * not wait for the ownership test and the CPU overlaps the two. */
-  hk_slab *s = hk_slab_of_block(p);
+  /* The descriptor comes from p alone (the slab's or a view of it), hidden
+   * from the compiler so its loads need not wait for the ownership test and
+   * the CPU overlaps the two. */
+  hk_slab *s = hk_slab_view_of(p);
   __asm__("" : "+r"(s));
   hk_heap *h = hk_tls_heap;
   /* One load and compare says both "a SuperSlab block" and "ours": the
@@ -109,7 +110,7 @@ HK_EXPORT void hak_free(void *p) {
       hk_heap_free_tc(h, s, p);
       return;
     }
-    hk_free_own_suspect(h, s, p);
+    hk_free_own_suspect(h, hk_slab_of_block(p), p);
     return;
   }
   hk_free_uncached(p);

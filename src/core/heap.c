@@ -268,7 +268,7 @@ static void hk_heap_slab_released(hk_heap *h, hk_superslab *ss) {
 
 void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
   for (unsigned i = 0; i < ss->nslabs; i++) {
-    hk_slab *s = &ss->slabs[i];
+    hk_slab *s = hk_ss_slab(ss, i);
     if (s->state == HK_SLAB_UNUSED) continue;
     s->next = s->prev = NULL;
     if (s->used == 0 && hk_slab_confirm_empty(s)) hk_superslab_release_slab(ss, s);

@@ -67,7 +67,8 @@ void hk_heap_tc_flush(hk_heap *h, hk_tcache *t);
 void hk_heap_tc_gc(hk_heap *h);
 
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
- * the block checks: onto the class's thread cache. Writes the block's key
+ * the block checks: onto the class's thread cache. s may be a view of the
+ * block's slab (hk_slab_view_of): only its class is read here. Writes the block's key
  * (never reads the block). The block stays counted as used by its slab. */
 HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
   HK_HARDENED_BACK(s, b);

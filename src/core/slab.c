@@ -8,6 +8,21 @@
 
 hk_slab hk_slab_empty;
 
+/* A medium slab's views (core/superslab.h, hk_slab_view_of): the seven
+ * descriptors after it, one per further granule it spans, carry copies of
+ * the fields free's fast path reads. Every write of those fields ends here,
+ * so a view never differs from its slab when the owner frees. */
+static void hk_slab_sync_views(hk_slab *s) {
+  if (s->kind != HK_KIND_MEDIUM) return;
+  for (hk_slab *v = s + 1; v < s + ((size_t)1 << (HK_SLAB_SHIFT_MEDIUM - HK_GRANULE_SHIFT)); v++) {
+    v->start = s->start;
+    v->carved = s->carved;
+    v->limit = s->limit;
+    v->magic = s->magic;
+    v->class_idx = s->class_idx;
+  }
+}
+
 void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
   uint8_t *base = (uint8_t *)ss + ((size_t)s->index << ss->slab_shift);
   uint8_t *start = s->index == 0 ? (uint8_t *)ss + HK_SS_HEADER : base;
@@ -25,6 +40,7 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
   s->state = HK_SLAB_ACTIVE;
   s->start = start;
   s->next = s->prev = NULL;
+  hk_slab_sync_views(s);
 }
 
 void hk_slab_reset(hk_slab *s) {
@@ -36,6 +52,7 @@ void hk_slab_reset(hk_slab *s) {
   s->magic = 0;
   s->state = HK_SLAB_UNUSED;
   s->next = s->prev = NULL;
+  hk_slab_sync_views(s);
 }
 
 static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
@@ -84,5 +101,6 @@ bool hk_slab_refill(hk_slab *s) {
   b->key = hk_block_key(b);
   s->free = (hk_block *)first;
   s->carved += n * bsize;
+  hk_slab_sync_views(s);
   return true;
 }

@@ -87,8 +87,8 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
   ss->free_slabs = ss->nslabs == 32 ? 0xffffffffu : ((1u << ss->nslabs) - 1u);
   ss->magic = HK_SS_MAGIC;
   for (unsigned i = 0; i < ss->nslabs; i++) {
-    ss->slabs[i].index = (uint8_t)i;
-    ss->slabs[i].kind = (uint8_t)kind;
+    hk_ss_slab(ss, i)->index = (uint8_t)i;
+    hk_ss_slab(ss, i)->kind = (uint8_t)kind;
   }
   /* Not yet visible to any other thread: its blocks reach them only after
    * the owner hands them out, through the caller's own synchronisation. */
@@ -368,7 +368,7 @@ hk_slab *hk_superslab_take_slab(hk_superslab *ss) {
   int i = hk_purge_claim_for_use(ss, ss->free_slabs);
   if (i < 0) return NULL;
   ss->free_slabs &= ~(1u << i);
-  return &ss->slabs[i];
+  return hk_ss_slab(ss, (unsigned)i);
 }
 
 void hk_superslab_release_slab(hk_superslab *ss, hk_slab *s) {

@@ -9,21 +9,48 @@ HK_INLINE hk_superslab *hk_superslab_of(const void *p) {
   return (hk_superslab *)((uintptr_t)p & ~(uintptr_t)HK_SS_MASK);
 }
 
+/* Descriptors by granule (HK_GRANULE_SHIFT): a small slab is one granule,
+ * so slab i is slabs[i]; a medium slab spans eight, so slab i is slabs[8i]
+ * and slabs[8i+1 .. 8i+7] are its views: copies of the fields free's fast
+ * path reads (start, carved, limit, magic, class_idx), which hk_slab_init,
+ * hk_slab_reset and the carve keep equal to the slab's own (core/slab.c).
+ * Nothing else of a view is meaningful, and nothing but hak_free's fast
+ * path and its block checks reads one. */
+_Static_assert(HK_MAX_SLABS == HK_SS_SIZE >> HK_GRANULE_SHIFT, "one descriptor per granule");
+#define HK_MEDIUM_VIEWS ((unsigned)1 << (HK_SLAB_SHIFT_MEDIUM - HK_GRANULE_SHIFT))
+
+HK_INLINE hk_slab *hk_ss_slab(hk_superslab *ss, unsigned i) {
+  return &ss->slabs[i << (ss->slab_shift - HK_GRANULE_SHIFT)];
+}
+
 HK_INLINE hk_slab *hk_slab_of(hk_superslab *ss, const void *p) {
-  return &ss->slabs[((uintptr_t)p & HK_SS_MASK) >> ss->slab_shift];
+  return hk_ss_slab(ss, (unsigned)(((uintptr_t)p & HK_SS_MASK) >> ss->slab_shift));
 }
 
 /* The slab holding p, computed from p alone: a SuperSlab's kind is bit 21
  * of its address (superslab_create places small kinds at even 2 MiB slots,
- * medium at odd), so the free fast path can load the slab in parallel with
- * the address-map lookup that proves p is in a SuperSlab at all. */
+ * medium at odd). */
 HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  unsigned shift = HK_SLAB_SHIFT_SMALL + (unsigned)((a >> HK_SS_SHIFT) & 1) * (HK_SLAB_SHIFT_MEDIUM - HK_SLAB_SHIFT_SMALL);
+  unsigned views = (unsigned)((a >> HK_SS_SHIFT) & 1) * (HK_SLAB_SHIFT_MEDIUM - HK_SLAB_SHIFT_SMALL);
   /* Integer arithmetic, not &ss->slabs[i]: free() calls this before it
    * knows p is ours (NULL included), where member access would be UB. */
   uintptr_t slabs = (a & ~(uintptr_t)HK_SS_MASK) + offsetof(hk_superslab, slabs);
-  return (hk_slab *)(slabs + ((a & HK_SS_MASK) >> shift) * sizeof(hk_slab));
+  return (hk_slab *)(slabs + (((a & HK_SS_MASK) >> (HK_GRANULE_SHIFT + views)) << views) * sizeof(hk_slab));
+}
+
+/* What free's fast path reads for p: the descriptor of p's granule, the
+ * slab itself or one of its views (above); one shift and a mask, with no
+ * kind in it. The hardened build's double-free bitmap belongs to the slab
+ * itself, so there it is the slab. */
+HK_INLINE hk_slab *hk_slab_view_of(const void *p) {
+#ifdef HK_HARDENED
+  return hk_slab_of_block(p);
+#else
+  uintptr_t a = (uintptr_t)p;
+  uintptr_t slabs = (a & ~(uintptr_t)HK_SS_MASK) + offsetof(hk_superslab, slabs);
+  return (hk_slab *)(slabs + ((a & HK_SS_MASK) >> HK_GRANULE_SHIFT) * sizeof(hk_slab));
+#endif
 }
 
 /* ss's index in a table of `size` (a power of two) entries: a heap's

@@ -61,7 +61,7 @@ static hk_abandoned_set hk_abandoned[HK_KINDS];
 static uint64_t hk_room_of(hk_superslab *ss) {
   uint64_t room = ss->free_slabs != 0 ? HK_ROOM_ANY : 0;
   for (unsigned i = 0; i < ss->nslabs; i++) {
-    hk_slab *s = &ss->slabs[i];
+    hk_slab *s = hk_ss_slab(ss, i);
     if (s->state == HK_SLAB_UNUSED) continue;
     if (s->used == 0) room |= HK_ROOM_ANY; /* released when adopted */
     else if (s->free != NULL || s->local_free != NULL || s->carved < s->limit) room |= (uint64_t)1 << s->class_idx;
