@@ -50,6 +50,8 @@ static const hk_option_row hk_rows[] = {
 #undef HK_OPTION
 
 static const char *const hk_policy_names[] = {"abort", "warn", "ignore"};
+_Static_assert(HK_POLICY_ABORT == 0 && HK_POLICY_WARN == 1 && HK_POLICY_IGNORE == 2,
+               "hk_policy_names is indexed by the policy");
 static const char *const hk_kind_names[] = {"bool", "policy", "uint", "size"};
 
 static const char *hk_env(const char *name) {
@@ -81,14 +83,15 @@ static bool hk_parse_dec(const char *v, size_t *out, const char **end) {
 
 /* Parses v for row r into *out; false when v is malformed. */
 static bool hk_parse(const hk_option_row *r, const char *v, size_t *out) {
-  static const char *const yes[] = {"1", "yes", "true", "on"}, *const no[] = {"0", "no", "false", "off"};
+  /* Index i of this list is the value i & 1: "0" is 0, "1" is 1, ... */
+  static const char *const bools[] = {"0", "1", "no", "yes", "false", "true", "off", "on"};
   const char *end;
-  size_t n, idx;
+  size_t n;
   switch (r->kind) {
     case HK_KIND_BOOL:
-      if (hk_in(v, yes, 4, &idx)) return *out = 1, true;
-      if (hk_in(v, no, 4, &idx)) return *out = 0, true;
-      return false;
+      if (!hk_in(v, bools, 8, &n)) return false;
+      *out = n & 1;
+      return true;
     case HK_KIND_POLICY:
       return hk_in(v, hk_policy_names, 3, out);
     case HK_KIND_UINT:
@@ -201,8 +204,11 @@ void hk_options_init(void) {
   if (hk_load_acquire(&hk_opt_state) == HK_OPT_DONE) return;
   if (environ == NULL) return; /* too early (ld.so's own calls): defaults until environ exists */
   int st = HK_OPT_UNSET;
-  /* acq_rel: orders nothing the claimer reads; the one winner is what counts. */
-  if (!hk_cas_strong_acq_rel(&hk_opt_state, &st, HK_OPT_CLAIMED)) return;
+  /* relaxed: the claim only elects the one writer; what it writes is
+   * published by the release of DONE below. */
+  if (!atomic_compare_exchange_strong_explicit(&hk_opt_state, &st, HK_OPT_CLAIMED, memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
   size_t v[HK_OPTION_COUNT];
   for (size_t i = 0; i < HK_OPTION_COUNT; i++) {
     const hk_option_row *r = &hk_rows[i];
