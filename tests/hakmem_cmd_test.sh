@@ -9,30 +9,34 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
 
-# expect RC STDOUT_PATTERN STDERR_PATTERN -- ARGS...: runs hakmem ARGS;
-# patterns are grep -E over the whole output ('' wants it empty, '*' takes
-# anything). A non-zero RC wants exactly one line on stderr.
+# check_stream FILE PATTERN: adds to why unless FILE matches PATTERN
+# (grep -E over the whole file; '' wants it empty, '*' takes anything).
+check_stream() {
+  if [ "$2" = "" ]; then
+    [ ! -s "$1" ] || why="$why; ${1##*/} not empty"
+  elif [ "$2" != "*" ]; then
+    grep -Eq -- "$2" "$1" || why="$why; ${1##*/} lacks /$2/"
+  fi
+}
+
+# expect RC STDOUT_PATTERN STDERR_PATTERN -- ARGS...: runs hakmem ARGS and
+# checks its exit status and output. A non-zero RC also wants exactly one
+# line on stderr.
 expect() {
   want_rc=$1 out_re=$2 err_re=$3
   shift 4
   unset HAKMEM_SHOW_STATS HAKMEM_VERBOSE
-  "$hakmem" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  "$hakmem" "$@" >"$tmp/stdout" 2>"$tmp/stderr" </dev/null
   rc=$?
   why=""
   [ "$rc" = "$want_rc" ] || why="exit $rc, expected $want_rc"
-  for s in out err; do
-    eval "re=\$${s}_re"
-    if [ "$re" = "" ]; then
-      [ ! -s "$tmp/$s" ] || why="$why; std$s not empty"
-    elif [ "$re" != "*" ]; then
-      grep -Eq -- "$re" "$tmp/$s" || why="$why; std$s lacks /$re/"
-    fi
-  done
-  if [ "$want_rc" != 0 ] && [ "$(wc -l <"$tmp/err")" -ne 1 ]; then why="$why; stderr is not one line"; fi
+  check_stream "$tmp/stdout" "$out_re"
+  check_stream "$tmp/stderr" "$err_re"
+  if [ "$want_rc" != 0 ] && [ "$(wc -l <"$tmp/stderr")" -ne 1 ]; then why="$why; stderr is not one line"; fi
   if [ -n "$why" ]; then
     echo "FAIL: hakmem $*: ${why#; }"
-    sed 's/^/  stdout: /' "$tmp/out"
-    sed 's/^/  stderr: /' "$tmp/err"
+    sed 's/^/  stdout: /' "$tmp/stdout"
+    sed 's/^/  stderr: /' "$tmp/stderr"
     failed=1
   else
     echo "ok: hakmem $* -> exit $rc"
@@ -81,8 +85,7 @@ expect 2 '' '^hakmem: options: unknown argument --bogus' -- options --bogus
 expect 2 '' '^hakmem: version: takes no arguments$' -- version now
 # A malformed value in the environment (not on the command line) is the
 # library's business: it warns and the program runs with the default.
-HAKMEM_DOUBLE_FREE=sometimes "$hakmem" run -- true 2>"$tmp/env_err"
-if [ $? -ne 0 ] || ! grep -q '^hakmem: HAKMEM_DOUBLE_FREE=sometimes is malformed (accepted: abort, warn or ignore); keeping the default abort$' "$tmp/env_err"; then
+if ! HAKMEM_DOUBLE_FREE=sometimes "$hakmem" run -- true 2>"$tmp/env_err" || ! grep -q '^hakmem: HAKMEM_DOUBLE_FREE=sometimes is malformed (accepted: abort, warn or ignore); keeping the default abort$' "$tmp/env_err"; then
   echo "FAIL: a malformed HAKMEM_DOUBLE_FREE in the environment:"; cat "$tmp/env_err"; failed=1
 else
   echo "ok: HAKMEM_DOUBLE_FREE=sometimes in the environment -> warning, default kept"
