@@ -91,5 +91,13 @@ else
   echo "ok: HAKMEM_DOUBLE_FREE=sometimes in the environment -> warning, default kept"
 fi
 
+# A copy of the command without its library, then with a broken one.
+mkdir "$tmp/alone"
+cp "$1" "$tmp/alone/hakmem"
+hakmem=$tmp/alone/hakmem
+expect 1 '' '^hakmem: libhakmem\.so\.[0-9]+ is neither in .*/alone nor in ' -- version
+: >"$tmp/alone/libhakmem.so.${version%%.*}"
+expect 1 '' '^hakmem: .*/alone/libhakmem\.so\.[0-9]+ did not load: .*cannot be preloaded' -- run -- true
+
 [ $failed = 0 ] && echo "hakmem_cmd_test: OK"
 exit $failed
