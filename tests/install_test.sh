@@ -51,6 +51,7 @@ loads_from_prefix() {
 }
 
 # pkg-config, as the README shows it.
+command -v pkg-config >/dev/null || fail "pkg-config is not installed (tools/deps.sh installs it)"
 PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
 export PKG_CONFIG_PATH
 [ "$(pkg-config --modversion hakmem)" = "$version" ] || fail "pkg-config --modversion hakmem: $(pkg-config --modversion hakmem)"
