@@ -137,6 +137,15 @@ Test(options, a_long_malformed_value_is_cut_in_the_warning) {
             "the warning must end with the accepted values and the default:\n%s", r.err);
 }
 
+Test(options, a_control_character_stays_in_the_line) {
+  const char *env[] = {"HAKMEM_SHOW_STATS=1\nhakmem: forged", NULL};
+  run_listing(env);
+  cr_expect(hk_count_lines(r.err, r.err_len) == 1, "expected one line:\n%s", r.err);
+  cr_expect(has_line("hakmem: HAKMEM_SHOW_STATS=1?hakmem: forged is malformed (accepted: 1, 0, yes, no, true, false, "
+                     "on or off); keeping the default 0"),
+            "got:\n%s", r.err);
+}
+
 Test(options, sizes_take_suffixes) {
   expect_value("HAKMEM_LARGE_CACHE_MB", "128", "128");
   expect_value("HAKMEM_LARGE_CACHE_MB", "0", "0 (default 64)");

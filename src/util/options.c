@@ -132,15 +132,14 @@ static void hk_warn_malformed(const hk_option_row *r, const char *v) {
   hk_line_str(&l, "hakmem: ");
   hk_line_str(&l, r->name);
   hk_line_str(&l, "=");
-  size_t vlen = strnlen(v, 41);
-  if (vlen > 40) {
-    char cut[41];
-    memcpy(cut, v, 37);
-    memcpy(cut + 37, "...", 4);
-    hk_line_str(&l, cut);
-  } else {
-    hk_line_str(&l, v);
-  }
+  /* The value as given, cut at 40 bytes and with control characters as
+   * '?', so the warning stays one line that ends with what is accepted. */
+  char shown[41];
+  size_t n = 0;
+  for (; v[n] != '\0' && n < 40; n++) shown[n] = (unsigned char)v[n] < 0x20 || v[n] == 0x7f ? '?' : v[n];
+  if (v[n] != '\0') memcpy(shown + 37, "...", 3);
+  shown[n] = '\0';
+  hk_line_str(&l, shown);
   hk_line_str(&l, " is malformed (accepted: ");
   hk_line_str(&l, r->values);
   hk_line_str(&l, "); keeping the default ");
