@@ -38,6 +38,9 @@ HAK_API int hak_mallopt(int param, int value);
 /* True when p lies in memory HAKMEM manages (O(1), any pointer, never faults). */
 HAK_API bool hak_owns(const void *p);
 
+/* The library's version, "MAJOR.MINOR.PATCH" (the soname carries MAJOR). */
+HAK_API const char *hak_version(void);
+
 /* Give this thread's cached frees back to their slabs (so their pages can
  * be decommitted while the thread sleeps), flush its remote-free outbox and
  * reclaim the remote frees that other threads sent to it. Threads that go

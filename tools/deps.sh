@@ -4,7 +4,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-PKGS=(build-essential cmake ninja-build clang libclang-rt-14-dev libcriterion-dev
+PKGS=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev libcriterion-dev
       libck-dev spin python3 git gnuplot-nox libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev
       google-perftools libtbbmalloc2 valgrind redis-server redis-tools)
 missing=()

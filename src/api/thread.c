@@ -104,5 +104,5 @@ __attribute__((constructor(101))) static void hk_constructor(void) {
 }
 
 __attribute__((destructor)) static void hk_destructor(void) {
-  if (hk_opt.show_stats) hk_stats_print();
+  if (hk_opt_get(show_stats)) hk_stats_print();
 }

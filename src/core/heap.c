@@ -254,7 +254,7 @@ static void hk_heap_superslab_emptied(hk_heap *h, hk_superslab *ss) {
     return;
   }
   ss->empty_ms = hk_os_now_ms();
-  uint64_t due = ss->empty_ms + hk_opt.decommit_delay_ms;
+  uint64_t due = ss->empty_ms + hk_opt_get(decommit_delay_ms);
   if (h->purge_at == 0 || due < h->purge_at) h->purge_at = due;
 }
 
@@ -262,7 +262,7 @@ static void hk_heap_superslab_emptied(hk_heap *h, hk_superslab *ss) {
  * ss if nothing of it is live any more. */
 static void hk_heap_slab_released(hk_heap *h, hk_superslab *ss) {
   hk_avail_push(h, ss);
-  if (h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
+  if (h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt_get(decommit_delay_ms);
   if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
 }
 
@@ -321,7 +321,7 @@ void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
 
 void hk_heap_adopted(hk_heap *h, hk_superslab *ss) {
   HK_ASSERT(hk_superslab_owner(ss) == h); /* drains never retire */
-  if (hk_purge_dirty(ss) != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
+  if (hk_purge_dirty(ss) != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt_get(decommit_delay_ms);
   if (hk_superslab_is_empty(ss)) hk_heap_superslab_emptied(h, ss);
 }
 
@@ -356,7 +356,7 @@ static void hk_heap_purge(hk_heap *h, uint64_t now, uint64_t delay) {
 void hk_heap_maintain(hk_heap *h) {
   h->tick = 0;
   uint64_t now = hk_os_now_ms();
-  if (h->purge_at != 0 && now >= h->purge_at) hk_heap_purge(h, now, hk_opt.decommit_delay_ms);
+  if (h->purge_at != 0 && now >= h->purge_at) hk_heap_purge(h, now, hk_opt_get(decommit_delay_ms));
   /* Idle threads' dirty slabs: some running thread's slow path purges them. */
   hk_purge_others_maybe(h->erec, now);
   hk_epoch_maybe_poll_paced();

@@ -87,7 +87,7 @@ static size_t hk_purge_foreign(hk_superslab *ss, uint64_t before, bool all) {
 }
 
 size_t hk_purge_others(hk_epoch_rec *rec, uint64_t now, bool all) {
-  uint64_t delay = hk_opt.decommit_delay_ms;
+  uint64_t delay = hk_opt_get(decommit_delay_ms);
   /* An owner that ran a maintenance pass since would have purged these at
    * one delay; at two, it is idle (or only on fast paths). */
   uint64_t before = now > 2 * delay ? now - 2 * delay : 0;
@@ -126,7 +126,7 @@ void hk_purge_others_maybe(hk_epoch_rec *rec, uint64_t now) {
   if (now < due) return;
   /* Relaxed: the winner only gets the right to scan; the scan synchronises
    * with each SuperSlab by itself. */
-  if (!atomic_compare_exchange_strong_explicit(&hk_purge_others_due, &due, now + hk_opt.decommit_delay_ms,
+  if (!atomic_compare_exchange_strong_explicit(&hk_purge_others_due, &due, now + hk_opt_get(decommit_delay_ms),
                                                memory_order_relaxed, memory_order_relaxed))
     return;
   hk_purge_others(rec, now, false);

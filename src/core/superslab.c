@@ -398,7 +398,7 @@ void hk_superslab_retire(hk_superslab *ss) {
 }
 
 size_t hk_superslab_cache_purge(bool all) {
-  uint64_t now = 0, delay = hk_opt.decommit_delay_ms; /* now: read once a slot is full */
+  uint64_t now = 0, delay = hk_opt_get(decommit_delay_ms); /* now: read once a slot is full */
   size_t released = 0;
   if (all) { /* and the unclaimed part of the current region and arena */
     uint64_t w = hk_xchg_acq_rel(&hk_region, 0); /* acquire: its base; release: claimers see NONE */

@@ -137,7 +137,7 @@ static void hk_lc_live_add(size_t bytes) {
 static _Atomic unsigned hk_lc_ncpus; /* 0: not read yet */
 
 static bool hk_lc_serving(void) {
-  if (hk_opt.large_cache_bytes == 0) return false;
+  if (hk_opt_get(large_cache_bytes) == 0) return false;
   unsigned n = hk_load_relaxed(&hk_lc_ncpus); /* the same value whoever reads it */
   if (HK_UNLIKELY(n == 0)) {
     n = hk_os_ncpus();
@@ -148,7 +148,8 @@ static bool hk_lc_serving(void) {
 
 static size_t hk_lc_bound(void) {
   size_t share = hk_load_relaxed(&hk_lc.peak) >> HK_LARGE_CACHE_PEAK_SHIFT;
-  return share > hk_opt.large_cache_bytes ? share : hk_opt.large_cache_bytes;
+  size_t floor_bytes = hk_opt_get(large_cache_bytes);
+  return share > floor_bytes ? share : floor_bytes;
 }
 
 /* Into an empty slot, starting at `from`. False when every slot is full or
@@ -165,7 +166,7 @@ static bool hk_lc_put(uintptr_t w, uint64_t at, unsigned from) {
     /* Release: the pages' last writes before the taker's acquire CAS. */
     if (hk_load_relaxed(&hk_lc_slot[i]) == 0 && hk_cas_strong_acq_rel(&hk_lc_slot[i], &expected, w)) {
       hk_store_relaxed(&hk_lc_at[i], at);
-      if (at != HK_LC_CLEAN) hk_lc_due_at(at + hk_opt.decommit_delay_ms);
+      if (at != HK_LC_CLEAN) hk_lc_due_at(at + hk_opt_get(decommit_delay_ms));
       return true;
     }
   }
@@ -232,7 +233,7 @@ static size_t hk_lc_purge_due(uint64_t now) {
   /* Someone else is decommitting: leave it to them, never wait. Acquire:
    * pairs with the release that ended the previous purge (its slot writes). */
   if (hk_xchg_acquire(&hk_lc_purging, 1u) != 0) return 0;
-  uint64_t delay = hk_opt.decommit_delay_ms, next = UINT64_MAX;
+  uint64_t delay = hk_opt_get(decommit_delay_ms), next = UINT64_MAX;
   size_t n = 0;
   for (unsigned i = 0; i < HK_LARGE_CACHE_SLOTS; i++) {
     if (hk_load_relaxed(&hk_lc_slot[i]) == 0) continue;
@@ -265,14 +266,14 @@ void hk_large_fork_child(void) {
 }
 
 size_t hk_large_cache_purge(bool all) {
-  if (hk_opt.large_cache_bytes == 0) return 0; /* off: no slot is ever filled */
+  if (hk_opt_get(large_cache_bytes) == 0) return 0; /* off: no slot is ever filled */
   return all ? hk_lc_unmap_all() : hk_lc_purge_due(hk_os_now_ms());
 }
 
 /* Transparent huge pages for a mapping big enough that its last, partly
  * used huge page is a small share of it (hk_config.h). */
 static void hk_large_advise(uint8_t *base, size_t map_size) {
-  if (hk_opt.large_hugepages && map_size >= HK_LARGE_HUGE_MIN) hk_os_hugepage(base, map_size);
+  if (hk_opt_get(large_hugepages) && map_size >= HK_LARGE_HUGE_MIN) hk_os_hugepage(base, map_size);
 }
 
 /* The mapping [base, base+old_size), no longer registered to anyone, grown
@@ -386,7 +387,7 @@ void hk_large_free(uintptr_t entry, void *p) {
   hk_sub_relaxed(&hk_lc.live, size);
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
    * touching the cache's shared byte counter or reading the clock. */
-  if (hk_opt.large_cache_bytes == 0) {
+  if (hk_opt_get(large_cache_bytes) == 0) {
     hk_os_unmap(base, size);
     return;
   }

@@ -43,7 +43,7 @@ void hk_line_emit(hk_line *l) {
 
 void hk_bad_free(const void *p, const char *what, int is_double) {
   hk_options_init();
-  int policy = is_double ? hk_opt.double_free : hk_opt.invalid_free;
+  int policy = is_double ? hk_opt_get(double_free) : hk_opt_get(invalid_free);
   hk_stat_invalid_free();
   if (policy == HK_POLICY_IGNORE) return;
   hk_line l = {.len = 0};
@@ -58,7 +58,7 @@ void hk_bad_free(const void *p, const char *what, int is_double) {
 
 void hk_trace_failure(size_t size, const char *why) {
   hk_options_init();
-  if (!hk_opt.trace_failures) return;
+  if (!hk_opt_get(trace_failures)) return;
   hk_line l = {.len = 0};
   hk_line_str(&l, "hakmem: allocation of ");
   hk_line_dec(&l, size);

@@ -1,33 +1,41 @@
 /* options.h -- HAKMEM_* environment options, read once at process init by
- * scanning environ (no getenv: it may run before libc is set up). */
+ * scanning environ (no getenv: it may run before libc is set up). The
+ * options themselves (name, type, default, meaning) are in options.def. */
 #ifndef HK_OPTIONS_H
 #define HK_OPTIONS_H
 
-#include <stdbool.h>
+#include <stddef.h>
 
+#include "hk_atomic.h"
 #include "hk_config.h"
 
 /* What to do about a bad free (HAKMEM_INVALID_FREE, HAKMEM_DOUBLE_FREE). */
 enum { HK_POLICY_ABORT = 0, HK_POLICY_WARN = 1, HK_POLICY_IGNORE = 2 };
 
+/* The value in effect of each option of options.def (bytes for sizes).
+ * Every field holds its default from the start and its parsed value once
+ * hk_options_init has run; each is an independent setting and either value
+ * is valid at any moment, so the fields are atomics read relaxed: a thread
+ * that reads one while the first init stores it sees the old or the new
+ * value, never a torn one (the race issue 13 named). Read on slow paths
+ * only: the malloc/free fast paths never look at an option. */
 typedef struct hk_options {
-  int invalid_free;   /* foreign or interior pointers; default warn */
-  int double_free;    /* default abort, as glibc */
-  bool trace_failures;
-  bool show_stats;    /* print a stats line on stderr at exit */
-  unsigned decommit_delay_ms; /* empty slabs, cached SuperSlabs and large
-                                 mappings keep their pages this long before
-                                 they are decommitted; default HK_DECOMMIT_DELAY_MS */
-  size_t large_cache_bytes;   /* HAKMEM_LARGE_CACHE_MB: floor of the bound of
-                                 the cache of freed large mappings; 0: no cache */
-  bool large_hugepages;       /* HAKMEM_LARGE_HUGEPAGES: MADV_HUGEPAGE on large
-                                 mappings of HK_LARGE_HUGE_MIN bytes or more; default 1 */
+#define HK_OPTION(NAME, field, kind, dflt, arg, values, meaning) _Atomic size_t field;
+#include "util/options.def"
+#undef HK_OPTION
 } hk_options;
 
 extern hk_options hk_opt;
 
-/* Parse the environment once; later calls are no-ops. Safe to call from any
- * thread at any time: the parse is idempotent. */
+/* relaxed: an option orders nothing; see hk_options above. */
+#define hk_opt_get(field) hk_load_relaxed(&hk_opt.field)
+
+/* Parse the environment once (the first call that finds environ set does
+ * it; later calls are no-ops). It warns on stderr about each malformed value
+ * (keeping the default) and, with HAKMEM_VERBOSE, lists the options in
+ * effect. Safe from any thread at any time, also inside malloc's init: it
+ * neither allocates nor uses stdio. A call that races the first parse
+ * returns at once and the caller runs on the defaults meanwhile. */
 void hk_options_init(void);
 
 #endif /* HK_OPTIONS_H */
