@@ -105,11 +105,35 @@ static long grow_until_full(void) {
   return n;
 }
 
+#define FILL_MAX 400000
+static void *fill[FILL_MAX];
+
+/* Blocks of `size` until one fails: how many, or -1 when that failure was
+ * not ENOMEM, or -2 when none failed (the limit did not hold). */
+static long fill_until_full(size_t size) {
+  long n = 0;
+  for (; n < FILL_MAX; n++) {
+    errno = 0;
+    if ((fill[n] = T_MALLOC(hk_opaque(size))) == NULL) break;
+    memset(fill[n], 0x3c, size < 64 ? size : 64);
+  }
+  long r = n == FILL_MAX ? -2 : errno != ENOMEM ? -1 : n;
+  for (long i = 0; i < n; i++) T_FREE(fill[i]);
+  return r;
+}
+
 static int grow_child(long *out) {
   T_TRIM(); /* the unclaimed SuperSlab arena goes back: the baseline is what is used */
   if (!limit_as(vm_bytes() + GROW_HEADROOM)) return 2;
   out[0] = grow_until_full();
   if (out[0] <= 0) return 3;
+  /* Address space used up: small and medium requests fail too, with
+   * ENOMEM, and the large blocks keep their bytes. */
+  out[2] = fill_until_full(64);
+  out[3] = fill_until_full(40 * HK_KIB);
+  for (long i = 0; i < out[0]; i++)
+    if (grow_blocks[i][0] != (unsigned char)i || grow_blocks[i][GROW_BLOCK - 1] != (unsigned char)~i) return 5;
+  if (out[2] < 0 || out[3] < 0) return 6;
   /* Free them all (into the cache of large mappings), then again: the
    * cache gives its address space back when a mapping fails. */
   for (long i = 0; i < out[0]; i++) T_FREE(grow_blocks[i]);
@@ -122,14 +146,17 @@ Test(limits, growth_under_rlimit_as) {
 #ifdef HK_SANITIZED
   cr_skip_test("RLIMIT_AS: the sanitizer's shadow reserves terabytes of address space");
 #endif
-  long res[2] = {0, 0};
-  int rc = in_child(grow_child, res, 2);
+  long res[4] = {0, 0, 0, 0};
+  int rc = in_child(grow_child, res, 4);
   /* glibc: 256 MiB / (1 MiB + 4 KiB) = 255 blocks, less what its own
    * bookkeeping takes; we ask for all but 4 of that. */
   long glibc = (long)(GROW_HEADROOM / (HK_MIB + 4 * HK_KIB));
-  cr_log_info("1 MiB blocks in 256 MiB of address space: %ld, then %ld after freeing them (glibc's bound %ld)", res[0],
-              res[1], glibc);
-  cr_assert(rc == 0, "child failed (%d): first round %ld (-1: not ENOMEM, -2: a block was damaged)", rc, res[0]);
+  cr_log_info("1 MiB blocks in 256 MiB of address space: %ld, then %ld after freeing them (glibc's bound %ld); "
+              "then %ld blocks of 64 B and %ld of 40 KiB before ENOMEM", res[0], res[1], glibc, res[2], res[3]);
+  cr_assert(rc == 0,
+            "child failed (%d: 5 a large block damaged, 6 a small/medium failure not ENOMEM or none): first round "
+            "%ld (-1: not ENOMEM, -2: a block was damaged), small %ld, medium %ld (-1: not ENOMEM, -2: never failed)",
+            rc, res[0], res[2], res[3]);
   cr_assert(res[0] >= glibc - 4, "only %ld blocks of 1 MiB in 256 MiB of address space (glibc: %ld)", res[0], glibc);
   cr_assert(res[1] >= res[0] - 1, "after freeing %ld blocks only %ld could be allocated again: the cache kept "
             "address space", res[0], res[1]);

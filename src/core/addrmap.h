@@ -64,7 +64,7 @@ HK_INLINE uintptr_t hk_addrmap_get(const void *p) {
 }
 
 /* Set the entries of every chunk in [start, start+size) to `entry`. Returns
- * false (errno = ENOMEM) when a leaf could not be mapped. */
+ * false (errno untouched) when a leaf could not be mapped. */
 bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry);
 
 /* ---- the page map: where large blocks start -----------------------------
