@@ -5,7 +5,8 @@
  *     address-space limit (RLIMIT_AS, in a forked child) gets as many as
  *     glibc's mmap'd chunks would (1 MiB + 4 KiB each): large blocks cost
  *     their size in pages, cached ones give their address space back before
- *     a mapping fails. The failing call returns NULL with ENOMEM, every
+ *     a mapping fails. The failing call returns NULL with ENOMEM, as do
+ *     small and medium requests and a realloc that cannot grow, every
  *     block already handed out keeps its bytes, and after freeing them all
  *     the same number can be allocated again.
  *   many_live_blocks: 100,000 live blocks of 200,000 bytes (first byte of
@@ -268,6 +269,9 @@ static int grow_child(long *out) {
    * ENOMEM, and the large blocks keep their bytes. */
   out[2] = fill_until_full(64);
   out[3] = fill_until_full(40 * HK_KIB);
+  errno = 0;
+  void *r = T_REALLOC(grow_blocks[0], hk_opaque(64 * HK_MIB)); /* no room to grow or move: the block stays */
+  if (r != NULL || errno != ENOMEM) return 7;
   for (long i = 0; i < out[0]; i++)
     if (grow_blocks[i][0] != (unsigned char)i || grow_blocks[i][GROW_BLOCK - 1] != (unsigned char)~i) return 5;
   if (out[2] < 0 || out[3] < 0) return 6;
@@ -288,7 +292,8 @@ Test(limits, growth_under_rlimit_as) {
   cr_log_info("1 MiB blocks in 256 MiB of address space: %ld, then %ld after freeing them (glibc's bound %ld); "
               "then %ld blocks of 64 B and %ld of 40 KiB before ENOMEM", res[0], res[1], glibc, res[2], res[3]);
   cr_assert(rc == 0,
-            "child failed (%d: 5 a large block damaged, 6 a small/medium failure not ENOMEM or none): first round "
+            "child failed (%d: 5 a large block damaged, 6 a small/medium failure not ENOMEM or none, 7 realloc of a "
+            "large block did not fail with ENOMEM): first round "
             "%ld (-1: not ENOMEM, -2: a block was damaged), small %ld, medium %ld (-1: not ENOMEM, -2: never failed)",
             rc, res[0], res[2], res[3]);
   cr_assert(res[0] >= glibc - 4, "only %ld blocks of 1 MiB in 256 MiB of address space (glibc: %ld)", res[0], glibc);
