@@ -343,7 +343,10 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
      * mask is 0 (hk_superslab_cache_purge). */
     uint32_t dirty = hk_purge_dirty(ss);
     uint64_t dirty_ms[HK_MAX_SLABS];
-    for (uint32_t d = dirty; d != 0; d &= d - 1) dirty_ms[__builtin_ctz(d)] = hk_load_relaxed(&ss->dirty_ms[__builtin_ctz(d)]);
+    for (uint32_t d = dirty; d != 0; d &= d - 1) {
+      unsigned i = (unsigned)__builtin_ctz(d);
+      dirty_ms[i] = hk_load_relaxed(&ss->dirty_ms[i]);
+    }
     memset(ss, 0, sizeof *ss);
 #ifdef HK_HARDENED
     memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_HEADER - HK_PAGE_SIZE);

@@ -38,16 +38,17 @@ static _Thread_local bool hk_os_in_pressure; /* the hook's own mappings do not c
 
 void hk_os_set_pressure_hook(bool (*hook)(void)) { hk_os_pressure = hook; }
 
-/* flags: MAP_NORESERVE for reservations, 0 for a block's memory (os.h). */
-static void *hk_os_mmap_once(size_t size, int flags) {
+/* flags: MAP_NORESERVE for reservations, 0 for a block's memory (os.h).
+ * NULL with *why set on failure. */
+static void *hk_os_mmap_once(size_t size, int flags, const char **why) {
   if (hk_os_injected_failure()) {
-    hk_trace_failure(size, "injected mapping failure (test hook)");
+    *why = "injected mapping failure (test hook)";
     return NULL;
   }
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
   if (p == MAP_FAILED) {
-    hk_trace_failure(size, errno == ENOMEM ? "the OS refused a mapping (address space, map count or overcommit limit)"
-                                           : "the OS refused a mapping");
+    *why = errno == ENOMEM ? "the OS refused a mapping (address space, map count or overcommit limit)"
+                           : "the OS refused a mapping";
     return NULL;
   }
   hk_stat_mapped(size);
@@ -56,13 +57,15 @@ static void *hk_os_mmap_once(size_t size, int flags) {
 
 static void *hk_os_mmap(size_t size, int flags) {
   int saved = errno;
-  void *p = hk_os_mmap_once(size, flags);
+  const char *why = NULL;
+  void *p = hk_os_mmap_once(size, flags, &why);
   if (p == NULL && hk_os_pressure != NULL && !hk_os_in_pressure) {
     hk_os_in_pressure = true;
     bool again = hk_os_pressure();
     hk_os_in_pressure = false;
-    if (again) p = hk_os_mmap_once(size, flags);
+    if (again) p = hk_os_mmap_once(size, flags, &why);
   }
+  if (p == NULL) hk_trace_failure(size, why); /* only a failure the retry did not mend */
   errno = saved;
   return p;
 }
@@ -101,7 +104,8 @@ void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool 
      * (map count, commit charge), and another thread's mmap may land in the
      * gap at once: take the range back only if nobody has, never unmap it
      * blindly. */
-    void *again = mmap(dest, new_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    void *again =
+        mmap(dest, new_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (again != dest) {
       if (again != MAP_FAILED) munmap(again, new_size); /* a kernel without NOREPLACE placed it elsewhere */
       *dest_lost = true;
