@@ -35,7 +35,10 @@ HAK_API int hak_malloc_trim(size_t pad);
 HAK_API void hak_malloc_stats(void);
 HAK_API int hak_mallopt(int param, int value);
 
-/* True when p lies in memory HAKMEM manages (O(1), any pointer, never faults). */
+/* True when p lies in memory HAKMEM manages: a SuperSlab, or the usable
+ * bytes of a live large block (any pointer, never faults; O(1) but for a
+ * pointer outside SuperSlabs, which costs a word per 128 KiB of the largest
+ * large block). */
 HAK_API bool hak_owns(const void *p);
 
 /* The library's version, "MAJOR.MINOR.PATCH" (the soname carries MAJOR). */

@@ -220,9 +220,10 @@ typedef struct hk_heap {
   _Alignas(HK_CACHE_LINE) hk_superslab *bucket[HK_PEND_BUCKETS];
 } hk_heap;
 
-/* A large allocation's header: the page just below the user pointer.
- * Immutable after creation; the address map points every chunk of the
- * mapping at it. */
+/* A large allocation's header: at the start of its key page, HK_LARGE_HDR
+ * bytes below the user pointer (or a page below an over-aligned one); the
+ * page map marks that page LIVE (large/large.c, core/addrmap.h). Written
+ * by its owner only (allocation, realloc in place or by move). */
 typedef struct hk_large {
   uint64_t magic;
   void *user;
@@ -232,5 +233,8 @@ typedef struct hk_large {
 } hk_large;
 
 #define HK_LARGE_MAGIC 0x48414b4d454d4c47ull /* "HAKMEMLG" */
+/* Bytes from an ordinary large block's header to its user pointer: a cache
+ * line, so large blocks are 64-byte aligned. */
+#define HK_LARGE_HDR ((size_t)64)
 
 #endif /* HK_TYPES_H */

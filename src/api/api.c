@@ -78,11 +78,9 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
 
 /* NULL, large blocks, tombstones and pointers that are not ours. */
 static HK_NOINLINE void hk_free_other(void *p) {
-  if (p == NULL) return;
+  if (p == NULL || hk_large_free(p)) return;
   uintptr_t e = hk_addrmap_get(p);
-  if (e & HK_MAP_LARGE) hk_large_free(e, p);
-  else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == (uintptr_t)p) hk_bad_free(p, "large block already released", 1);
-  else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == ((uintptr_t)p & ~(uintptr_t)HK_SS_MASK))
+  if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == ((uintptr_t)p & ~(uintptr_t)HK_SS_MASK))
     hk_bad_free(p, "block of a retired SuperSlab: already free", 1); /* every block was free when it retired */
   else hk_bad_free(p, "not allocated by hakmem", 0);
 }
@@ -133,7 +131,8 @@ static size_t hk_usable(const void *p) {
     hk_bad_free(p, "not the start of a block", 0);
     return 0;
   }
-  if (e & HK_MAP_LARGE) return hk_large_usable(e, p);
+  size_t u = hk_large_usable(p);
+  if (u != 0) return u;
   hk_bad_free(p, "not allocated by hakmem", 0);
   return 0;
 }
@@ -142,7 +141,7 @@ HK_EXPORT size_t hak_usable_size(const void *p) { return hk_usable(p); }
 
 HK_EXPORT bool hak_owns(const void *p) {
   uintptr_t e = hk_addrmap_get(p);
-  return e != 0 && (e & HK_MAP_DEAD) == 0;
+  return (e != 0 && (e & HK_MAP_DEAD) == 0) || hk_large_covers(p);
 }
 
 /* ---- calloc / realloc -------------------------------------------------- */

@@ -9,8 +9,10 @@
 
 #include "core/heap.h"
 #include "core/purge.h"
+#include "core/superslab.h"
 #include "large/large.h"
 #include "epoch/epoch.h"
+#include "os/os.h"
 #include "remote/abandon.h"
 #include "remote/remote.h"
 #include "util/options.h"
@@ -98,7 +100,17 @@ static void hk_fork_child(void) {
   hk_heap_fork_child();
 }
 
+/* A mapping failed (os.h): give back the address space the caches hold
+ * (cached large mappings, retired SuperSlabs after a few non-waiting epoch
+ * polls, the unclaimed part of the SuperSlab region and arena); the
+ * mapping is retried when anything went back. */
+static bool hk_release_for_retry(void) {
+  size_t n = hk_large_cache_purge(true);
+  return hk_superslab_reclaim_for_retry() || n != 0;
+}
+
 __attribute__((constructor(101))) static void hk_constructor(void) {
+  hk_os_set_pressure_hook(hk_release_for_retry); /* before any thread but this one exists */
   hk_process_init();
   pthread_atfork(NULL, NULL, hk_fork_child);
 }

@@ -5,7 +5,7 @@
 
 #include "hk_types.h"
 
-/* Set the calling thread up; returns its heap, NULL (errno = ENOMEM) when no
+/* Set the calling thread up; returns its heap, NULL (errno untouched) when no
  * heap could be mapped. Safe from any first call: ld.so, constructors,
  * thread-exit destructors of other libraries. */
 hk_heap *hk_thread_init(void);

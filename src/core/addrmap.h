@@ -6,13 +6,14 @@
  * installed by CAS. Entries:
  *   0                  not ours
  *   ss                 a SuperSlab starts at this chunk
- *   hdr | HK_MAP_LARGE a large allocation's mapping covers this chunk
- *   user | HK_MAP_DEAD a released large allocation whose user pointer was
- *                      `user` (so a second free of it is a double free)
- * Chunks belong to one mapping at a time: SuperSlabs are chunk-aligned and
- * chunk-sized, large mappings are reserved in whole chunks. Chunk 0 is
- * never ours; its entry (once its leaf exists) is a tombstone for NULL, so
- * that "entry equals my chunk" alone proves a SuperSlab. */
+ *   ss | HK_MAP_DEAD   a retired SuperSlab (a free into it is a double free)
+ * SuperSlabs are chunk-aligned and chunk-sized. Chunk 0 is never ours; its
+ * entry (once its leaf exists) is a tombstone for NULL, so that "entry
+ * equals my chunk" alone proves a SuperSlab.
+ *
+ * Large blocks are mapped at page granularity (large.c), so several share a
+ * chunk with each other and with foreign mappings: they are found through
+ * the page map below instead. */
 #ifndef HK_ADDRMAP_H
 #define HK_ADDRMAP_H
 
@@ -21,9 +22,8 @@
 
 #include "hk_types.h"
 
-#define HK_MAP_LARGE ((uintptr_t)8)
 #define HK_MAP_DEAD  ((uintptr_t)16)
-#define HK_MAP_TAGS  (HK_MAP_LARGE | HK_MAP_DEAD)
+#define HK_MAP_TAGS  HK_MAP_DEAD
 
 HK_INLINE bool hk_entry_is_ss(uintptr_t e) { return e != 0 && (e & HK_MAP_TAGS) == 0; }
 
@@ -64,7 +64,57 @@ HK_INLINE uintptr_t hk_addrmap_get(const void *p) {
 }
 
 /* Set the entries of every chunk in [start, start+size) to `entry`. Returns
- * false (errno = ENOMEM) when a leaf could not be mapped. */
+ * false (errno untouched) when a leaf could not be mapped. */
 bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry);
+
+/* ---- the page map: where large blocks start -----------------------------
+ *
+ * Two bits per 4 KiB page of the 47-bit space, in two levels (a static
+ * first level of HK_PMAP_L1_SIZE leaf pointers, 256 KiB of zero pages;
+ * leaves of 2^HK_PMAP_LEAF_BITS pages, 256 KiB each for 4 GiB of address
+ * space, mapped on first use and installed by CAS). A large block's key is
+ * the page where its header starts (large.c). A page's state:
+ *   0                 no large block starts here
+ *   HK_PMAP_LIVE      a live block's header starts at this page
+ *   HK_PMAP_DEAD      a released block's did (a second free is a double free)
+ * A block's registration first clears every mark in its own pages (stale
+ * ones of blocks released before the kernel gave us the range), so a LIVE
+ * page is always a mapped header of ours and DEAD never names a page inside
+ * a live block. Neighbouring blocks share words: every change is an atomic
+ * RMW of its own two bits. */
+#define HK_PMAP_LIVE      ((uintptr_t)1)
+#define HK_PMAP_DEAD      ((uintptr_t)2)
+#define HK_PMAP_LEAF_BITS 20
+#define HK_PMAP_L1_SIZE   ((size_t)1 << (HK_VA_BITS - 12 - HK_PMAP_LEAF_BITS))
+extern _Atomic(_Atomic uintptr_t *) hk_pmap_l1[HK_PMAP_L1_SIZE];
+
+/* The state of the page at `key` (any address in it). Relaxed, as
+ * hk_addrmap_get: a valid pointer came through synchronisation with its
+ * allocation, which ordered the registration (a release RMW) before it. */
+HK_INLINE uintptr_t hk_pmap_get(uintptr_t key) {
+  if (HK_UNLIKELY((key >> HK_VA_BITS) != 0)) return 0;
+  uintptr_t page = key >> 12;
+  _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_pmap_l1[page >> HK_PMAP_LEAF_BITS]);
+  if (HK_UNLIKELY(leaf == NULL)) return 0;
+  size_t i = page & (((size_t)1 << HK_PMAP_LEAF_BITS) - 1);
+  return (hk_load_relaxed(&leaf[i >> 5]) >> ((i & 31) * 2)) & 3;
+}
+
+/* Map the leaf that `key` needs; false when it could not be mapped. After
+ * it, hk_pmap_set for that key cannot fail. */
+bool hk_pmap_prepare(uintptr_t key);
+/* Set the state of key's page (prepared) to `state`. Release: the header's
+ * writes before the mark. */
+void hk_pmap_set(uintptr_t key, uintptr_t state);
+/* LIVE -> DEAD at key's page, atomically; false (nothing changed) when it
+ * was not LIVE: someone else released it first. */
+bool hk_pmap_kill(uintptr_t key);
+/* The highest page in [lowest, key] (page addresses) that is LIVE, or 0:
+ * the only large block that can cover key (blocks do not overlap, and a
+ * block's key page lies inside it). Reads (lowest - key) / 128 KiB words. */
+uintptr_t hk_pmap_live_below(uintptr_t key, uintptr_t lowest);
+/* Clear every mark in the pages of [start, start+size), a range that is
+ * ours now (only words that have marks are written). */
+void hk_pmap_clear(uintptr_t start, size_t size);
 
 #endif /* HK_ADDRMAP_H */

@@ -334,23 +334,39 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   if (ss != NULL) {
     /* A retired SuperSlab after its grace period: no thread reads it. Its
      * slabs were all reset to UNUSED; start the header from zero as a fresh
-     * mapping would (a decommitted page reads as zeros anyway). */
+     * mapping would (a decommitted page reads as zeros anyway), except the
+     * dirty slabs: taken before the cache decommitted it, their pages are
+     * still committed, and only their dirty bits get them decommitted
+     * later (by this owner's clock, another thread's purge or hak_collect).
+     * No purging bit can be set: a purger works inside a section, so it was
+     * done before the grace period ended. Decommitted in the cache, the
+     * mask is 0 (hk_superslab_cache_purge). */
+    uint32_t dirty = hk_purge_dirty(ss);
+    uint64_t dirty_ms[HK_MAX_SLABS];
+    for (uint32_t d = dirty; d != 0; d &= d - 1) {
+      unsigned i = (unsigned)__builtin_ctz(d);
+      dirty_ms[i] = hk_load_relaxed(&ss->dirty_ms[i]);
+    }
     memset(ss, 0, sizeof *ss);
 #ifdef HK_HARDENED
     memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_HEADER - HK_PAGE_SIZE);
 #endif
     hk_superslab_init(ss, kind, heap);
+    for (uint32_t d = dirty; d != 0; d &= d - 1) {
+      unsigned i = (unsigned)__builtin_ctz(d);
+      hk_purge_mark_dirty(ss, i, dirty_ms[i]);
+    }
     /* Release store in addrmap_set: the header before the entry. */
     hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, (uintptr_t)ss); /* its leaf exists: cannot fail */
     hk_stat_add(HK_STAT_SS_REUSED, 1);
     return ss;
   }
   /* The kind is bit 21 of the address (see hk_slab_of_block): small-kind
-   * SuperSlabs sit at even 2 MiB slots, medium ones at odd slots. */
+   * SuperSlabs sit at even 2 MiB slots, medium ones at odd slots. A failed
+   * mapping has already had the caches give back address space and been
+   * retried once (os.h). */
   ss = hk_region_claim(kind);
   if (ss == NULL) ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
-  if (ss == NULL && hk_superslab_reclaim_for_retry())
-    ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
   if (ss == NULL) return NULL;
   hk_superslab_init(ss, kind, heap);
   if (!hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, (uintptr_t)ss)) {
@@ -440,6 +456,7 @@ size_t hk_superslab_cache_purge(bool all) {
         continue;
       }
       hk_ss_decommit(s);
+      hk_store_relaxed(&s->purge, 0); /* every slab clean now; published by the put's release CAS */
       released++;
       if (!hk_ss_cache_put(s, UINT64_MAX)) hk_ss_unmap(s);
     }

@@ -82,7 +82,7 @@ HK_INLINE struct hk_heap *hk_superslab_owner(hk_superslab *ss) {
 }
 
 /* Map and register a fresh SuperSlab of `kind`, owned by `heap`, all slabs
- * UNUSED. NULL with errno = ENOMEM when the OS refuses. */
+ * UNUSED. NULL (errno untouched) when the OS refuses. */
 hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap);
 
 /* Take an UNUSED slab (owner only); NULL when none is left, or every one
@@ -108,9 +108,10 @@ void hk_superslab_retire(hk_superslab *ss);
 /* The cache of retired SuperSlabs: decommit those cached longer than the
  * delay, or (all) unmap every one. Returns how many it touched. */
 size_t hk_superslab_cache_purge(bool all);
-/* A mapping just failed: poll the epoch (without waiting) and unmap the
- * cache, so address space held back for reuse serves the request instead.
- * True when anything was given back (worth retrying the mapping). */
+/* A mapping just failed (the os layer's pressure hook, api/thread.c): poll
+ * the epoch (without waiting) and unmap the cache and the unclaimed region
+ * and arena, so address space held back for reuse serves the request
+ * instead. True when anything was given back (worth retrying the mapping). */
 bool hk_superslab_reclaim_for_retry(void);
 
 #endif /* HK_SUPERSLAB_H */

@@ -58,7 +58,7 @@ typedef ck_epoch_record_t hk_epoch_rec;
 
 
 /* A record for the calling thread (recycled or freshly registered); NULL
- * (errno = ENOMEM) only when no page for a new one could be mapped. */
+ * (errno untouched) only when no page for a new one could be mapped. */
 hk_epoch_rec *hk_epoch_acquire(void);
 /* Give the record back (thread exit): it becomes FREE for ck_epoch_recycle. */
 void hk_epoch_release(hk_epoch_rec *r);

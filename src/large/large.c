@@ -1,16 +1,30 @@
 /* large.c -- large allocations: map, register, cache, unmap, grow.
  *
+ * Layout: each block is its own mapping of whole pages, placed wherever the
+ * kernel puts it (adjacent ones merge into one VMA, as glibc's do, so
+ * 100,000 live blocks do not reach the kernel's map-count limit), costing
+ * its size rounded to pages in address space and nothing more: under
+ * RLIMIT_AS a block of 1 MiB costs 1 MiB + 4 KiB, as in glibc (whole 2 MiB
+ * chunks before, which halved what a program got). The header (hk_large,
+ * HK_LARGE_HDR bytes) starts at a page start, the key page; the user
+ * pointer is HK_LARGE_HDR bytes after it, or `align` bytes after the
+ * mapping's start for an over-aligned block (the key page is then the page
+ * below the user pointer, or the mapping's first). So for any user pointer
+ * p the key is the page of p - HK_LARGE_HDR, and the page map
+ * (core/addrmap.h) says whether a live block's header starts there: a free
+ * finds and validates a large block without touching memory that is not
+ * ours.
+ *
  * A freed large mapping of ordinary alignment, whatever its size, goes to a
  * global cache instead of munmap. The cache is HK_LARGE_CACHE_SLOTS slots;
  * a slot holds one word that says everything about its mapping: the
- * chunk-aligned base, the chunk count in the low bits the alignment leaves
- * free, and a dirty bit (pages may hold old data). An allocation of N
- * chunks takes the best fit among cached mappings of N to
- * HK_LARGE_REUSE_MAX_FACTOR * N chunks; the excess tail of a dirty one is
- * decommitted (whole chunks, so no huge page is split), so reuse never
- * holds more memory than a fresh mapping would, only address space. A hit
- * costs no page fault and at most that one madvise: the pages the last
- * user touched are still there (calloc clears what it hands out again).
+ * page number of its base, its page count and a dirty bit (pages may hold
+ * old data). An allocation of N pages takes the best fit among cached
+ * mappings of N to HK_LARGE_REUSE_MAX_FACTOR * N pages; the excess tail is
+ * unmapped, so reuse holds no more memory or address space than a fresh
+ * mapping would. A hit costs no page fault and at most that one munmap: the
+ * pages the last user touched are still there (calloc clears what it hands
+ * out again).
  *
  * Bound: the cache holds at most max(HAKMEM_LARGE_CACHE_MB, peak live large
  * bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of address space (hk_config.h says
@@ -18,7 +32,9 @@
  *
  * Memory return: a cached mapping keeps its pages for
  * HAKMEM_DECOMMIT_DELAY_MS, then is decommitted (madvise, the mapping
- * stays); hak_collect / malloc_trim unmap every cached one. The timer runs
+ * stays); hak_collect / malloc_trim unmap every cached one, and so does any
+ * mapping that fails (the os layer's pressure hook) before it is retried:
+ * under RLIMIT_AS the cache never costs the program an allocation. The timer runs
  * on large alloc/free and on every thread's maintenance tick
  * (malloc_slow.c): a clock read and one load while nothing is due.
  * Decommitting is done by one thread at a time: whoever wins the `purging`
@@ -55,23 +71,23 @@
  * faults, never correctness). put starts at a slot hashed from the
  * mapping's address and a search at one hashed from the caller's stack, so
  * threads do not all contend on slot 0. No epoch is needed: a cached
- * mapping is referenced by no live pointer, its map entries are tombstones,
- * and nothing but a slot leads to it.
+ * mapping is referenced by no live pointer, its key page is DEAD in the page
+ * map, and nothing but a slot leads to it.
  *
  * Counters: every large call updates the cache's byte count and the live
  * large bytes (for the bound), both relaxed and on one cache line, besides
  * the process-wide stats; a cache hit makes no mapped-bytes update.
  *
- * Growth (realloc past the mapping's end): mremap, never a copy. First in
- * place (the address space after the mapping is free); otherwise the pages
- * move, header page included, into a fresh chunk-aligned reservation
- * (MREMAP_FIXED replaces it), so every mapping stays chunk-aligned and
- * whole chunks, which the address map relies on. The old range is
- * tombstoned like a free before the move (after it, its address space is
- * no longer ours to write entries for); the new range says "not ours" until
- * the moved header is valid, then points at it; a failed move restores the
- * old range's entries and leaves the target alone if the kernel gave it
- * away (hk_os_remap). */
+ * Growth (realloc past the mapping's end): mremap, never a copy. Into a
+ * cached mapping that fits (its address space takes the pages), else in
+ * place (the address space after the mapping is free), else the pages move,
+ * header included, into a fresh reservation (MREMAP_FIXED replaces it). The
+ * old key is marked DEAD like a free before the move (after it, the old
+ * range may already be someone else's, whose registration must not be
+ * overwritten); the target's key page (its leaf prepared first, so nothing
+ * can fail after the move) turns LIVE once the moved header is valid; a
+ * failed move makes the old key LIVE again and leaves the target alone if
+ * the kernel gave it away (hk_os_remap). */
 #include "large/large.h"
 
 #include <errno.h>
@@ -87,19 +103,26 @@
 #include "util/stats.h"
 
 _Static_assert((HK_LARGE_CACHE_SLOTS & (HK_LARGE_CACHE_SLOTS - 1)) == 0, "slot indices are masked");
+_Static_assert(sizeof(hk_large) <= HK_LARGE_HDR, "the header fits before the user pointer");
 
-/* A slot word: base | chunks << 1 | dirty. */
+/* A slot word: base page number << 28 | pages << 1 | dirty. */
 #define HK_LC_DIRTY      ((uintptr_t)1)
-#define HK_LC_CHUNKS_MAX ((size_t)HK_SS_MASK >> 1) /* 2^20 - 1 chunks: 2 TiB */
-#define HK_LC_CLEAN      UINT64_MAX                /* `at` of a decommitted mapping */
-#define HK_LC_RETRIES    4                         /* lost take CASes before mapping afresh */
+#define HK_LC_BASE_SHIFT 28
+#define HK_LC_PAGES_MAX  (((size_t)1 << (HK_LC_BASE_SHIFT - 1)) - 1) /* 2^27 - 1 pages: 512 GiB */
+#define HK_LC_CLEAN      UINT64_MAX                                  /* `at` of a decommitted mapping */
+#define HK_LC_RETRIES    4                                           /* lost take CASes before mapping afresh */
 
-static uintptr_t hk_lc_word(const uint8_t *base, size_t chunks, bool dirty) {
-  return (uintptr_t)base | ((uintptr_t)chunks << 1) | (dirty ? HK_LC_DIRTY : 0);
+static uintptr_t hk_lc_word(const uint8_t *base, size_t pages, bool dirty) {
+  return ((uintptr_t)base >> 12) << HK_LC_BASE_SHIFT | (uintptr_t)pages << 1 | (dirty ? HK_LC_DIRTY : 0);
 }
-static uint8_t *hk_lc_base(uintptr_t w) { return (uint8_t *)(w & ~(uintptr_t)HK_SS_MASK); }
-static size_t hk_lc_chunks(uintptr_t w) { return (size_t)(w & HK_SS_MASK) >> 1; }
-static size_t hk_lc_size(uintptr_t w) { return hk_lc_chunks(w) << HK_SS_SHIFT; }
+static uint8_t *hk_lc_base(uintptr_t w) { return (uint8_t *)((w >> HK_LC_BASE_SHIFT) << 12); }
+static size_t hk_lc_pages(uintptr_t w) { return (size_t)(w & (((uintptr_t)1 << HK_LC_BASE_SHIFT) - 1)) >> 1; }
+static size_t hk_lc_size(uintptr_t w) { return hk_lc_pages(w) << 12; }
+
+static size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1); }
+
+/* The key page of a user pointer: where its header starts (see above). */
+static uintptr_t hk_large_key(const void *p) { return ((uintptr_t)p - HK_LARGE_HDR) & ~(uintptr_t)(HK_PAGE_SIZE - 1); }
 
 static _Atomic uintptr_t hk_lc_slot[HK_LARGE_CACHE_SLOTS];
 static _Atomic uint64_t hk_lc_at[HK_LARGE_CACHE_SLOTS]; /* cached at, or HK_LC_CLEAN */
@@ -107,6 +130,7 @@ static struct {
   _Alignas(HK_CACHE_LINE) _Atomic size_t bytes; /* address space held by the cache */
   _Atomic size_t live;                          /* bytes of live large mappings */
   _Atomic size_t peak;                          /* high-water mark of live */
+  _Atomic size_t biggest;                       /* the largest mapping ever: hk_large_covers' reach */
 } hk_lc;
 static _Atomic uint64_t hk_lc_next_due = UINT64_MAX; /* earliest decommit deadline; UINT64_MAX: none */
 static _Atomic unsigned hk_lc_purging;   /* try-flag: one decommitting thread at a time */
@@ -183,7 +207,7 @@ static uintptr_t hk_lc_slot_take(unsigned i) {
   return w;
 }
 
-/* A cached mapping of lo to hi chunks, the smallest such (best fit) or the
+/* A cached mapping of lo to hi pages, the smallest such (best fit) or the
  * largest; 0 when there is none. */
 static uintptr_t hk_lc_take(size_t lo, size_t hi, bool smallest) {
   size_t stack_probe = lo;
@@ -194,9 +218,9 @@ static uintptr_t hk_lc_take(size_t lo, size_t hi, bool smallest) {
     for (unsigned k = 0; k < HK_LARGE_CACHE_SLOTS; k++) {
       unsigned i = (start + k) & (HK_LARGE_CACHE_SLOTS - 1);
       uintptr_t w = hk_load_relaxed(&hk_lc_slot[i]);
-      size_t c = hk_lc_chunks(w);
+      size_t c = hk_lc_pages(w);
       if (w == 0 || c < lo || c > hi) continue;
-      if (best != 0 && (smallest ? c >= hk_lc_chunks(best) : c <= hk_lc_chunks(best))) continue;
+      if (best != 0 && (smallest ? c >= hk_lc_pages(best) : c <= hk_lc_pages(best))) continue;
       best = w;
       at = i;
       if (c == (smallest ? lo : hi)) break; /* nothing fits better */
@@ -270,6 +294,15 @@ size_t hk_large_cache_purge(bool all) {
   return all ? hk_lc_unmap_all() : hk_lc_purge_due(hk_os_now_ms());
 }
 
+static void hk_large_note_size(size_t map_size) {
+  size_t big = hk_load_relaxed(&hk_lc.biggest);
+  /* Relaxed: a bound on how far back hk_large_covers looks; a block is
+   * published to other threads by their own synchronisation, after this. */
+  while (map_size > big && !atomic_compare_exchange_weak_explicit(&hk_lc.biggest, &big, map_size,
+                                                                  memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
+
 /* Transparent huge pages for a mapping big enough that its last, partly
  * used huge page is a small share of it (hk_config.h). */
 static void hk_large_advise(uint8_t *base, size_t map_size) {
@@ -277,11 +310,11 @@ static void hk_large_advise(uint8_t *base, size_t map_size) {
 }
 
 /* The mapping [base, base+old_size), no longer registered to anyone, grown
- * to new_size: in place, else moved into a fresh chunk-aligned reservation.
- * Its new base, or NULL with the mapping as it was. */
+ * to new_size: in place, else moved into a fresh reservation. Its new base,
+ * or NULL with the mapping as it was. */
 static uint8_t *hk_large_remap_grow(uint8_t *base, size_t old_size, size_t new_size) {
   if (hk_os_remap(base, old_size, new_size, NULL, NULL) == NULL) {
-    uint8_t *dest = hk_os_map_aligned(new_size, HK_SS_SIZE);
+    uint8_t *dest = hk_os_map_block(new_size, HK_PAGE_SIZE);
     if (dest == NULL) return NULL;
     bool lost = false;
     if (hk_os_remap(base, old_size, new_size, dest, &lost) == NULL) {
@@ -294,6 +327,19 @@ static uint8_t *hk_large_remap_grow(uint8_t *base, size_t old_size, size_t new_s
   return base;
 }
 
+/* Zero [user, user+usable) of a reused mapping: whole pages by decommit
+ * (zero pages, faulted lazily) when it is big, else by memset. The end is
+ * a page boundary (the mapping's end or a shrink's). */
+static void hk_large_clear(uint8_t *user, size_t usable) {
+  uint8_t *page = (uint8_t *)hk_page_up((uintptr_t)user);
+  if (usable < ((size_t)1 << 20)) {
+    memset(user, 0, usable);
+    return;
+  }
+  memset(user, 0, (size_t)(page - user));
+  hk_os_decommit(page, usable - (size_t)(page - user));
+}
+
 static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   if (size > PTRDIFF_MAX || align > ((size_t)1 << 40)) {
     hk_trace_failure(size, "size class threshold: larger than PTRDIFF_MAX");
@@ -301,28 +347,25 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
     return NULL;
   }
   hk_large_cache_purge(false); /* the cache's timer: a clock read and a load unless due */
-  /* The user block starts `pad` bytes into a chunk-aligned mapping; the
-   * header is the page below it. Whole chunks, so no other mapping of ours
-   * shares an address-map entry; pages never touched cost no memory. */
   if (size == 0) size = 1; /* a unique block inside the mapping, usable >= 1 */
-  size_t pad = align > HK_PAGE_SIZE ? align : HK_PAGE_SIZE;
-  size_t need = pad + size;
-  size_t map_size = (need + HK_SS_MASK) & ~(size_t)HK_SS_MASK;
-  size_t map_align = align > HK_SS_SIZE ? align : HK_SS_SIZE;
+  /* The user block starts `pad` bytes into a page-aligned (or, over-aligned,
+   * align-aligned) mapping of whole pages; the header starts at the key
+   * page (see above). Pages never touched cost no memory. */
+  size_t pad = align > HK_LARGE_HDR ? align : HK_LARGE_HDR;
+  size_t map_size = hk_page_up(pad + size);
+  size_t pages = map_size >> 12;
   bool dirty = false;
   /* Only mappings of ordinary alignment are cached: an over-aligned one
-   * wastes up to its alignment in address space, which must go back at once. */
-  size_t chunks = map_size >> HK_SS_SHIFT;
-  bool cacheable = pad == HK_PAGE_SIZE && chunks <= HK_LC_CHUNKS_MAX && hk_lc_serving();
-  uintptr_t w = cacheable ? hk_lc_take(chunks, chunks * HK_LARGE_REUSE_MAX_FACTOR, true) : 0;
+   * would serve only its own alignment. */
+  bool cacheable = pad == HK_LARGE_HDR && pages <= HK_LC_PAGES_MAX && hk_lc_serving();
+  uintptr_t w = cacheable ? hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, true) : 0;
   uint8_t *base = hk_lc_base(w);
   if (w != 0) {
     dirty = (w & HK_LC_DIRTY) != 0;
-    /* A bigger mapping: its tail goes back to the OS now, so the block
-     * holds no more memory than a fresh mapping would. */
-    if (dirty && hk_lc_size(w) > map_size) hk_os_decommit(base + map_size, hk_lc_size(w) - map_size);
-    map_size = hk_lc_size(w);
-  } else if (cacheable && chunks > 1 && (w = hk_lc_take(1, chunks - 1, false)) != 0) {
+    /* A bigger mapping: its tail goes back to the OS now, memory and
+     * address space, so the block costs what a fresh mapping would. */
+    if (hk_lc_size(w) > map_size) hk_os_unmap(base + map_size, hk_lc_size(w) - map_size);
+  } else if (cacheable && pages > 1 && (w = hk_lc_take(1, pages - 1, false)) != 0) {
     /* Only smaller ones: grow the largest (its pages stay, only the rest
      * faults), rather than leave it holding memory beside a fresh one. */
     dirty = (w & HK_LC_DIRTY) != 0;
@@ -331,33 +374,33 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   }
   if (base == NULL) {
     dirty = false;
-    base = hk_os_map_aligned(map_size, map_align);
-    if (base == NULL && (hk_large_cache_purge(true) + hk_superslab_reclaim_for_retry()) != 0)
-      base = hk_os_map_aligned(map_size, map_align); /* held-back address space, given back first */
-    if (base == NULL) return NULL;
+    /* A failure here has had the caches' address space given back and been
+     * retried once (os.h). */
+    base = hk_os_map_block(map_size, align > HK_PAGE_SIZE ? align : HK_PAGE_SIZE);
+    if (base == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
     hk_large_advise(base, map_size);
   }
   uint8_t *user = base + pad;
-  hk_large *hdr = (hk_large *)(user - HK_PAGE_SIZE);
-  /* Usable: the request rounded to pages, not the chunk-rounded mapping, so
-   * a program writing its whole usable size does not commit up to 2 MiB of
-   * slack. realloc may still grow in place up to the mapping's end. */
-  size_t usable = hk_large_usable_for(size);
-  if (dirty && zero) { /* a reused mapping is not fresh zero pages */
-    if (usable >= ((size_t)1 << 20)) hk_os_decommit(user, usable); /* zero pages, faulted lazily */
-    else memset(user, 0, usable);
+  hk_large *hdr = (hk_large *)hk_large_key(user);
+  /* Usable: to the end of the mapping, the request rounded up to pages. */
+  size_t usable = map_size - pad;
+  if (dirty && zero) hk_large_clear(user, usable); /* a reused mapping is not fresh zero pages */
+  if (!hk_pmap_prepare((uintptr_t)hdr)) {
+    hk_os_unmap(base, map_size);
+    errno = ENOMEM;
+    return NULL;
   }
   hdr->magic = HK_LARGE_MAGIC;
   hdr->user = user;
   hdr->usable = usable;
   hdr->map_base = base;
   hdr->map_size = map_size;
-  if (!hk_addrmap_set((uintptr_t)base, map_size, (uintptr_t)hdr | HK_MAP_LARGE)) {
-    hk_addrmap_set((uintptr_t)base, map_size, 0);
-    hk_os_unmap(base, map_size);
-    errno = ENOMEM;
-    return NULL;
-  }
+  hk_pmap_clear((uintptr_t)base, map_size); /* stale marks of blocks that were here before */
+  hk_large_note_size(map_size);
+  hk_pmap_set((uintptr_t)hdr, HK_PMAP_LIVE); /* release: the header before the mark */
   hk_stat_add(HK_STAT_LARGE_LIVE, 1);
   hk_lc_live_add(map_size);
   return user;
@@ -366,127 +409,155 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
 void *hk_large_alloc(size_t size, size_t align) { return hk_large_alloc_impl(size, align, false); }
 void *hk_large_calloc(size_t size) { return hk_large_alloc_impl(size, 16, true); }
 
-static hk_large *hk_large_header(uintptr_t entry, const void *p) {
-  hk_large *hdr = (hk_large *)(entry & ~HK_MAP_TAGS);
-  if (HK_UNLIKELY(hdr->user != p)) {
-    hk_bad_free(p, "inside a large block, not its start", 0);
-    return NULL;
-  }
-  return hdr;
+/* The header of the live large block whose user pointer is p, or NULL. */
+static hk_large *hk_large_lookup(const void *p) {
+  uintptr_t key = hk_large_key(p);
+  if (hk_pmap_get(key) != HK_PMAP_LIVE) return NULL;
+  hk_large *hdr = (hk_large *)key; /* a live block's header: mapped and ours */
+  return hdr->user == p ? hdr : NULL;
 }
 
-void hk_large_free(uintptr_t entry, void *p) {
-  hk_large *hdr = hk_large_header(entry, p);
-  if (hdr == NULL) return;
+/* p - key is what a released block's user pointer had: HK_LARGE_HDR, or an
+ * alignment up to a page (see above). */
+static bool hk_large_user_offset(const void *p) {
+  uintptr_t off = (uintptr_t)p - hk_large_key(p);
+  return (off & (off - 1)) == 0 && off <= HK_PAGE_SIZE;
+}
+
+bool hk_large_free(void *p) {
+  uintptr_t key = hk_large_key(p);
+  uintptr_t state = hk_pmap_get(key);
+  if (state == HK_PMAP_DEAD && hk_large_user_offset(p)) {
+    hk_bad_free(p, "large block already released", 1);
+    return true;
+  }
+  if (state != HK_PMAP_LIVE) return false;
+  hk_large *hdr = (hk_large *)key;
+  if (HK_UNLIKELY(hdr->user != p)) {
+    hk_bad_free(p, "inside a large block, not its start", 0);
+    return true;
+  }
   uint8_t *base = hdr->map_base;
   size_t size = hdr->map_size;
-  /* Leave a tombstone naming the old user pointer: a second free of exactly
-   * that pointer is then recognisable as a double free. */
-  hk_addrmap_set((uintptr_t)base, size, (uintptr_t)p | HK_MAP_DEAD);
+  /* DEAD: a second free of p is recognisable as a double free, until the
+   * page is someone's again. Losing the CAS means another free of p won. */
+  if (!hk_pmap_kill(key)) {
+    hk_bad_free(p, "large block already released", 1);
+    return true;
+  }
   hk_stat_add(HK_STAT_LARGE_LIVE, -1);
   hk_sub_relaxed(&hk_lc.live, size);
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
    * touching the cache's shared byte counter or reading the clock. */
   if (hk_opt_get(large_cache_bytes) == 0) {
     hk_os_unmap(base, size);
-    return;
+    return true;
   }
-  size_t chunks = size >> HK_SS_SHIFT;
-  bool cacheable = (uint8_t *)p - base == (ptrdiff_t)HK_PAGE_SIZE && chunks <= HK_LC_CHUNKS_MAX && hk_lc_serving();
+  size_t pages = size >> 12;
+  bool cacheable = (uint8_t *)p - base == (ptrdiff_t)HK_LARGE_HDR && pages <= HK_LC_PAGES_MAX && hk_lc_serving();
   uint64_t now = hk_os_now_ms();
-  if (!cacheable || !hk_lc_put(hk_lc_word(base, chunks, true), now, hk_lc_hash((uintptr_t)base >> HK_SS_SHIFT)))
+  if (!cacheable || !hk_lc_put(hk_lc_word(base, pages, true), now, hk_lc_hash((uintptr_t)base >> 12)))
     hk_os_unmap(base, size);
   hk_lc_purge_due(now);
+  return true;
 }
 
-size_t hk_large_usable(uintptr_t entry, const void *p) {
-  hk_large *hdr = hk_large_header(entry, p);
+bool hk_large_covers(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  size_t reach = hk_load_relaxed(&hk_lc.biggest);
+  if (reach == 0 || (a >> HK_VA_BITS) != 0) return false;
+  uintptr_t key = hk_pmap_live_below(a, a > reach ? a - reach : 0);
+  if (key == 0) return false;
+  const hk_large *hdr = (const hk_large *)key; /* a live block's header: mapped and ours */
+  return a >= (uintptr_t)hdr->user && a < (uintptr_t)hdr->user + hdr->usable;
+}
+
+size_t hk_large_usable(const void *p) {
+  hk_large *hdr = hk_large_lookup(p);
   return hdr == NULL ? 0 : hdr->usable;
 }
 
 bool hk_large_resize_in_place(void *p, size_t n) {
-  uintptr_t e = hk_addrmap_get(p);
-  if ((e & HK_MAP_LARGE) == 0) return false;
-  hk_large *hdr = (hk_large *)(e & ~HK_MAP_TAGS);
+  hk_large *hdr = hk_large_lookup(p);
+  if (hdr == NULL) return false;
   size_t room = (size_t)((uint8_t *)hdr->map_base + hdr->map_size - (uint8_t *)p);
   if (n > room) return false;
-  size_t usable = hk_large_usable_for(n);
+  /* p + usable stays a page boundary (at most the mapping's end). */
+  size_t usable = hk_page_up((uintptr_t)p + n) - (uintptr_t)p;
   /* Shrinking: the pages past the new end go back to the OS now. */
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
   hdr->usable = usable;
   return true;
 }
 
-/* Move the large block p (header hdr, map entry e) into dest, a mapping of
- * dest_size bytes at least its new size. The new user pointer, or NULL with
- * p as it was; then dest is still ours unless *dest_lost (hk_os_remap). */
-static void *hk_large_move(hk_large *hdr, uintptr_t e, void *p, uint8_t *dest, size_t dest_size, size_t usable,
-                           bool *dest_lost) {
+/* Move the large block of header hdr into dest, a mapping of dest_size
+ * bytes at least its new size. The new user pointer, or NULL with the block
+ * as it was; then dest is still ours unless *dest_lost (hk_os_remap). */
+static void *hk_large_move(hk_large *hdr, uint8_t *dest, size_t dest_size, size_t usable, bool *dest_lost) {
   uint8_t *base = hdr->map_base;
   size_t old_size = hdr->map_size;
-  hk_large *moved = (hk_large *)dest; /* the header page moves along */
-  /* dest's entries say "not ours" (and its leaves exist) until the move is
-   * done: a cached dest still holds its previous occupant's header, which a
-   * stray free of that old pointer must not find valid meanwhile. */
-  if (!hk_addrmap_set((uintptr_t)dest, dest_size, 0)) return NULL;
+  hk_large *moved = (hk_large *)dest; /* ordinary blocks only: the header starts the mapping */
+  /* Nothing may fail after the move. */
+  if (!hk_pmap_prepare((uintptr_t)dest)) return NULL;
   /* As free does: a later free of the old pointer is a double free. Before
    * the move: afterwards the old range may already be someone else's. */
-  hk_addrmap_set((uintptr_t)base, old_size, (uintptr_t)p | HK_MAP_DEAD); /* its leaves exist */
+  hk_pmap_set((uintptr_t)hdr, HK_PMAP_DEAD);
   if (hk_os_remap(base, old_size, dest_size, dest, dest_lost) == NULL) {
-    hk_addrmap_set((uintptr_t)base, old_size, e);
+    hk_pmap_set((uintptr_t)hdr, HK_PMAP_LIVE);
     return NULL;
   }
-  moved->user = dest + HK_PAGE_SIZE;
+  moved->user = dest + HK_LARGE_HDR;
   moved->usable = usable;
   moved->map_base = dest;
   moved->map_size = dest_size;
-  hk_addrmap_set((uintptr_t)dest, dest_size, (uintptr_t)moved | HK_MAP_LARGE); /* its leaves exist */
+  hk_pmap_clear((uintptr_t)dest, dest_size); /* a cached dest's DEAD key, stale marks of a fresh one */
+  hk_large_note_size(dest_size);
+  hk_pmap_set((uintptr_t)dest, HK_PMAP_LIVE); /* release: the moved header before the mark */
   if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(dest, dest_size); /* else the advice moved along */
   hk_lc_live_add(dest_size - old_size);
   return moved->user;
 }
 
 void *hk_large_grow(void *p, size_t n) {
-  uintptr_t e = hk_addrmap_get(p);
-  if ((e & HK_MAP_LARGE) == 0) return NULL;
-  hk_large *hdr = (hk_large *)(e & ~HK_MAP_TAGS);
+  hk_large *hdr = hk_large_lookup(p);
+  if (hdr == NULL) return NULL;
   uint8_t *base = hdr->map_base;
   size_t old_size = hdr->map_size;
   /* Over-aligned blocks keep their alignment only through a copy. */
-  if ((uint8_t *)p - base != (ptrdiff_t)HK_PAGE_SIZE || n > PTRDIFF_MAX - 2 * HK_SS_SIZE) return NULL;
-  size_t new_size = (HK_PAGE_SIZE + n + HK_SS_MASK) & ~(size_t)HK_SS_MASK;
+  if ((uint8_t *)p - base != (ptrdiff_t)HK_LARGE_HDR || n > PTRDIFF_MAX - 2 * HK_PAGE_SIZE) return NULL;
+  size_t new_size = hk_page_up(HK_LARGE_HDR + n);
   if (new_size <= old_size) return NULL; /* fits: hk_large_resize_in_place's case */
-  size_t usable = hk_large_usable_for(n);
+  size_t usable = new_size - HK_LARGE_HDR;
   int saved = errno; /* a failure here falls back to a copy that sets errno itself */
   void *q = NULL;
   /* A cached mapping that fits: its address space takes the pages (the
-   * kernel drops its own), and later growth up to its size needs no call. */
-  size_t chunks = new_size >> HK_SS_SHIFT;
-  uintptr_t w = chunks <= HK_LC_CHUNKS_MAX && hk_lc_serving() ? hk_lc_take(chunks, HK_LC_CHUNKS_MAX, true) : 0;
+   * kernel drops its own), and later growth up to its size (at most
+   * HK_LARGE_REUSE_MAX_FACTOR times this one) needs no call. */
+  size_t pages = new_size >> 12;
+  uintptr_t w = pages <= HK_LC_PAGES_MAX && hk_lc_serving()
+                    ? hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, true)
+                    : 0;
   if (w != 0) {
     bool lost = false;
-    q = hk_large_move(hdr, e, p, hk_lc_base(w), hk_lc_size(w), usable, &lost);
+    q = hk_large_move(hdr, hk_lc_base(w), hk_lc_size(w), usable, &lost);
     if (q == NULL && !lost) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
   }
-  /* In place: the same header, more chunks pointing at it. */
+  /* In place: the same header, a longer mapping. */
   if (q == NULL && hk_os_remap(base, old_size, new_size, NULL, NULL) != NULL) {
-    if (hk_addrmap_set((uintptr_t)base + old_size, new_size - old_size, e)) {
-      hdr->map_size = new_size;
-      hdr->usable = usable;
-      if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(base, new_size);
-      hk_lc_live_add(new_size - old_size);
-      q = p;
-    } else {
-      hk_addrmap_set((uintptr_t)base + old_size, new_size - old_size, 0);
-      hk_os_unmap(base + old_size, new_size - old_size);
-    }
+    hk_pmap_clear((uintptr_t)base + old_size, new_size - old_size); /* stale marks in the gained pages */
+    hk_large_note_size(new_size);
+    hdr->map_size = new_size;
+    hdr->usable = usable;
+    if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(base, new_size);
+    hk_lc_live_add(new_size - old_size);
+    q = p;
   }
-  /* Moved into a fresh chunk-aligned reservation. */
+  /* Moved into a fresh reservation. */
   if (q == NULL) {
-    uint8_t *dest = hk_os_map_aligned(new_size, HK_SS_SIZE);
+    uint8_t *dest = hk_os_map_block(new_size, HK_PAGE_SIZE);
     if (dest != NULL) {
       bool lost = false;
-      q = hk_large_move(hdr, e, p, dest, new_size, usable, &lost);
+      q = hk_large_move(hdr, dest, new_size, usable, &lost);
       if (q == NULL && !lost) hk_os_unmap(dest, new_size);
     }
   }

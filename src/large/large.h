@@ -1,7 +1,7 @@
 /* large.h -- allocations above the largest size class: each in its own
- * chunk-aligned mapping, header in the page below the user pointer, every
- * chunk of the mapping registered in the address map; freed mappings wait
- * in a bounded cache (see large.c); growth remaps instead of copying. */
+ * mapping of whole pages, header HK_LARGE_HDR bytes below the user pointer,
+ * found through the page map (core/addrmap.h); freed mappings wait in a
+ * bounded cache (see large.c); growth remaps instead of copying. */
 #ifndef HK_LARGE_H
 #define HK_LARGE_H
 
@@ -11,10 +11,13 @@
 
 #include "hk_types.h"
 
-/* The usable size of a large block of n > 0 bytes: n rounded up to pages,
- * not to the chunk-rounded mapping (see hk_large_alloc_impl). The checked
- * sized delete (api/operator_new.inc) compares against it. */
-HK_INLINE size_t hk_large_usable_for(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1); }
+/* The usable size of a large block of n > 0 bytes at p: to the page
+ * boundary after its last byte, where its mapping ends (hk_large_alloc_impl,
+ * hk_large_resize_in_place). The checked sized delete (api/operator_new.inc)
+ * compares against it. */
+HK_INLINE size_t hk_large_usable_at(const void *p, size_t n) {
+  return (((uintptr_t)p + n + HK_PAGE_SIZE - 1) & ~(uintptr_t)(HK_PAGE_SIZE - 1)) - (uintptr_t)p;
+}
 
 /* `align` is a power of two >= 16. NULL + ENOMEM when the size cannot be
  * represented or the OS refuses. Fresh mappings are zeroed. */
@@ -26,12 +29,17 @@ void *hk_large_calloc(size_t size);
 size_t hk_large_cache_purge(bool all);
 /* In a fork child: release the cache's purge try-flag a parent thread held. */
 void hk_large_fork_child(void);
-/* `entry` is p's address-map entry (tagged HK_MAP_LARGE). Handles interior
- * pointers through the bad-free policy. */
-void hk_large_free(uintptr_t entry, void *p);
-/* Usable size of a large block, 0 (after the bad-free policy) if p is not
- * the block's start. */
-size_t hk_large_usable(uintptr_t entry, const void *p);
+/* Free p if it is a live large block's start; report it through the
+ * bad-free policy if it is a released one's or lies in a live one's header
+ * page. False (nothing done) when p is none of these: the caller goes on. */
+bool hk_large_free(void *p);
+/* Usable size of the live large block starting at p; 0 when p is not one
+ * (nothing reported). Never touches memory that is not a live block's. */
+size_t hk_large_usable(const void *p);
+/* True when p lies in a live large block's usable bytes (hak_owns). Looks
+ * back through the page map at most as far as the largest block ever
+ * (a word per 128 KiB); reads only a live block's header. */
+bool hk_large_covers(const void *p);
 
 /* realloc of a large block p (already validated) to n > 0 bytes without
  * moving: true when n fits its mapping. The usable size becomes n rounded to

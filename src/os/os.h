@@ -1,6 +1,22 @@
 /* os.h -- the only interface to the kernel: aligned reservations and their
- * release. Every function keeps errno intact on success; on failure it
- * returns NULL/false with errno = ENOMEM and records why for the trace. */
+ * release. Every function keeps errno intact, on success and on failure
+ * (POSIX: free keeps errno; a malloc that succeeds after a failed attempt
+ * must not leave ENOMEM behind): a failure returns NULL/false and records
+ * why for the trace, and whoever fails the program's request sets ENOMEM.
+ *
+ * Two kinds of mapping. Reservations (hk_os_map, hk_os_map_aligned*) are
+ * MAP_NORESERVE: address space that is touched sparsely or only in part
+ * (SuperSlab arenas, address-map leaves, heap batches) is not charged
+ * against the overcommit limit up front. A block's memory (hk_os_map_block,
+ * large allocations) is charged: the kernel's overcommit policy judges it at
+ * the call, as it does glibc's mmap, so malloc(1 << 45) fails with ENOMEM
+ * there instead of the process being killed when it touches the pages.
+ *
+ * Address-space pressure: when a mapping fails, the hook set with
+ * hk_os_set_pressure_hook (the caches give back what they hold) runs once
+ * and the mapping is retried if it gave something back; so every mapping
+ * site, not only the large and SuperSlab paths, gets held-back address
+ * space under RLIMIT_AS before it fails. */
 #ifndef HK_OS_H
 #define HK_OS_H
 
@@ -16,6 +32,13 @@ void *hk_os_map_aligned(size_t size, size_t align);
 void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity);
 /* Map `size` bytes anywhere (page multiple), zeroed. */
 void *hk_os_map(size_t size);
+/* The memory of a block handed to the program: `size` bytes (a page
+ * multiple) aligned to `align`, charged against the overcommit limit (see
+ * above). */
+void *hk_os_map_block(size_t size, size_t align);
+/* Run `hook` when a mapping fails; retry the mapping once when it returns
+ * true. Not called again from the hook's own mappings. */
+void hk_os_set_pressure_hook(bool (*hook)(void));
 void hk_os_unmap(void *p, size_t size);
 /* Give the pages of [p, p+size) back to the OS, keeping the range mapped
  * (reads after this see zeros). p and size are page multiples. */
@@ -26,7 +49,7 @@ void hk_os_hugepage(void *p, size_t size);
 /* Grow the mapping [old, old+old_size) to new_size > old_size bytes, pages
  * and contents kept. dest == NULL: in place only (the address space after
  * it must be free). Otherwise move it to dest, which must be a mapping of
- * new_size bytes from hk_os_map*: it is replaced (MREMAP_FIXED), the old
+ * new_size bytes from hk_os_map_block: it is replaced (MREMAP_FIXED), the old
  * range is unmapped. NULL on failure with old unchanged; dest is then still
  * ours and mapped, unless the kernel had released it and another mapping
  * took its place: then *dest_lost is set and dest must not be touched

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "hk_atomic.h"
+#include "hk_config.h"
 #include "util/diag.h"
 #include "util/stats.h"
 
@@ -30,26 +31,46 @@ static bool hk_os_injected_failure(void) {
   return (x % 1000000u) < pm;
 }
 
-static void *hk_os_mmap(size_t size) {
+/* Called once when a mapping fails, then the mapping is retried if it
+ * returned true (os.h). Set at process start-up, before any thread. */
+static bool (*hk_os_pressure)(void);
+static _Thread_local bool hk_os_in_pressure; /* the hook's own mappings do not call it again */
+
+void hk_os_set_pressure_hook(bool (*hook)(void)) { hk_os_pressure = hook; }
+
+/* flags: MAP_NORESERVE for reservations, 0 for a block's memory (os.h).
+ * NULL with *why set on failure. */
+static void *hk_os_mmap_once(size_t size, int flags, const char **why) {
   if (hk_os_injected_failure()) {
-    hk_trace_failure(size, "injected mapping failure (test hook)");
-    errno = ENOMEM;
+    *why = "injected mapping failure (test hook)";
     return NULL;
   }
-  int saved = errno;
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
   if (p == MAP_FAILED) {
-    hk_trace_failure(size, errno == ENOMEM ? "the OS refused a mapping (address space, map count or overcommit limit)"
-                                           : "the OS refused a mapping");
-    errno = ENOMEM;
+    *why = errno == ENOMEM ? "the OS refused a mapping (address space, map count or overcommit limit)"
+                           : "the OS refused a mapping";
     return NULL;
   }
-  errno = saved;
   hk_stat_mapped(size);
   return p;
 }
 
-void *hk_os_map(size_t size) { return hk_os_mmap(size); }
+static void *hk_os_mmap(size_t size, int flags) {
+  int saved = errno;
+  const char *why = NULL;
+  void *p = hk_os_mmap_once(size, flags, &why);
+  if (p == NULL && hk_os_pressure != NULL && !hk_os_in_pressure) {
+    hk_os_in_pressure = true;
+    bool again = hk_os_pressure();
+    hk_os_in_pressure = false;
+    if (again) p = hk_os_mmap_once(size, flags, &why);
+  }
+  if (p == NULL) hk_trace_failure(size, why); /* only a failure the retry did not mend */
+  errno = saved;
+  return p;
+}
+
+void *hk_os_map(size_t size) { return hk_os_mmap(size, MAP_NORESERVE); }
 
 void hk_os_unmap(void *p, size_t size) {
   if (p == NULL || size == 0) return;
@@ -83,8 +104,8 @@ void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool 
      * (map count, commit charge), and another thread's mmap may land in the
      * gap at once: take the range back only if nobody has, never unmap it
      * blindly. */
-    void *again = mmap(dest, new_size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    void *again =
+        mmap(dest, new_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (again != dest) {
       if (again != MAP_FAILED) munmap(again, new_size); /* a kernel without NOREPLACE placed it elsewhere */
       *dest_lost = true;
@@ -104,12 +125,9 @@ void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool 
 
 /* Over-reserve by `slack`, then give back the head below `start` and the
  * tail, so the slack is wasted only briefly. */
-static void *hk_os_map_trimmed(size_t size, size_t slack, size_t align, int parity) {
-  if (size + slack < size) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  uint8_t *raw = hk_os_mmap(size + slack);
+static void *hk_os_map_trimmed(size_t size, size_t slack, size_t align, int parity, int flags) {
+  if (size + slack < size) return NULL;
+  uint8_t *raw = hk_os_mmap(size + slack, flags);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
   if (parity >= 0 && ((start / align) & 1) != (uintptr_t)parity) start += align;
@@ -121,16 +139,21 @@ static void *hk_os_map_trimmed(size_t size, size_t slack, size_t align, int pari
 }
 
 void *hk_os_map_aligned(size_t size, size_t align) {
-  if (align <= 4096) return hk_os_mmap(size);
-  return hk_os_map_trimmed(size, align, align, -1);
+  if (align <= HK_PAGE_SIZE) return hk_os_mmap(size, MAP_NORESERVE);
+  return hk_os_map_trimmed(size, align, align, -1, MAP_NORESERVE);
 }
 
 void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity) {
-  if (2 * align < align) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  return hk_os_map_trimmed(size, 2 * align, align, (int)parity);
+  if (2 * align < align) return NULL;
+  return hk_os_map_trimmed(size, 2 * align, align, (int)parity, MAP_NORESERVE);
+}
+
+void *hk_os_map_block(size_t size, size_t align) {
+  /* No MAP_NORESERVE: the kernel's overcommit policy judges the request now
+   * (as it does glibc's mmap), so a size the machine can never back fails
+   * here instead of killing the process when it is touched. */
+  if (align <= HK_PAGE_SIZE) return hk_os_mmap(size, 0);
+  return hk_os_map_trimmed(size, align, align, -1, 0);
 }
 
 unsigned hk_os_ncpus(void) {
