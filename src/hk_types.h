@@ -47,8 +47,14 @@ static inline uintptr_t hk_tc_key(const hk_block *b) { return (uintptr_t)b ^ HK_
  *   ACTIVE  -> PARTIAL  displaced as cur while it still has free blocks
  *   FULL    -> PARTIAL  a local free or reclaimed remote free gave it a block
  *   PARTIAL -> ACTIVE   chosen as cur again
- *   PARTIAL -> UNUSED   its last block came back (used == 0): any class may reuse it */
-enum { HK_SLAB_UNUSED = 0, HK_SLAB_ACTIVE, HK_SLAB_PARTIAL, HK_SLAB_FULL };
+ *   PARTIAL -> KEPT     its last block came back (used == 0) and its class
+ *   FULL    -> KEPT     keeps no empty slab yet: h->kept[class] (core/heap.c)
+ *   KEPT    -> ACTIVE   chosen as cur again (after the partial slabs)
+ *   KEPT    -> UNUSED   empty for the decommit delay, or hak_collect/exit:
+ *                       any class may reuse it
+ *   PARTIAL -> UNUSED   its last block came back and its class keeps one already
+ *   FULL    -> UNUSED   the same */
+enum { HK_SLAB_UNUSED = 0, HK_SLAB_ACTIVE, HK_SLAB_PARTIAL, HK_SLAB_FULL, HK_SLAB_KEPT };
 
 /* A slab: one SuperSlab's slab_size-aligned run of pages serving one size
  * class (its block size is hk_class_size[class_idx]). Every field is owner-only (no atomics): remote frees never touch a
@@ -179,6 +185,13 @@ typedef struct hk_tcache {
  *               class's cache (tc_gc, round robin) every HK_TC_TICK hits
  *   cur[c]      the slab the malloc fast path pops from; never NULL: a heap
  *               with nothing points at hk_slab_empty, whose lists are empty
+ *   kept[c]     one slab of class c whose blocks all came back, kept
+ *               carved and listed for its class for the decommit delay
+ *               (kept_ms[c]: since when) instead of released at once: a
+ *               class whose live count swings around a slab boundary
+ *               would otherwise release a slab (one pass over its blocks'
+ *               key words, hk_slab_confirm_empty) and bind and carve a
+ *               fresh one (touching every block again) on every swing
  *   partial[c]  slabs of class c with free blocks, other than cur[c], oldest
  *               first: a slab that became PARTIAL long ago has gathered the
  *               most frees since, so it refills cur for longest
@@ -202,6 +215,8 @@ typedef struct hk_heap {
   hk_slab *cur[HK_NCLASSES];
   hk_slab *partial[HK_NCLASSES];      /* FIFO: head is the oldest */
   hk_slab *partial_tail[HK_NCLASSES];
+  hk_slab *kept[HK_NCLASSES];         /* an emptied slab kept for its class, or NULL */
+  uint64_t kept_ms[HK_NCLASSES];      /* when it emptied */
   hk_superslab *avail[HK_KINDS];
   hk_outbox_slot outbox[HK_OUTBOX_SLOTS];
   uint32_t outbox_used;            /* bitmask of non-empty outbox slots */

@@ -149,6 +149,7 @@ hk_heap *hk_heap_create(void) {
     h->tc[c] = (hk_tcache){.head = NULL, .room = cap, .cap = cap};
     h->cur[c] = &hk_slab_empty;
     h->partial[c] = h->partial_tail[c] = NULL;
+    h->kept[c] = NULL;
   }
   for (unsigned k = 0; k < HK_KINDS; k++) h->avail[k] = NULL;
   hk_heap_own_clear(h);
@@ -303,21 +304,52 @@ static bool hk_heap_confirm_empty(hk_heap *h, hk_slab *s) {
   return false;
 }
 
-/* Blocks came back to s (a local free or a reclaimed batch). A FULL slab
- * becomes PARTIAL; a PARTIAL slab with nothing out becomes UNUSED so any class
- * can reuse its pages. The current slab stays put even when empty: it is hot. */
-void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
-  if (s->state == HK_SLAB_FULL) {
-    if (s->used == 0 && hk_heap_confirm_empty(h, s)) {
-      hk_superslab_release_slab(ss, s);
-      hk_heap_slab_released(h, ss);
-    } else {
-      hk_partial_push(h, s);
-    }
-  } else if (s->state == HK_SLAB_PARTIAL && s->used == 0 && hk_heap_confirm_empty(h, s)) {
-    hk_partial_remove(h, s);
+/* s (off every list) emptied: kept for its class if the class keeps none
+ * (see hk_heap.kept), else back to UNUSED if every block really is free,
+ * else (a double free emptied it; reported) on the partial list. No block
+ * check for a kept slab: it stays with its class, whose mallocs check each
+ * block's key as they pop it, as for any listed block; the pass runs when
+ * it is released. */
+static void hk_heap_slab_emptied(hk_heap *h, hk_superslab *ss, hk_slab *s) {
+  unsigned c = s->class_idx;
+  if (h->kept[c] == NULL) {
+    s->state = HK_SLAB_KEPT;
+    h->kept[c] = s;
+    h->kept_ms[c] = hk_os_now_ms();
+    uint64_t due = h->kept_ms[c] + hk_opt_get(decommit_delay_ms);
+    if (h->purge_at == 0 || due < h->purge_at) h->purge_at = due;
+  } else if (hk_heap_confirm_empty(h, s)) {
     hk_superslab_release_slab(ss, s);
     hk_heap_slab_released(h, ss);
+  } else {
+    hk_partial_push(h, s);
+  }
+}
+
+/* The kept slab of class c back to UNUSED (or, when its check finds a live
+ * block, to the partial list). */
+static void hk_heap_release_kept(hk_heap *h, unsigned c) {
+  hk_slab *s = h->kept[c];
+  h->kept[c] = NULL;
+  hk_superslab *ss = hk_superslab_of(s);
+  if (hk_heap_confirm_empty(h, s)) {
+    hk_superslab_release_slab(ss, s);
+    hk_heap_slab_released(h, ss);
+  } else {
+    hk_partial_push(h, s);
+  }
+}
+
+/* Blocks came back to s (a local free or a reclaimed batch). A FULL slab
+ * becomes PARTIAL; a slab with nothing out is emptied (above). The current
+ * slab stays put even when empty: it is hot. */
+void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s) {
+  if (s->state == HK_SLAB_FULL) {
+    if (s->used == 0) hk_heap_slab_emptied(h, ss, s);
+    else hk_partial_push(h, s);
+  } else if (s->state == HK_SLAB_PARTIAL && s->used == 0) {
+    hk_partial_remove(h, s);
+    hk_heap_slab_emptied(h, ss, s);
   }
 }
 
@@ -333,6 +365,12 @@ void hk_heap_adopted(hk_heap *h, hk_superslab *ss) {
  * dirty slabs or be empty, and all of those are on the avail lists. */
 static void hk_heap_purge(hk_heap *h, uint64_t now, uint64_t delay) {
   uint64_t next = 0;
+  for (unsigned c = 0; c < HK_NCLASSES; c++) { /* first: a released slab may empty its SuperSlab */
+    if (h->kept[c] == NULL) continue;
+    uint64_t due = h->kept_ms[c] + delay;
+    if (due <= now) hk_heap_release_kept(h, c);
+    else if (next == 0 || due < next) next = due;
+  }
   for (unsigned k = 0; k < HK_KINDS; k++) {
     hk_superslab *ss = h->avail[k], *following;
     for (; ss != NULL; ss = following) {
@@ -379,6 +417,8 @@ size_t hk_heap_release_all(hk_heap *h) {
     hk_superslab_release_slab(ss, s);
     hk_heap_slab_released(h, ss);
   }
+  for (unsigned c = 0; c < HK_NCLASSES; c++)
+    if (h->kept[c] != NULL) hk_heap_release_kept(h, c);
   size_t n = 0;
   for (unsigned k = 0; k < HK_KINDS; k++) {
     hk_superslab *spare = h->spare[k];
@@ -394,7 +434,8 @@ size_t hk_heap_release_all(hk_heap *h) {
 }
 
 /* Refill order: the current slab (local frees, then carving), the class's
- * partial slabs, then an UNUSED slab of an owned SuperSlab. */
+ * partial slabs (fill what is half used first), its kept empty slab, then an
+ * UNUSED slab of an owned SuperSlab. */
 hk_slab *hk_heap_refill(hk_heap *h, unsigned cls) {
   hk_slab *s = h->cur[cls];
   if (s != &hk_slab_empty) {
@@ -410,6 +451,13 @@ hk_slab *hk_heap_refill(hk_heap *h, unsigned cls) {
       return s;
     }
     s->state = HK_SLAB_FULL;
+  }
+  if ((s = h->kept[cls]) != NULL) { /* carved and listed already: no binding, no block check */
+    h->kept[cls] = NULL;
+    s->state = HK_SLAB_ACTIVE;
+    hk_slab_refill(s);
+    h->cur[cls] = s;
+    return s;
   }
   int kind = hk_class_kind(cls);
   hk_superslab *ss, **pp = &h->avail[kind];
