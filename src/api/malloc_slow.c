@@ -34,18 +34,20 @@ static HK_NOINLINE void hk_free_list_corrupt(hk_slab *s) {
 
 /* The same for the thread cache's head: it lacks the cache key. The cached
  * blocks count as used in their slabs, so dropping the list only leaks. */
-static HK_NOINLINE void hk_tc_corrupt(hk_tcache *t) {
+static HK_NOINLINE void hk_tc_corrupt(hk_heap *h, unsigned cls) {
+  hk_tcache *t = &h->tc[cls];
   hk_block *b = t->head;
   t->head = NULL;
-  t->room = t->cap;
+  h->stats.cls[cls].dropped += hk_tc_cap(cls) - t->room;
+  t->room = hk_tc_cap(cls);
   hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
 }
 
 /* The periodic work of a slow path, for every path into it: the outbox,
  * remote frees, the maintenance clock, and one class's cache trimmed, so a
  * thread whose mallocs all miss its caches still shrinks the idle ones. */
-static void hk_slow_tick(hk_heap *h) {
-  hk_heap_tc_gc(h);
+static void hk_slow_tick(hk_heap *h, unsigned cls) {
+  hk_heap_tc_gc(h, cls);
   hk_outbox_flush_due(h);
   hk_remote_collect(h);
   if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
@@ -58,9 +60,9 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
   if (HK_UNLIKELY(t->head != NULL)) { /* the ticker ran out, or the head lacks its key */
     if (t->head->key != hk_tc_key(t->head)) {
-      hk_tc_corrupt(t);
+      hk_tc_corrupt(h, cls);
     } else {
-      hk_slow_tick(h); /* resets the ticker */
+      hk_slow_tick(h, cls); /* restarts the ticker */
     }
     return hk_heap_malloc(h, cls);
   }
@@ -73,7 +75,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       return NULL;
     }
   }
-  hk_slow_tick(h);
+  hk_slow_tick(h, cls);
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
     s->free = s->local_free;

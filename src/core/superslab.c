@@ -70,7 +70,18 @@ static bool hk_ss_cache_put(hk_superslab *ss, uint64_t at) {
   return false;
 }
 
+/* Committed bytes of ss's slabs, which are set to none. */
+static size_t hk_ss_take_committed(hk_superslab *ss) {
+  size_t bytes = 0;
+  for (unsigned i = 0; i < HK_MAX_SLABS; i++) {
+    bytes += hk_load_relaxed(&ss->committed[i]);
+    hk_store_relaxed(&ss->committed[i], 0u);
+  }
+  return bytes;
+}
+
 static void hk_ss_unmap(hk_superslab *ss) {
+  hk_stat_decommit(HK_PAGE_SIZE + hk_ss_take_committed(ss)); /* the header page and the slabs' */
   hk_os_unmap(ss, HK_SS_SIZE);
   hk_stat_add(HK_STAT_SS_UNMAPPED, 1);
 }
@@ -78,6 +89,7 @@ static void hk_ss_unmap(hk_superslab *ss) {
 /* Every data page (the header page stays: it is rewritten on reuse). */
 static void hk_ss_decommit(hk_superslab *ss) {
   hk_os_decommit((uint8_t *)ss + HK_PAGE_SIZE, HK_SS_SIZE - HK_PAGE_SIZE);
+  hk_stat_decommit(hk_ss_take_committed(ss));
 }
 
 static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) {
@@ -334,8 +346,13 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   if (ss != NULL) {
     /* A retired SuperSlab after its grace period: no thread reads it. Its
      * slabs were all reset to UNUSED; start the header from zero as a fresh
-     * mapping would (a decommitted page reads as zeros anyway). */
+     * mapping would (a decommitted page reads as zeros anyway), except the
+     * record of which pages are still committed (a cached SuperSlab keeps
+     * them until its delay passed). */
+    uint32_t committed[HK_MAX_SLABS];
+    for (unsigned i = 0; i < HK_MAX_SLABS; i++) committed[i] = hk_load_relaxed(&ss->committed[i]);
     memset(ss, 0, sizeof *ss);
+    for (unsigned i = 0; i < HK_MAX_SLABS; i++) hk_store_relaxed(&ss->committed[i], committed[i]);
 #ifdef HK_HARDENED
     memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_HEADER - HK_PAGE_SIZE);
 #endif
@@ -358,6 +375,7 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
     return NULL;
   }
   hk_stat_add(HK_STAT_SS_MAPPED, 1);
+  hk_stat_commit(HK_PAGE_SIZE); /* the header page; slab pages as they are carved */
   return ss;
 }
 

@@ -358,6 +358,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
     return NULL;
   }
   hk_stat_add(HK_STAT_LARGE_LIVE, 1);
+  hk_stat_large_alloc(usable);
   hk_lc_live_add(map_size);
   return user;
 }
@@ -383,6 +384,7 @@ void hk_large_free(uintptr_t entry, void *p) {
    * that pointer is then recognisable as a double free. */
   hk_addrmap_set((uintptr_t)base, size, (uintptr_t)p | HK_MAP_DEAD);
   hk_stat_add(HK_STAT_LARGE_LIVE, -1);
+  hk_stat_large_free(hdr->usable);
   hk_sub_relaxed(&hk_lc.live, size);
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
    * touching the cache's shared byte counter or reading the clock. */
@@ -398,6 +400,8 @@ void hk_large_free(uintptr_t entry, void *p) {
   hk_lc_purge_due(now);
 }
 
+size_t hk_large_cached_bytes(void) { return hk_load_relaxed(&hk_lc.bytes); }
+
 size_t hk_large_usable(uintptr_t entry, const void *p) {
   hk_large *hdr = hk_large_header(entry, p);
   return hdr == NULL ? 0 : hdr->usable;
@@ -412,6 +416,7 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   size_t usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
   /* Shrinking: the pages past the new end go back to the OS now. */
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
+  hk_stat_large_resize(hdr->usable, usable);
   hdr->usable = usable;
   return true;
 }
@@ -455,7 +460,7 @@ void *hk_large_grow(void *p, size_t n) {
   if ((uint8_t *)p - base != (ptrdiff_t)HK_PAGE_SIZE || n > PTRDIFF_MAX - 2 * HK_SS_SIZE) return NULL;
   size_t new_size = (HK_PAGE_SIZE + n + HK_SS_MASK) & ~(size_t)HK_SS_MASK;
   if (new_size <= old_size) return NULL; /* fits: hk_large_resize_in_place's case */
-  size_t usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  size_t usable = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1), old_usable = hdr->usable;
   int saved = errno; /* a failure here falls back to a copy that sets errno itself */
   void *q = NULL;
   /* A cached mapping that fits: its address space takes the pages (the
@@ -489,6 +494,7 @@ void *hk_large_grow(void *p, size_t n) {
       if (q == NULL && !lost) hk_os_unmap(dest, new_size);
     }
   }
+  if (q != NULL) hk_stat_large_resize(old_usable, usable);
   errno = saved;
   return q;
 }
