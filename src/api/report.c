@@ -20,6 +20,7 @@
 void hk_report_snapshot(hak_stats_t *out) {
   hk_heap *h = hk_tls_heap;
   if (h->live) {
+    hk_remote_collect(h); /* frees other threads sent: counted when taken back */
     hk_remote_stats_flush(h);
     hk_heap_stats_merge(h);
   }

@@ -5,7 +5,8 @@
 
 #include "hakmem.h"
 
-/* Merge the calling thread's counts (if it has a heap), then snapshot. */
+/* Take back the remote frees sent to the calling thread and merge its
+ * counts (if it has a heap), then snapshot. */
 void hk_report_snapshot(hak_stats_t *out);
 /* The table on stderr (malloc_stats, HAKMEM_SHOW_STATS=1 at exit). */
 void hk_report_print(void);
