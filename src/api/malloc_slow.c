@@ -46,8 +46,8 @@ static HK_NOINLINE void hk_tc_corrupt(hk_heap *h, unsigned cls) {
 /* The periodic work of a slow path, for every path into it: the outbox,
  * remote frees, the maintenance clock, and one class's cache trimmed, so a
  * thread whose mallocs all miss its caches still shrinks the idle ones. */
-static void hk_slow_tick(hk_heap *h, unsigned cls) {
-  hk_heap_tc_gc(h, cls);
+static void hk_slow_tick(hk_heap *h) {
+  hk_heap_tc_gc(h);
   hk_outbox_flush_due(h);
   hk_remote_collect(h);
   if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
@@ -62,7 +62,11 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
     if (t->head->key != hk_tc_key(t->head)) {
       hk_tc_corrupt(h, cls);
     } else {
-      hk_slow_tick(h, cls); /* restarts the ticker */
+      /* The ticker ran out: HK_TC_TICK - 1 hits, and the pop that ran it
+       * out, which comes back through the fast path after the restart. */
+      h->stats.cls[cls].pops += HK_TC_TICK - 1;
+      t->ticker = HK_TC_TICK;
+      hk_slow_tick(h);
     }
     return hk_heap_malloc(h, cls);
   }
@@ -75,7 +79,11 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       return NULL;
     }
   }
-  hk_slow_tick(h, cls);
+  /* As every slow path of the class does, restart its ticker, settling
+   * the hits it counted (at least 1 left: only a pop runs it out). */
+  h->stats.cls[cls].pops += HK_TC_TICK - h->tc[cls].ticker;
+  h->tc[cls].ticker = HK_TC_TICK;
+  hk_slow_tick(h);
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
     s->free = s->local_free;

@@ -438,30 +438,33 @@ static void hk_tc_return(hk_heap *h, hk_block *b) {
   hk_heap_slab_returned(h, hk_superslab_of(b), s);
 }
 
-/* Give back every block of t's list after the first `keep`. Each must still
+/* Give back every block of t's list (all), or its older half: every block
+ * after the first n/2 of the n it holds. Each must still
  * carry the cache key: one that does not was handed out while a second copy
  * of it stayed listed (freed twice), or was written after its free; its link
  * cannot be trusted, so the rest of the list is dropped (a leak, never a
  * block handed out twice). At most `cap` links are followed: a block freed
  * twice can make the list a cycle. */
-static void hk_tc_trim(hk_heap *h, hk_tcache *t, uint32_t keep) {
+static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
   unsigned c = (unsigned)(t - h->tc);
-  hk_class_stats *st = &h->stats.cls[c];
   uint32_t cap = hk_tc_cap(c);
   hk_block *b = t->head, **cut = &t->head;
-  uint32_t n = cap - t->room, kept = 0;
+  uint32_t n = cap - t->room, kept = 0, keep = all ? 0 : n / 2;
   for (; kept < keep && b != NULL && n != 0; kept++, n--) {
     cut = &b->next;
     b = b->next;
   }
   *cut = NULL;
   t->room = cap - kept;
-  /* Counted per trim, not per block: n blocks leave the cache. */
+  /* Counted once per trim: the n blocks leaving go back to their slabs.
+   * (A list shorter than its count, which only a program writing freed
+   * blocks makes, is not told apart: its missing blocks count as given
+   * back.) */
+  hk_class_stats *st = &h->stats.cls[c];
   st->trimmed += n;
   for (; b != NULL && n != 0; n--) {
     if (HK_UNLIKELY(b->key != hk_tc_key(b))) {
-      /* The rest of the list is dropped: not back in their slabs (a leak). */
-      st->trimmed -= n;
+      st->trimmed -= n; /* the rest is dropped: left out of its slabs, a leak */
       st->dropped += n;
       hk_bad_free(b, "block already free (freed twice, or written after free; found when the thread cache was flushed)", 1);
       return;
@@ -470,25 +473,21 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, uint32_t keep) {
     hk_tc_return(h, b);
     b = next;
   }
-  st->trimmed -= n; /* a list shorter than its count (never, unless corrupt) */
-  st->dropped += n;
 }
 
-void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) { hk_tc_trim(h, t, hk_tc_cap((unsigned)(t - h->tc)) / 2); }
+/* Full (room reached 0, so it holds cap blocks): keep the newer half. */
+void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) { hk_tc_trim(h, t, false); }
 
-void hk_heap_tc_gc(hk_heap *h, unsigned cls) {
-  h->stats.cls[cls].pops += hk_tc_ticked(h, cls);
-  h->tc[cls].ticker = HK_TC_TICK;
+void hk_heap_tc_gc(hk_heap *h) {
   unsigned g = h->tc_gc;
   hk_tcache *t = &h->tc[g];
   h->tc_gc = g + 1 < HK_NCLASSES ? g + 1 : 0;
-  uint32_t n = hk_tc_cap(g) - t->room;
-  if (n > 1) hk_tc_trim(h, t, n / 2);
+  if (hk_tc_cap(g) - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
 }
 
 void hk_heap_tc_flush_all(hk_heap *h) {
   for (unsigned c = 0; c < HK_NCLASSES; c++)
-    if (h->tc[c].head != NULL) hk_tc_trim(h, &h->tc[c], 0);
+    if (h->tc[c].head != NULL) hk_tc_trim(h, &h->tc[c], true);
 }
 
 bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b) {
@@ -508,7 +507,8 @@ void hk_heap_stats_merge(hk_heap *h) {
   uint64_t allocs[HK_NCLASSES], frees[HK_NCLASSES];
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     hk_class_stats *st = &h->stats.cls[c];
-    uint32_t ticked = hk_tc_ticked(h, c), cached = hk_tc_cap(c) - h->tc[c].room;
+    /* A ticker is never 0 here: only inside the slow path that restarts it. */
+    uint32_t ticked = HK_TC_TICK - h->tc[c].ticker, cached = hk_tc_cap(c) - h->tc[c].room;
     /* Unsigned arithmetic wraps: pops may hold minus the ticker's progress
      * at the last merge, and the sums are exact modulo 2^64. */
     uint64_t hits = st->pops + ticked;

@@ -63,17 +63,8 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
 
 /* Thread cache full: give its older half back to the slabs (core/heap.c). */
 void hk_heap_tc_flush(hk_heap *h, hk_tcache *t);
-/* Every slow path of class cls (api/malloc_slow.c): settle the cache hits its
- * ticker counted and restart it, so that class ticks again after HK_TC_TICK
- * more hits; then trim the next class's cache in turn (round robin). */
-void hk_heap_tc_gc(hk_heap *h, unsigned cls);
-/* Hits of class cls's cache since its ticker last restarted: a ticker at 0
- * was run out by a pop that went to the slow path instead (retried after
- * the restart). */
-HK_INLINE uint32_t hk_tc_ticked(const hk_heap *h, unsigned cls) {
-  uint32_t t = h->tc[cls].ticker;
-  return t == 0 ? HK_TC_TICK - 1 : HK_TC_TICK - t;
-}
+/* Every slow path: trim the next class's cache in turn (round robin). */
+void hk_heap_tc_gc(hk_heap *h);
 /* Fold this heap's statistics into the process-wide counters (owner only:
  * thread exit, hak_thread_flush, and the statistics calls for the calling
  * thread). Walks the heap's SuperSlabs once. */

@@ -19,6 +19,6 @@ const uint32_t hk_class_size[HK_NCLASSES] = {HK_CLASS_SIZES(HK_SIZE_ENTRY)};
 
 /* hk_tc_cap: at most HK_TC_BYTES of blocks, within [HK_TC_MIN, HK_TC_MAX]. */
 #define HK_TC_FIT(sz)    (HK_TC_BYTES / (sz) < HK_TC_MIN ? HK_TC_MIN : HK_TC_BYTES / (sz) > HK_TC_MAX ? HK_TC_MAX : HK_TC_BYTES / (sz))
-#define HK_CAP_ENTRY(sz) HK_TC_FIT(sz),
+#define HK_CAP_ENTRY(sz) (uint8_t)HK_TC_FIT(sz),
 const uint8_t hk_tc_cap_table[HK_NCLASSES] = {HK_CLASS_SIZES(HK_CAP_ENTRY)};
 _Static_assert(HK_TC_MAX <= UINT8_MAX, "hk_tc_cap_table holds bytes");
