@@ -82,7 +82,8 @@ typedef struct hak_class_stats {
  * other running threads as of their last merge. Fields are read without
  * stopping other threads and may disagree by in-flight work. */
 typedef struct hak_stats {
-  size_t mapped_bytes;         /* SuperSlab address space claimed (reserved, not committed) */
+  size_t mapped_bytes;         /* address space mapped: SuperSlabs as claimed, large
+                                  mappings, metadata (reserved, not committed) */
   size_t peak_mapped_bytes;    /* high-water mark of mapped_bytes */
   size_t superslabs_mapped;    /* SuperSlabs ever mapped (fresh mappings only) */
   size_t superslabs_abandoned; /* SuperSlabs abandoned by exiting threads */

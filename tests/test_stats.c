@@ -341,3 +341,20 @@ Test(stats, malloc_stats_prints_every_section_untruncated) {
   cr_assert(strstr(out, want) != NULL, "no line for the largest class (%s)", want);
   for (unsigned c = 0; c < HAK_STATS_CLASSES; c++) x_free(p[c]);
 }
+
+/* A small program's peaks are small: committed memory is what it used, and
+ * address space counts what is kept, not the arena reserved ahead (the
+ * first SuperSlab used to raise the mapped peak by 192 MiB). */
+Test(stats, peaks_of_a_small_program_are_small) {
+  learn_classes();
+  enum { N = 1000 };
+  static void *p[N];
+  for (int i = 0; i < N; i++) p[i] = x_malloc(100 + (size_t)i % 200); /* ~250 KiB live */
+  hak_stats_t s = hk_stats();
+  cr_assert(s.peak_committed_bytes < 2 * HK_MIB, "committed peak %zu KiB for 250 KiB of blocks",
+            s.peak_committed_bytes >> 10);
+  cr_assert(s.peak_mapped_bytes < 16 * HK_MIB, "mapped peak %zu KiB for 250 KiB of blocks", s.peak_mapped_bytes >> 10);
+  cr_assert(s.mapped_bytes >= 2 * HK_MIB && s.mapped_bytes <= s.peak_mapped_bytes, "mapped %zu KiB, peak %zu KiB",
+            s.mapped_bytes >> 10, s.peak_mapped_bytes >> 10);
+  for (int i = 0; i < N; i++) x_free(p[i]);
+}

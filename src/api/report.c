@@ -150,8 +150,8 @@ static size_t hk_rows(const hak_stats_t *s, hk_row *r) {
   ROW("memory", "committed_bytes", "committed now (pages in use or cached, not address space)", s->committed_bytes, true);
   ROW("memory", "peak_committed_bytes", "committed at peak", s->peak_committed_bytes, true);
   ROW("memory", "decommitted_bytes", "decommitted in all (madvise or munmap)", s->decommitted_bytes, true);
-  ROW("memory", "mapped_bytes", "SuperSlab address space reserved", s->mapped_bytes, true);
-  ROW("memory", "peak_mapped_bytes", "SuperSlab address space at peak", s->peak_mapped_bytes, true);
+  ROW("memory", "mapped_bytes", "address space mapped (reserved, not all committed)", s->mapped_bytes, true);
+  ROW("memory", "peak_mapped_bytes", "address space mapped at peak", s->peak_mapped_bytes, true);
   ROW("memory", "live_bytes", "in live small blocks (class sizes)", s->live_bytes, true);
   ROW("large", "live", "large blocks live", s->large_live, false);
   ROW("large", "live_bytes", "their usable bytes", s->large_live_bytes, true);

@@ -181,12 +181,8 @@ static _Atomic uint64_t hk_region_left[HK_KINDS]; /* replaced regions with chunk
 static const uint32_t hk_region_parity[HK_KINDS] = {0x55555555u, 0xaaaaaaaau};
 
 /* Unmap address space of a region or arena that no SuperSlab has claimed:
- * mapped_bytes counts chunks only as they are claimed, and hk_os_unmap
- * subtracts, so add it back first. */
-static void hk_unmap_unclaimed(void *p, size_t bytes) {
-  hk_stat_mapped(bytes);
-  hk_os_unmap(p, bytes);
-}
+ * mapped_bytes counts chunks only as they are claimed. */
+static void hk_unmap_unclaimed(void *p, size_t bytes) { hk_os_unreserve(p, bytes); }
 
 /* Unmap the chunks of region w that nobody claimed (the caller replaced w). */
 static void hk_region_release(uint64_t w) {
@@ -204,9 +200,7 @@ static void hk_region_release(uint64_t w) {
 }
 
 static uint8_t *hk_arena_map(void) {
-  uint8_t *a = hk_os_map_aligned(HK_ARENA_SIZE, HK_REGION_SIZE);
-  if (a != NULL) hk_stat_unmapped(HK_ARENA_SIZE); /* counted chunk by chunk as claimed */
-  return a;
+  return hk_os_reserve_aligned(HK_ARENA_SIZE, HK_REGION_SIZE); /* counted chunk by chunk as claimed */
 }
 
 /* Give back an arena's uncarved regions (the caller replaced word w). */

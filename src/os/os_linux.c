@@ -30,7 +30,10 @@ static bool hk_os_injected_failure(void) {
   return (x % 1000000u) < pm;
 }
 
-static void *hk_os_mmap(size_t size) {
+/* Address space is counted (hk_stat_mapped) as what the callers keep, so a
+ * transient over-reservation (the slack of an aligned mapping, an arena the
+ * SuperSlab layer counts chunk by chunk as claimed) never raises the peak. */
+static void *hk_os_mmap_raw(size_t size) {
   if (hk_os_injected_failure()) {
     hk_trace_failure(size, "injected mapping failure (test hook)");
     errno = ENOMEM;
@@ -45,19 +48,30 @@ static void *hk_os_mmap(size_t size) {
     return NULL;
   }
   errno = saved;
-  hk_stat_mapped(size);
   return p;
 }
 
-void *hk_os_map(size_t size) { return hk_os_mmap(size); }
-
-void hk_os_unmap(void *p, size_t size) {
+static void hk_os_munmap_raw(void *p, size_t size) {
   if (p == NULL || size == 0) return;
   int saved = errno;
   munmap(p, size);
   errno = saved;
+}
+
+static void *hk_os_counted(void *p, size_t size) {
+  if (p != NULL) hk_stat_mapped(size);
+  return p;
+}
+
+void *hk_os_map(size_t size) { return hk_os_counted(hk_os_mmap_raw(size), size); }
+
+void hk_os_unmap(void *p, size_t size) {
+  if (p == NULL || size == 0) return;
+  hk_os_munmap_raw(p, size);
   hk_stat_unmapped(size);
 }
+
+void hk_os_unreserve(void *p, size_t size) { hk_os_munmap_raw(p, size); }
 
 void hk_os_decommit(void *p, size_t size) {
   if (size == 0) return;
@@ -109,28 +123,30 @@ static void *hk_os_map_trimmed(size_t size, size_t slack, size_t align, int pari
     errno = ENOMEM;
     return NULL;
   }
-  uint8_t *raw = hk_os_mmap(size + slack);
+  uint8_t *raw = hk_os_mmap_raw(size + slack);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
   if (parity >= 0 && ((start / align) & 1) != (uintptr_t)parity) start += align;
   size_t head = start - (uintptr_t)raw;
   size_t tail = slack - head;
-  if (head) hk_os_unmap(raw, head);
-  if (tail) hk_os_unmap((uint8_t *)start + size, tail);
+  hk_os_munmap_raw(raw, head);
+  hk_os_munmap_raw((uint8_t *)start + size, tail);
   return (void *)start;
 }
 
-void *hk_os_map_aligned(size_t size, size_t align) {
-  if (align <= 4096) return hk_os_mmap(size);
+void *hk_os_reserve_aligned(size_t size, size_t align) {
+  if (align <= 4096) return hk_os_mmap_raw(size);
   return hk_os_map_trimmed(size, align, align, -1);
 }
+
+void *hk_os_map_aligned(size_t size, size_t align) { return hk_os_counted(hk_os_reserve_aligned(size, align), size); }
 
 void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity) {
   if (2 * align < align) {
     errno = ENOMEM;
     return NULL;
   }
-  return hk_os_map_trimmed(size, 2 * align, align, (int)parity);
+  return hk_os_counted(hk_os_map_trimmed(size, 2 * align, align, (int)parity), size);
 }
 
 unsigned hk_os_ncpus(void) {
