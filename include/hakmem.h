@@ -47,7 +47,9 @@ HAK_API bool hak_owns(const void *p);
  * slow path and the outbox flush on every 8th (malloc takes one at least
  * every 256 hits of its caches), and all of it at thread exit. A thread that
  * blocks for good without calling it keeps its cached frees (at most 32 KiB
- * per size class) out of their slabs until it exits. */
+ * per size class) out of their slabs until it exits. It also adds the
+ * thread's statistics to the process-wide ones (hak_stats_t; one walk of
+ * the thread's SuperSlabs). */
 HAK_API void hak_thread_flush(void);
 
 /* Return to the OS everything that can be returned now: flush and reclaim

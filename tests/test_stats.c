@@ -329,9 +329,9 @@ Test(stats, malloc_stats_prints_every_section_untruncated) {
   static char out[65536];
   size_t n = capture_malloc_stats(out, sizeof out);
   cr_assert(n > 4096, "malloc_stats printed %zu bytes", n);
-  const char *sections[] = {"hakmem statistics", "\nmemory\n", "committed now", "committed at peak",
+  const char *sections[] = {"hakmem: stats (pid", "\nmemory\n", "committed now", "committed at peak",
                             "decommitted", "\nlarge\n", "\nsuperslabs\n", "\nthreads\n", "\nremote\n",
-                            "remote batch sizes", "\nsize classes", "  total ", "end of hakmem statistics\n"};
+                            "remote batch sizes", "\nsize classes", "  total ", "hakmem: end of stats\n"};
   for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
     cr_assert(strstr(out, sections[i]) != NULL, "no \"%s\" in malloc_stats' output:\n%s", sections[i], out);
   cr_assert(hk_count_lines_in(out) >= 40 + HAK_STATS_CLASSES, "%zu lines", hk_count_lines_in(out));

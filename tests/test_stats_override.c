@@ -59,9 +59,9 @@ Test(stats_override, mallinfo2_tracks_a_known_live_set) {
             after.hblks, before.hblks);
 }
 
-static const char *const table_marks[] = {"hakmem statistics (pid", "\nmemory\n", "committed now", "\nlarge\n",
+static const char *const table_marks[] = {"hakmem: stats (pid", "\nmemory\n", "committed now", "\nlarge\n",
                                           "\nsuperslabs\n", "\nthreads\n", "\nremote\n", "remote batch sizes",
-                                          "\nsize classes", "\n  total ", "end of hakmem statistics\n"};
+                                          "\nsize classes", "\n  total ", "hakmem: end of stats\n"};
 
 static size_t count_of(const char *hay, const char *needle) {
   size_t n = 0;

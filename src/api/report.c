@@ -196,7 +196,7 @@ static void hk_table_hist(hk_out *o, const char *name, const size_t *hist) {
 static void hk_table(hk_out *o, const hak_stats_t *s) {
   hk_row rows[HK_ROWS_MAX];
   size_t n = hk_rows(s, rows);
-  hk_out_str(o, "hakmem statistics (pid ");
+  hk_out_str(o, "hakmem: stats (pid ");
   hk_out_u64(o, (uint64_t)getpid());
   hk_out_str(o, ")\n");
   for (size_t i = 0; i < n; i++) {
@@ -243,7 +243,7 @@ static void hk_table(hk_out *o, const hak_stats_t *s) {
   hk_out_col_i64(o, (int64_t)s->frees, 16);
   hk_out_col_i64(o, s->live_blocks, 16);
   hk_out_col_i64(o, s->live_bytes, 16);
-  hk_out_str(o, "\nend of hakmem statistics\n");
+  hk_out_str(o, "\nhakmem: end of stats\n");
 }
 
 void hk_report_print(void) {

@@ -508,6 +508,7 @@ void hk_heap_stats_merge(hk_heap *h) {
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     hk_class_stats *st = &h->stats.cls[c];
     /* A ticker is never 0 here: only inside the slow path that restarts it. */
+    HK_ASSERT(h->tc[c].ticker != 0);
     uint32_t ticked = HK_TC_TICK - h->tc[c].ticker, cached = hk_tc_cap(c) - h->tc[c].room;
     /* Unsigned arithmetic wraps: pops may hold minus the ticker's progress
      * at the last merge, and the sums are exact modulo 2^64. */
