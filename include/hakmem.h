@@ -32,6 +32,8 @@ HAK_API void *hak_valloc(size_t size) __attribute__((malloc));
 HAK_API void *hak_pvalloc(size_t size) __attribute__((malloc));
 HAK_API size_t hak_usable_size(const void *p);
 HAK_API int hak_malloc_trim(size_t pad);
+/* A table of the statistics (hak_stats_get) on stderr, written in pieces
+ * from a stack buffer: no allocation, no truncation. */
 HAK_API void hak_malloc_stats(void);
 HAK_API int hak_mallopt(int param, int value);
 
@@ -51,7 +53,9 @@ HAK_API const char *hak_version(void);
  * slow path and the outbox flush on every 8th (malloc takes one at least
  * every 256 hits of its caches), and all of it at thread exit. A thread that
  * blocks for good without calling it keeps its cached frees (at most 32 KiB
- * per size class) out of their slabs until it exits. */
+ * per size class) out of their slabs until it exits. It also adds the
+ * thread's statistics to the process-wide ones (hak_stats_t; one walk of
+ * the thread's SuperSlabs). */
 HAK_API void hak_thread_flush(void);
 
 /* Return to the OS everything that can be returned now: flush and reclaim
@@ -63,10 +67,31 @@ HAK_API void hak_thread_flush(void);
  * on a malloc/free path: it may poll the epoch for a while. */
 HAK_API void hak_collect(bool force);
 
-/* Process-wide counters; each field is a snapshot, read without stopping
- * other threads, so fields may be mutually inconsistent by in-flight work. */
+/* Size classes and remote-free batch-size buckets in hak_stats_t. */
+#define HAK_STATS_CLASSES 48
+#define HAK_STATS_HIST    8 /* bucket i: batches of 2^i to 2^(i+1)-1 blocks; the last, 128 and more */
+
+/* One size class: every block of it has block_size usable bytes. A block
+ * freed by another thread counts as freed when its owner takes it back
+ * (on its slow paths, hak_thread_flush, or adoption after the owner exited). */
+typedef struct hak_class_stats {
+  size_t block_size;
+  uint64_t allocs;     /* blocks handed out (malloc, calloc, realloc, aligned) */
+  uint64_t frees;      /* blocks that came back */
+  int64_t live;        /* allocs - frees */
+  int64_t live_bytes;  /* live * block_size */
+} hak_class_stats_t;
+
+/* Process-wide counters. Each thread counts in its own heap, never on a
+ * shared line, and adds its counts to these at its exit and when it calls
+ * hak_thread_flush, hak_collect, hak_stats_get, hak_stats_json or
+ * malloc_stats/mallinfo2 (which merge the calling thread first). So the
+ * per-class figures include every exited thread and the caller exactly;
+ * other running threads as of their last merge. Fields are read without
+ * stopping other threads and may disagree by in-flight work. */
 typedef struct hak_stats {
-  size_t mapped_bytes;         /* address space currently mapped by HAKMEM */
+  size_t mapped_bytes;         /* address space mapped: SuperSlabs as claimed, large
+                                  mappings, metadata (reserved, not committed) */
   size_t peak_mapped_bytes;    /* high-water mark of mapped_bytes */
   size_t superslabs_mapped;    /* SuperSlabs ever mapped (fresh mappings only) */
   size_t superslabs_abandoned; /* SuperSlabs abandoned by exiting threads */
@@ -85,9 +110,39 @@ typedef struct hak_stats {
                                   the peak number of threads, rounded up to a page) */
   size_t slabs_purged_by_others; /* empty slabs decommitted by a thread other than
                                     their owner (an idle owner's, or hak_collect) */
+  /* Memory, as opposed to address space: the pages slabs have carved since
+   * they were last decommitted, SuperSlab header pages, and live large
+   * blocks (usable bytes and their header page). */
+  size_t committed_bytes;
+  size_t peak_committed_bytes;
+  size_t decommitted_bytes;    /* committed bytes ever given back (madvise or munmap) */
+  /* Large blocks (their own mappings). */
+  size_t large_allocs;
+  size_t large_frees;
+  size_t large_live_bytes;     /* usable bytes of the live ones */
+  size_t large_cached_bytes;   /* address space of freed mappings kept for reuse */
+  /* Remote frees: chains pushed by senders and queues drained by owners, by
+   * size (HAK_STATS_HIST), and the blocks the owners took back. */
+  size_t remote_sent_hist[HAK_STATS_HIST];
+  size_t remote_recv_hist[HAK_STATS_HIST];
+  size_t remote_blocks_received;
+  /* Size classes and their sums. */
+  uint64_t allocs;
+  uint64_t frees;
+  int64_t live_blocks;
+  int64_t live_bytes;
+  hak_class_stats_t classes[HAK_STATS_CLASSES];
 } hak_stats_t;
 
+/* Merges the calling thread's counts, then fills *out. */
 HAK_API void hak_stats_get(hak_stats_t *out);
+
+/* The figures of hak_stats_get (and of the malloc_stats table) as one JSON
+ * object, written to buf like snprintf: at most len bytes including the
+ * terminating NUL (nothing when len is 0; buf may then be NULL). Returns
+ * the length of the whole JSON text, excluding the NUL: a return >= len
+ * means it was truncated, and len = return + 1 holds it. Never allocates. */
+HAK_API int hak_stats_json(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -103,6 +103,10 @@
 #define HK_OUTBOX_MEDIUM_UNITS 16
 #define HK_OUTBOX_FLUSH_TICKS  8
 
+/* Statistics: remote-free batch sizes in a histogram whose bucket i counts
+ * batches of 2^i to 2^(i+1)-1 blocks, the last bucket everything larger. */
+#define HK_STAT_HIST_BUCKETS 8
+
 /* Pending set: an owner heap keeps HK_PEND_BUCKETS buckets of SuperSlabs,
  * marked in a two-level bitmap (one summary word over HK_PEND_WORDS words). */
 #define HK_PEND_WORDS    16

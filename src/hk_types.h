@@ -138,6 +138,13 @@ typedef struct hk_superslab {
    * dirty slab whose delay has passed and decommit its pages. */
   _Atomic uint64_t purge;
   _Atomic uint64_t dirty_ms[HK_MAX_SLABS];
+  /* Committed bytes of each slab from its start: its carving's extent,
+   * rounded to pages, since its pages were last decommitted (its binding
+   * to a class may change meanwhile: pages stay committed). Written by the
+   * carving owner and by whoever decommits the slab (the owner, or a purger
+   * holding its PURGING claim); relaxed: statistics only, the purge word
+   * orders the pages themselves. */
+  _Atomic uint32_t committed[HK_MAX_SLABS];
   /* Owner-only: when it last became empty (core/heap.c retires it once it
    * has stayed empty for the decommit delay). */
   uint64_t empty_ms;
@@ -160,14 +167,50 @@ typedef struct hk_outbox_slot {
  * freed, malloc's first choice, so the block it hands out is the one freed
  * last, still in cache (tcmalloc's per-class lists do the same). The blocks
  * count as used in their slabs until a flush gives them back. Owner-only.
- *   head  the LIFO, linked through hk_block.next, each block keyed hk_tc_key
- *   room  frees it takes before the free path flushes its older half
- *   cap   its size: at most HK_TC_BYTES of blocks, within [HK_TC_MIN, HK_TC_MAX] */
+ *   head    the LIFO, linked through hk_block.next, each block keyed hk_tc_key
+ *   room    frees it takes before the free path flushes its older half; the
+ *           cache's size (core/sizeclass.h hk_tc_cap) is read on slow paths
+ *           only, so it is not here
+ *   ticker  malloc's hits of this cache down to the class's next tick: a
+ *           thread served from its caches alone still flushes its outbox,
+ *           collects remote frees, runs its purge clock and trims one
+ *           class's cache (tc_gc, round robin). Each class ticks after
+ *           HK_TC_TICK of its own hits, so ticks come once per HK_TC_TICK
+ *           hits overall, as with one ticker per heap, and each class's hits
+ *           are counted without a fast-path instruction: the ticks settled
+ *           in the heap's stats plus the ticker's progress. `--t->ticker`
+ *           costs what `--h->ticker` did: t is in a register anyway. */
 typedef struct hk_tcache {
   hk_block *head;
   uint32_t room;
-  uint32_t cap;
+  uint32_t ticker;
 } hk_tcache;
+
+/* Statistics of one class in one heap since its last merge into the
+ * process-wide counters (core/heap.c hk_heap_stats_merge). Owner-only, and
+ * none of it is written by a fast path: allocations and frees follow from
+ * these, the slabs' `used` and the caches' room and ticker at the merge:
+ *   cache hits   pops + ticker's progress
+ *   slab pops    sum(used) - used_base + trimmed + reclaimed - adopted
+ *   local frees  cached - cached_base + cache hits + trimmed + dropped
+ * (allocations = cache hits + slab pops, frees = local frees + reclaimed). */
+typedef struct hk_class_stats {
+  uint64_t pops;       /* cache hits settled at ticks (wraps: see the merge) */
+  uint64_t trimmed;    /* cached blocks given back to their slabs */
+  uint64_t reclaimed;  /* remote frees taken back to their slabs */
+  uint64_t adopted;    /* `used` of slabs adopted from exited threads */
+  uint64_t used_base;  /* sum of this class's slabs' `used` at the merge */
+  uint32_t cached_base; /* blocks in the cache at the merge */
+  uint32_t dropped;    /* cached blocks dropped as corrupt (leaked) */
+} hk_class_stats;
+
+/* A heap's statistics besides the per-class ones, merged with them. */
+typedef struct hk_heap_stats {
+  hk_class_stats cls[HK_NCLASSES];
+  uint64_t sent_hist[HK_STAT_HIST_BUCKETS];  /* chains this thread pushed, by size */
+  uint64_t recv_hist[HK_STAT_HIST_BUCKETS];  /* queues this thread drained, by size */
+  uint64_t recv_blocks;              /* blocks taken back from remote queues */
+} hk_heap_stats;
 
 /* A thread heap. Owner-only except the pending bitmap and stack_next.
  *   tc[c]       the thread cache of class c (above): the fast paths' lists
@@ -179,10 +222,6 @@ typedef struct hk_tcache {
  *               cleared when it leaves (retired, or abandoned at exit), all
  *               by the owner itself; a SuperSlab evicted by a neighbour is
  *               noted again by its next free
- *   ticker      counts malloc's cache hits down to the next tick: a thread
- *               served from its caches alone still flushes its outbox,
- *               collects remote frees, runs its purge clock and trims one
- *               class's cache (tc_gc, round robin) every HK_TC_TICK hits
  *   cur[c]      the slab the malloc fast path pops from; never NULL: a heap
  *               with nothing points at hk_slab_empty, whose lists are empty
  *   kept[c]     one slab of class c whose blocks all came back, kept
@@ -206,10 +245,10 @@ typedef struct hk_tcache {
  *   spare[k]    one empty SuperSlab of kind k kept instead of retired
  *               (hysteresis), or NULL; it stays on the bucket and avail lists
  *   purge_at    earliest decommit deadline of an owned dirty slab; 0: none
- *   tick        allocation slow paths since the last look at purge_at */
+ *   tick        allocation slow paths since the last look at purge_at
+ *   stats       counters not yet merged into the process-wide ones */
 typedef struct hk_heap {
   hk_tcache tc[HK_NCLASSES];
-  uint32_t ticker;                 /* thread-cache hits until the next tick */
   uint32_t tc_gc;                  /* the class the next tick trims */
   uintptr_t own[HK_OWN_SLOTS];     /* owned chunk numbers, direct-mapped */
   hk_slab *cur[HK_NCLASSES];
@@ -230,6 +269,7 @@ typedef struct hk_heap {
   hk_superslab *spare[HK_KINDS];
   _Atomic uintptr_t stack_next;    /* link on the global heap pool */
   hk_retired retire;               /* the epoch link (core/heap.c) */
+  hk_heap_stats stats;             /* owner-only; see hk_heap_stats */
   _Alignas(HK_CACHE_LINE) _Atomic uint64_t pend_summary;
   _Atomic uint64_t pend_words[HK_PEND_WORDS];
   _Alignas(HK_CACHE_LINE) hk_superslab *bucket[HK_PEND_BUCKETS];

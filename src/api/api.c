@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "api/report.h"
 #include "api/thread.h"
 #include "core/addrmap.h"
 #include "core/heap.h"
@@ -270,9 +271,11 @@ HK_EXPORT void hak_thread_flush(void) {
   hk_heap_tc_flush_all(h); /* an idle thread's cached blocks must not pin their slabs */
   hk_outbox_flush(h);
   hk_remote_collect(h);
+  hk_remote_stats_flush(h);
+  hk_heap_stats_merge(h);
 }
 
-HK_EXPORT void hak_malloc_stats(void) { hk_stats_print(); }
+HK_EXPORT void hak_malloc_stats(void) { hk_report_print(); }
 
 HK_EXPORT int hak_mallopt(int param, int value) {
   (void)param;
@@ -280,10 +283,9 @@ HK_EXPORT int hak_mallopt(int param, int value) {
   return 1; /* accepted; HAKMEM tunes itself */
 }
 
-HK_EXPORT void hak_stats_get(hak_stats_t *out) {
-  if (hk_tls_heap->live) hk_remote_stats_flush(hk_tls_heap); /* other threads' counts lag by < 256 pushes */
-  hk_stats_snapshot(out);
-}
+HK_EXPORT void hak_stats_get(hak_stats_t *out) { hk_report_snapshot(out); }
+
+HK_EXPORT int hak_stats_json(char *buf, size_t len) { return hk_report_json(buf, len); }
 
 HK_EXPORT void hak_testing_inject_map_failures(unsigned per_million) { hk_os_inject_failures(per_million); }
 

@@ -26,6 +26,8 @@ static size_t hk_collect(void) {
     hk_remote_collect(h);
     hk_adopt_all(h);
     released += hk_heap_release_all(h);
+    hk_remote_stats_flush(h);
+    hk_heap_stats_merge(h);
   }
   /* Every other thread's dirty slabs too, idle or not (core/purge.h). */
   hk_epoch_rec *rec = hk_epoch_acquire();

@@ -34,10 +34,12 @@ static HK_NOINLINE void hk_free_list_corrupt(hk_slab *s) {
 
 /* The same for the thread cache's head: it lacks the cache key. The cached
  * blocks count as used in their slabs, so dropping the list only leaks. */
-static HK_NOINLINE void hk_tc_corrupt(hk_tcache *t) {
+static HK_NOINLINE void hk_tc_corrupt(hk_heap *h, unsigned cls) {
+  hk_tcache *t = &h->tc[cls];
   hk_block *b = t->head;
   t->head = NULL;
-  t->room = t->cap;
+  h->stats.cls[cls].dropped += hk_tc_cap(cls) - t->room;
+  t->room = hk_tc_cap(cls);
   hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
 }
 
@@ -58,9 +60,13 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
   if (HK_UNLIKELY(t->head != NULL)) { /* the ticker ran out, or the head lacks its key */
     if (t->head->key != hk_tc_key(t->head)) {
-      hk_tc_corrupt(t);
+      hk_tc_corrupt(h, cls);
     } else {
-      hk_slow_tick(h); /* resets the ticker */
+      /* The ticker ran out: HK_TC_TICK - 1 hits, and the pop that ran it
+       * out, which comes back through the fast path after the restart. */
+      h->stats.cls[cls].pops += HK_TC_TICK - 1;
+      t->ticker = HK_TC_TICK;
+      hk_slow_tick(h);
     }
     return hk_heap_malloc(h, cls);
   }
@@ -73,6 +79,10 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       return NULL;
     }
   }
+  /* As every slow path of the class does, restart its ticker, settling
+   * the hits it counted (at least 1 left: only a pop runs it out). */
+  h->stats.cls[cls].pops += HK_TC_TICK - h->tc[cls].ticker;
+  h->tc[cls].ticker = HK_TC_TICK;
   hk_slow_tick(h);
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "api/report.h"
 #include "core/heap.h"
 #include "core/purge.h"
 #include "core/superslab.h"
@@ -32,6 +33,7 @@ static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);
   hk_remote_stats_flush(h);
+  hk_heap_stats_merge(h); /* before abandoning: the merge reads the owned slabs */
   hk_abandon_all(h);
   hk_tls_heap = &hk_heap_empty;
   hk_heap_retire(h);
@@ -116,5 +118,5 @@ __attribute__((constructor(101))) static void hk_constructor(void) {
 }
 
 __attribute__((destructor)) static void hk_destructor(void) {
-  if (hk_opt_get(show_stats)) hk_stats_print();
+  if (hk_opt_get(show_stats)) hk_report_print();
 }

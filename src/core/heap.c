@@ -144,9 +144,7 @@ hk_heap *hk_heap_create(void) {
   /* Reset: a mapped heap is zero already, a pooled one has passed a grace
    * period since its thread's teardown, so no sender still sets its bits. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
-    uint32_t cap = HK_TC_BYTES / hk_class_size[c];
-    cap = cap < HK_TC_MIN ? HK_TC_MIN : cap > HK_TC_MAX ? HK_TC_MAX : cap;
-    h->tc[c] = (hk_tcache){.head = NULL, .room = cap, .cap = cap};
+    h->tc[c] = (hk_tcache){.head = NULL, .room = hk_tc_cap(c), .ticker = HK_TC_TICK};
     h->cur[c] = &hk_slab_empty;
     h->partial[c] = h->partial_tail[c] = NULL;
     h->kept[c] = NULL;
@@ -159,8 +157,8 @@ hk_heap *hk_heap_create(void) {
   h->stat_chains = h->stat_blocks = 0;
   memset(h->bucket, 0, sizeof h->bucket);
   h->tick = 0;
-  h->ticker = HK_TC_TICK;
   h->tc_gc = 0;
+  memset(&h->stats, 0, sizeof h->stats);
   h->purge_at = 0;
   h->spare[HK_KIND_SMALL] = h->spare[HK_KIND_MEDIUM] = NULL;
   hk_store_relaxed(&h->pend_summary, 0);
@@ -274,6 +272,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
     hk_slab *s = hk_ss_slab(ss, i);
     if (s->state == HK_SLAB_UNUSED) continue;
     s->next = s->prev = NULL;
+    h->stats.cls[s->class_idx].adopted += s->used; /* allocated by the exited thread */
     if (s->used == 0 && hk_slab_confirm_empty(s)) hk_superslab_release_slab(ss, s);
     else if (s->free != NULL || s->local_free != NULL || s->carved < s->limit) hk_partial_push(h, s);
     else s->state = HK_SLAB_FULL;
@@ -286,7 +285,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
 static bool hk_tc_holds(const hk_heap *h, const hk_slab *s, uintptr_t lo, uintptr_t hi) {
   const hk_tcache *t = &h->tc[s->class_idx];
   const hk_block *b = t->head;
-  for (uint32_t n = t->cap; b != NULL && n != 0; b = b->next, n--)
+  for (uint32_t n = hk_tc_cap(s->class_idx); b != NULL && n != 0; b = b->next, n--)
     if ((uintptr_t)b - lo < hi - lo) return true;
   return false;
 }
@@ -498,31 +497,43 @@ static void hk_tc_return(hk_heap *h, hk_block *b) {
   hk_heap_slab_returned(h, hk_superslab_of(b), s);
 }
 
-/* Give back every block of t's list after the first `keep`. Each block
- * walked, kept or given back, must still carry the cache key: one that does
- * not was handed out or given back to its slab while a second copy of it
- * stayed listed (freed twice), or was written after its free; its link
- * cannot be trusted (a slab's list may follow it), so the list is cut just
- * before it (a leak, never a block handed out twice, and never a write
- * into a slab's list) and reported once. At most `cap` links are followed:
- * a block freed twice can make the list a cycle. */
-static void hk_tc_trim(hk_heap *h, hk_tcache *t, uint32_t keep) {
+/* Give back every block of t's list (all), or its older half: every block
+ * after the first n/2 of the n it holds. Each block walked, kept or given
+ * back, must still carry the cache key: one that does not was handed out
+ * or given back to its slab while a second copy of it stayed listed (freed
+ * twice), or was written after its free; its link cannot be trusted (a
+ * slab's list may follow it), so the list is cut just before it (a leak,
+ * never a block handed out twice, and never a write into a slab's list)
+ * and reported once. At most `cap` links are followed: a block freed twice
+ * can make the list a cycle. */
+static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
   static const char found[] = "block already free (freed twice, or written after free; found when the thread cache was flushed)";
+  unsigned c = (unsigned)(t - h->tc);
+  uint32_t cap = hk_tc_cap(c);
   hk_block *b = t->head, **cut = &t->head;
-  uint32_t n = t->cap - t->room, kept = 0;
+  uint32_t n = cap - t->room, kept = 0, keep = all ? 0 : n / 2;
   for (; kept < keep && b != NULL && n != 0; kept++, n--) {
     if (HK_UNLIKELY(b->key != hk_tc_key(b))) break;
     cut = &b->next;
     b = b->next;
   }
   *cut = NULL;
-  t->room = t->cap - kept;
+  t->room = cap - kept;
+  /* Counted once per trim: the n blocks leaving go back to their slabs.
+   * (A list shorter than its count, which only a program writing freed
+   * blocks makes, is not told apart: its missing blocks count as given
+   * back.) */
+  hk_class_stats *st = &h->stats.cls[c];
   if (HK_UNLIKELY(kept < keep && b != NULL && n != 0)) {
+    st->dropped += n; /* left out of their slabs: a leak */
     hk_bad_free(b, found, 1);
     return;
   }
+  st->trimmed += n;
   for (; b != NULL && n != 0; n--) {
     if (HK_UNLIKELY(b->key != hk_tc_key(b))) {
+      st->trimmed -= n; /* the rest is dropped: left out of its slabs, a leak */
+      st->dropped += n;
       hk_bad_free(b, found, 1);
       return;
     }
@@ -532,21 +543,54 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, uint32_t keep) {
   }
 }
 
-void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) { hk_tc_trim(h, t, t->cap / 2); }
+/* Full (room reached 0, so it holds cap blocks): keep the newer half. */
+void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) { hk_tc_trim(h, t, false); }
 
 void hk_heap_tc_gc(hk_heap *h) {
-  h->ticker = HK_TC_TICK;
-  hk_tcache *t = &h->tc[h->tc_gc];
-  h->tc_gc = h->tc_gc + 1 < HK_NCLASSES ? h->tc_gc + 1 : 0;
-  uint32_t n = t->cap - t->room;
-  if (n > 1) hk_tc_trim(h, t, n / 2);
+  unsigned g = h->tc_gc;
+  hk_tcache *t = &h->tc[g];
+  h->tc_gc = g + 1 < HK_NCLASSES ? g + 1 : 0;
+  if (hk_tc_cap(g) - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
 }
 
 void hk_heap_tc_flush_all(hk_heap *h) {
   for (unsigned c = 0; c < HK_NCLASSES; c++)
-    if (h->tc[c].head != NULL) hk_tc_trim(h, &h->tc[c], 0);
+    if (h->tc[c].head != NULL) hk_tc_trim(h, &h->tc[c], true);
 }
 
 bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b) {
   return hk_slab_on_free_list(s, b) || hk_tc_holds(h, s, (uintptr_t)b, (uintptr_t)b + 1);
+}
+
+/* ---- statistics ------------------------------------------------------------ */
+
+void hk_heap_stats_merge(hk_heap *h) {
+  /* Blocks out of each class's slabs (handed out, cached, or freed remotely
+   * and not yet taken back): the only slab counter a fast path moves. */
+  uint64_t used[HK_NCLASSES] = {0};
+  for (unsigned b = 0; b < HK_PEND_BUCKETS; b++)
+    for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = ss->bucket_next)
+      for (unsigned i = 0; i < ss->nslabs; i++) {
+        const hk_slab *s = hk_ss_slab(ss, i);
+        if (s->state != HK_SLAB_UNUSED) used[s->class_idx] += s->used;
+      }
+  uint64_t allocs[HK_NCLASSES], frees[HK_NCLASSES];
+  for (unsigned c = 0; c < HK_NCLASSES; c++) {
+    hk_class_stats *st = &h->stats.cls[c];
+    /* A ticker is never 0 here: only inside the slow path that restarts it. */
+    HK_ASSERT(h->tc[c].ticker != 0);
+    uint32_t ticked = HK_TC_TICK - h->tc[c].ticker, cached = hk_tc_cap(c) - h->tc[c].room;
+    /* Unsigned arithmetic wraps: pops may hold minus the ticker's progress
+     * at the last merge, and the sums are exact modulo 2^64. */
+    uint64_t hits = st->pops + ticked;
+    uint64_t slab = used[c] - st->used_base + st->trimmed + st->reclaimed - st->adopted;
+    uint64_t local = (uint64_t)cached - st->cached_base + hits + st->trimmed + st->dropped;
+    allocs[c] = hits + slab;
+    frees[c] = local + st->reclaimed;
+    *st = (hk_class_stats){.pops = 0 - (uint64_t)ticked, .used_base = used[c], .cached_base = cached};
+  }
+  hk_stats_merge(allocs, frees, h->stats.sent_hist, h->stats.recv_hist, h->stats.recv_blocks);
+  memset(h->stats.sent_hist, 0, sizeof h->stats.sent_hist);
+  memset(h->stats.recv_hist, 0, sizeof h->stats.recv_hist);
+  h->stats.recv_blocks = 0;
 }

@@ -17,6 +17,16 @@ extern hk_heap hk_heap_empty;
  * reclaims, refills, adopts or maps. NULL + ENOMEM when out of memory. */
 void *hk_malloc_slow(hk_heap *h, unsigned cls);
 
+/* The block the fast path returns lives in the return register from its
+ * load on: left to itself, gcc 12 put the cache there instead wherever the
+ * fast path is inlined into a function with more live values
+ * (hk_malloc_generic), which cost a move on every hit. */
+#if defined(__x86_64__)
+#define HK_IN_RETURN_REG(b) __asm__("" : "+a"(b))
+#else
+#define HK_IN_RETURN_REG(b) ((void)0)
+#endif
+
 /* Fast path: pop the class's thread cache (the block freed last), else the
  * current slab's list. No atomic, no lock, no call.
  * The popped block must carry the key of the list it is on (every block on
@@ -29,8 +39,9 @@ void *hk_malloc_slow(hk_heap *h, unsigned cls);
 HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
   hk_block *b = t->head;
+  HK_IN_RETURN_REG(b);
   if (HK_LIKELY(b != NULL)) {
-    if (HK_UNLIKELY(b->key != hk_tc_key(b) || --h->ticker == 0)) return hk_malloc_slow(h, cls);
+    if (HK_UNLIKELY(b->key != hk_tc_key(b) || --t->ticker == 0)) return hk_malloc_slow(h, cls);
     t->head = b->next;
     t->room++;
     b->key = 0;
@@ -39,6 +50,7 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
   }
   hk_slab *s = h->cur[cls];
   b = s->free;
+  HK_IN_RETURN_REG(b);
   if (HK_LIKELY(b != NULL && b->key == hk_block_key(b))) {
     s->free = b->next;
     s->used++;
@@ -63,8 +75,12 @@ HK_INLINE void hk_heap_own_note(hk_heap *h, const hk_superslab *ss) {
 
 /* Thread cache full: give its older half back to the slabs (core/heap.c). */
 void hk_heap_tc_flush(hk_heap *h, hk_tcache *t);
-/* The ticker ran out (see hk_heap): trim the next class's cache in turn. */
+/* Every slow path: trim the next class's cache in turn (round robin). */
 void hk_heap_tc_gc(hk_heap *h);
+/* Fold this heap's statistics into the process-wide counters (owner only:
+ * thread exit, hak_thread_flush, and the statistics calls for the calling
+ * thread). Walks the heap's SuperSlabs once. */
+void hk_heap_stats_merge(hk_heap *h);
 
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
  * the block checks: onto the class's thread cache. s may be a view of the

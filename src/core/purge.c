@@ -13,6 +13,9 @@ static void hk_purge_decommit(hk_superslab *ss, unsigned i) {
   uint8_t *base = (uint8_t *)ss + ((size_t)i << ss->slab_shift);
   uint8_t *start = i == 0 ? (uint8_t *)ss + HK_SS_HEADER : base;
   hk_os_decommit(start, ((size_t)1 << ss->slab_shift) - (size_t)(start - base));
+  /* Only the owner or the holder of the slab's PURGING claim gets here. */
+  hk_stat_decommit(hk_load_relaxed(&ss->committed[i]));
+  hk_store_relaxed(&ss->committed[i], 0u);
 }
 
 int hk_purge_claim_for_use(hk_superslab *ss, uint32_t candidates) {

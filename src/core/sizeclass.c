@@ -5,6 +5,20 @@ const uint8_t hk_class_table[HK_TABLE_MAX / 16 + 1] = {
   0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19
 };
 
-const uint32_t hk_class_size[HK_NCLASSES] = {
-  16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384, 20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536, 81920, 98304, 114688, 131072
-};
+/* Every class size, in class order: both tables below come from it. */
+#define HK_CLASS_SIZES(X) \
+  X(16) X(32) X(48) X(64) X(80) X(96) X(112) X(128) \
+  X(160) X(192) X(224) X(256) X(320) X(384) X(448) X(512) \
+  X(640) X(768) X(896) X(1024) X(1280) X(1536) X(1792) X(2048) \
+  X(2560) X(3072) X(3584) X(4096) X(5120) X(6144) X(7168) X(8192) \
+  X(10240) X(12288) X(14336) X(16384) X(20480) X(24576) X(28672) X(32768) \
+  X(40960) X(49152) X(57344) X(65536) X(81920) X(98304) X(114688) X(131072)
+
+#define HK_SIZE_ENTRY(sz) sz,
+const uint32_t hk_class_size[HK_NCLASSES] = {HK_CLASS_SIZES(HK_SIZE_ENTRY)};
+
+/* hk_tc_cap: at most HK_TC_BYTES of blocks, within [HK_TC_MIN, HK_TC_MAX]. */
+#define HK_TC_FIT(sz)    (HK_TC_BYTES / (sz) < HK_TC_MIN ? HK_TC_MIN : HK_TC_BYTES / (sz) > HK_TC_MAX ? HK_TC_MAX : HK_TC_BYTES / (sz))
+#define HK_CAP_ENTRY(sz) (uint8_t)HK_TC_FIT(sz),
+const uint8_t hk_tc_cap_table[HK_NCLASSES] = {HK_CLASS_SIZES(HK_CAP_ENTRY)};
+_Static_assert(HK_TC_MAX <= UINT8_MAX, "hk_tc_cap_table holds bytes");

@@ -31,4 +31,10 @@ HK_INLINE int hk_class_kind(unsigned c) {
   return hk_class_size[c] <= HK_SMALL_KIND_MAX ? HK_KIND_SMALL : HK_KIND_MEDIUM;
 }
 
+/* The thread cache's size for class c (hk_tcache): at most HK_TC_BYTES of
+ * blocks, within [HK_TC_MIN, HK_TC_MAX]. Read on slow paths only, so it
+ * lives here rather than in hk_tcache, which the fast paths index. */
+extern const uint8_t hk_tc_cap_table[HK_NCLASSES];
+HK_INLINE uint32_t hk_tc_cap(unsigned c) { return hk_tc_cap_table[c]; }
+
 #endif /* HK_SIZECLASS_H */

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "core/sizeclass.h"
+#include "core/superslab.h"
 #include "util/diag.h"
+#include "util/stats.h"
 
 hk_slab hk_slab_empty;
 
@@ -77,6 +79,18 @@ bool hk_slab_on_free_list(const hk_slab *s, const void *p) {
   return hk_list_holds(s->local_free, p, s->limit) || hk_list_holds(s->free, p, s->limit);
 }
 
+/* Carving reached into pages not committed since the slab's last decommit:
+ * count them (a slab rebound to another class carves over pages it already
+ * holds from 0 again, which costs nothing). Slab starts are page-aligned. */
+static void hk_slab_note_committed(const hk_slab *s) {
+  _Atomic uint32_t *at = &hk_superslab_of(s)->committed[s->index];
+  uint32_t extent = (uint32_t)((s->carved + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1));
+  uint32_t before = hk_load_relaxed(at);
+  if (extent <= before) return;
+  hk_store_relaxed(at, extent);
+  hk_stat_commit(extent - before);
+}
+
 bool hk_slab_refill(hk_slab *s) {
   if (s->free != NULL) return true;
   if (s->local_free != NULL) {
@@ -102,5 +116,6 @@ bool hk_slab_refill(hk_slab *s) {
   s->free = (hk_block *)first;
   s->carved += n * bsize;
   hk_slab_sync_views(s);
+  hk_slab_note_committed(s);
   return true;
 }

@@ -70,7 +70,18 @@ static bool hk_ss_cache_put(hk_superslab *ss, uint64_t at) {
   return false;
 }
 
+/* Committed bytes of ss's slabs, which are set to none. */
+static size_t hk_ss_take_committed(hk_superslab *ss) {
+  size_t bytes = 0;
+  for (unsigned i = 0; i < HK_MAX_SLABS; i++) {
+    bytes += hk_load_relaxed(&ss->committed[i]);
+    hk_store_relaxed(&ss->committed[i], 0u);
+  }
+  return bytes;
+}
+
 static void hk_ss_unmap(hk_superslab *ss) {
+  hk_stat_decommit(HK_PAGE_SIZE + hk_ss_take_committed(ss)); /* the header page and the slabs' */
   hk_os_unmap(ss, HK_SS_SIZE);
   hk_stat_add(HK_STAT_SS_UNMAPPED, 1);
 }
@@ -78,6 +89,7 @@ static void hk_ss_unmap(hk_superslab *ss) {
 /* Every data page (the header page stays: it is rewritten on reuse). */
 static void hk_ss_decommit(hk_superslab *ss) {
   hk_os_decommit((uint8_t *)ss + HK_PAGE_SIZE, HK_SS_SIZE - HK_PAGE_SIZE);
+  hk_stat_decommit(hk_ss_take_committed(ss));
 }
 
 static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) {
@@ -169,12 +181,8 @@ static _Atomic uint64_t hk_region_left[HK_KINDS]; /* replaced regions with chunk
 static const uint32_t hk_region_parity[HK_KINDS] = {0x55555555u, 0xaaaaaaaau};
 
 /* Unmap address space of a region or arena that no SuperSlab has claimed:
- * mapped_bytes counts chunks only as they are claimed, and hk_os_unmap
- * subtracts, so add it back first. */
-static void hk_unmap_unclaimed(void *p, size_t bytes) {
-  hk_stat_mapped(bytes);
-  hk_os_unmap(p, bytes);
-}
+ * mapped_bytes counts chunks only as they are claimed. */
+static void hk_unmap_unclaimed(void *p, size_t bytes) { hk_os_unreserve(p, bytes); }
 
 /* Unmap the chunks of region w that nobody claimed (the caller replaced w). */
 static void hk_region_release(uint64_t w) {
@@ -192,9 +200,7 @@ static void hk_region_release(uint64_t w) {
 }
 
 static uint8_t *hk_arena_map(void) {
-  uint8_t *a = hk_os_map_aligned(HK_ARENA_SIZE, HK_REGION_SIZE);
-  if (a != NULL) hk_stat_unmapped(HK_ARENA_SIZE); /* counted chunk by chunk as claimed */
-  return a;
+  return hk_os_reserve_aligned(HK_ARENA_SIZE, HK_REGION_SIZE); /* counted chunk by chunk as claimed */
 }
 
 /* Give back an arena's uncarved regions (the caller replaced word w). */
@@ -347,7 +353,11 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
       unsigned i = (unsigned)__builtin_ctz(d);
       dirty_ms[i] = hk_load_relaxed(&ss->dirty_ms[i]);
     }
+    /* And the statistics' record of which pages are still committed. */
+    uint32_t committed[HK_MAX_SLABS];
+    for (unsigned i = 0; i < HK_MAX_SLABS; i++) committed[i] = hk_load_relaxed(&ss->committed[i]);
     memset(ss, 0, sizeof *ss);
+    for (unsigned i = 0; i < HK_MAX_SLABS; i++) hk_store_relaxed(&ss->committed[i], committed[i]);
 #ifdef HK_HARDENED
     memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_HEADER - HK_PAGE_SIZE);
 #endif
@@ -374,6 +384,7 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
     return NULL;
   }
   hk_stat_add(HK_STAT_SS_MAPPED, 1);
+  hk_stat_commit(HK_PAGE_SIZE); /* the header page; slab pages as they are carved */
   return ss;
 }
 

@@ -340,6 +340,12 @@ static void hk_large_clear(uint8_t *user, size_t usable) {
   hk_os_decommit(page, usable - (size_t)(page - user));
 }
 
+/* What a live block can have committed: its header's page to its end (an
+ * over-aligned block's pages before that are never touched). */
+static size_t hk_large_committed(const hk_large *hdr) {
+  return (size_t)((const uint8_t *)hdr->user + hdr->usable - (const uint8_t *)hdr);
+}
+
 static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   if (size > PTRDIFF_MAX || align > ((size_t)1 << 40)) {
     hk_trace_failure(size, "size class threshold: larger than PTRDIFF_MAX");
@@ -402,6 +408,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   hk_large_note_size(map_size);
   hk_pmap_set((uintptr_t)hdr, HK_PMAP_LIVE); /* release: the header before the mark */
   hk_stat_add(HK_STAT_LARGE_LIVE, 1);
+  hk_stat_large_alloc(usable, hk_large_committed(hdr));
   hk_lc_live_add(map_size);
   return user;
 }
@@ -446,6 +453,7 @@ bool hk_large_free(void *p) {
     return true;
   }
   hk_stat_add(HK_STAT_LARGE_LIVE, -1);
+  hk_stat_large_free(hdr->usable, hk_large_committed(hdr));
   hk_sub_relaxed(&hk_lc.live, size);
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
    * touching the cache's shared byte counter or reading the clock. */
@@ -461,6 +469,8 @@ bool hk_large_free(void *p) {
   hk_lc_purge_due(now);
   return true;
 }
+
+size_t hk_large_cached_bytes(void) { return hk_load_relaxed(&hk_lc.bytes); }
 
 bool hk_large_covers(const void *p) {
   uintptr_t a = (uintptr_t)p;
@@ -486,6 +496,7 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   size_t usable = hk_page_up((uintptr_t)p + n) - (uintptr_t)p;
   /* Shrinking: the pages past the new end go back to the OS now. */
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
+  hk_stat_large_resize(hdr->usable, usable);
   hdr->usable = usable;
   return true;
 }
@@ -527,7 +538,7 @@ void *hk_large_grow(void *p, size_t n) {
   if ((uint8_t *)p - base != (ptrdiff_t)HK_LARGE_HDR || n > PTRDIFF_MAX - 2 * HK_PAGE_SIZE) return NULL;
   size_t new_size = hk_page_up(HK_LARGE_HDR + n);
   if (new_size <= old_size) return NULL; /* fits: hk_large_resize_in_place's case */
-  size_t usable = new_size - HK_LARGE_HDR;
+  size_t usable = new_size - HK_LARGE_HDR, old_usable = hdr->usable;
   int saved = errno; /* a failure here falls back to a copy that sets errno itself */
   void *q = NULL;
   /* A cached mapping that fits: its address space takes the pages (the
@@ -561,6 +572,7 @@ void *hk_large_grow(void *p, size_t n) {
       if (q == NULL && !lost) hk_os_unmap(dest, new_size);
     }
   }
+  if (q != NULL) hk_stat_large_resize(old_usable, usable);
   errno = saved;
   return q;
 }

@@ -53,4 +53,7 @@ bool hk_large_resize_in_place(void *p, size_t n);
  * done (over-aligned block, the OS refuses): the caller copies. */
 void *hk_large_grow(void *p, size_t n);
 
+/* Address space of the freed mappings the cache holds (statistics). */
+size_t hk_large_cached_bytes(void);
+
 #endif /* HK_LARGE_H */

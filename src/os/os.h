@@ -27,6 +27,10 @@
 /* Map `size` bytes (a page multiple) of zeroed read-write memory at an
  * address aligned to `align` (a power of two >= the page size). */
 void *hk_os_map_aligned(size_t size, size_t align);
+/* As hk_os_map_aligned, for address space the caller counts itself as it
+ * hands parts of it out (hk_stat_mapped), and its unmapping. */
+void *hk_os_reserve_aligned(size_t size, size_t align);
+void hk_os_unreserve(void *p, size_t size);
 /* The same, additionally choosing bit `log2(align)` of the address: the
  * result is aligned to `align` and ((addr / align) & 1) == parity. */
 void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity);

@@ -51,11 +51,14 @@ static void *hk_os_mmap_once(size_t size, int flags, const char **why) {
                            : "the OS refused a mapping";
     return NULL;
   }
-  hk_stat_mapped(size);
   return p;
 }
 
-static void *hk_os_mmap(size_t size, int flags) {
+/* Address space is counted (hk_stat_mapped) as what the callers keep, so a
+ * transient over-reservation (the slack of an aligned mapping, an arena the
+ * SuperSlab layer counts chunk by chunk as claimed) never raises the peak:
+ * the _raw functions count nothing, hk_os_counted counts what is kept. */
+static void *hk_os_mmap_raw(size_t size, int flags) {
   int saved = errno;
   const char *why = NULL;
   void *p = hk_os_mmap_once(size, flags, &why);
@@ -70,15 +73,27 @@ static void *hk_os_mmap(size_t size, int flags) {
   return p;
 }
 
-void *hk_os_map(size_t size) { return hk_os_mmap(size, MAP_NORESERVE); }
-
-void hk_os_unmap(void *p, size_t size) {
+static void hk_os_munmap_raw(void *p, size_t size) {
   if (p == NULL || size == 0) return;
   int saved = errno;
   munmap(p, size);
   errno = saved;
+}
+
+static void *hk_os_counted(void *p, size_t size) {
+  if (p != NULL) hk_stat_mapped(size);
+  return p;
+}
+
+void *hk_os_map(size_t size) { return hk_os_counted(hk_os_mmap_raw(size, MAP_NORESERVE), size); }
+
+void hk_os_unmap(void *p, size_t size) {
+  if (p == NULL || size == 0) return;
+  hk_os_munmap_raw(p, size);
   hk_stat_unmapped(size);
 }
+
+void hk_os_unreserve(void *p, size_t size) { hk_os_munmap_raw(p, size); }
 
 void hk_os_decommit(void *p, size_t size) {
   if (size == 0) return;
@@ -127,33 +142,35 @@ void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool 
  * tail, so the slack is wasted only briefly. */
 static void *hk_os_map_trimmed(size_t size, size_t slack, size_t align, int parity, int flags) {
   if (size + slack < size) return NULL;
-  uint8_t *raw = hk_os_mmap(size + slack, flags);
+  uint8_t *raw = hk_os_mmap_raw(size + slack, flags);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
   if (parity >= 0 && ((start / align) & 1) != (uintptr_t)parity) start += align;
   size_t head = start - (uintptr_t)raw;
   size_t tail = slack - head;
-  if (head) hk_os_unmap(raw, head);
-  if (tail) hk_os_unmap((uint8_t *)start + size, tail);
+  hk_os_munmap_raw(raw, head);
+  hk_os_munmap_raw((uint8_t *)start + size, tail);
   return (void *)start;
 }
 
-void *hk_os_map_aligned(size_t size, size_t align) {
-  if (align <= HK_PAGE_SIZE) return hk_os_mmap(size, MAP_NORESERVE);
+void *hk_os_reserve_aligned(size_t size, size_t align) {
+  if (align <= HK_PAGE_SIZE) return hk_os_mmap_raw(size, MAP_NORESERVE);
   return hk_os_map_trimmed(size, align, align, -1, MAP_NORESERVE);
 }
 
+void *hk_os_map_aligned(size_t size, size_t align) { return hk_os_counted(hk_os_reserve_aligned(size, align), size); }
+
 void *hk_os_map_aligned_parity(size_t size, size_t align, unsigned parity) {
   if (2 * align < align) return NULL;
-  return hk_os_map_trimmed(size, 2 * align, align, (int)parity, MAP_NORESERVE);
+  return hk_os_counted(hk_os_map_trimmed(size, 2 * align, align, (int)parity, MAP_NORESERVE), size);
 }
 
 void *hk_os_map_block(size_t size, size_t align) {
   /* No MAP_NORESERVE: the kernel's overcommit policy judges the request now
    * (as it does glibc's mmap), so a size the machine can never back fails
    * here instead of killing the process when it is touched. */
-  if (align <= HK_PAGE_SIZE) return hk_os_mmap(size, 0);
-  return hk_os_map_trimmed(size, align, align, -1, 0);
+  if (align <= HK_PAGE_SIZE) return hk_os_counted(hk_os_mmap_raw(size, 0), size);
+  return hk_os_counted(hk_os_map_trimmed(size, align, align, -1, 0), size);
 }
 
 unsigned hk_os_ncpus(void) {

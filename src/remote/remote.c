@@ -81,8 +81,10 @@ static void hk_remote_count(hk_heap *h, uint32_t n) {
   if (!h->live) {
     hk_stat_add(HK_STAT_REMOTE_CHAINS, 1);
     hk_stat_add(HK_STAT_REMOTE_BLOCKS, n);
+    hk_stat_sent_batch(n);
     return;
   }
+  h->stats.sent_hist[hk_stat_hist_bucket(n)]++;
   h->stat_blocks += n;
   if (++h->stat_chains >= 256) hk_remote_stats_flush(h);
 }
@@ -132,6 +134,7 @@ static HK_NOINLINE void hk_remote_free_heapless(hk_heap *h, hk_superslab *ss, hk
       b->next = old;
       /* Release: the link before the owner's acquire exchange. */
     } while (!hk_cas_weak_release(&ss->remote_head, &old, b));
+    hk_remote_count(h, 1);
     return;
   }
   hk_epoch_enter(rec);
@@ -196,7 +199,8 @@ void hk_outbox_flush_all(hk_heap *h) {
  * (Settling runs of same-slab blocks once per run paid off less: in mixed
  * workloads consecutive blocks rarely share a slab.) */
 static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
-  while (b != NULL) {
+  uint32_t n = 0;
+  for (; b != NULL; n++) {
     hk_block *next = b->next;
     hk_slab *s = hk_slab_of(ss, b);
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
@@ -205,10 +209,15 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
                            ((b->key == hk_block_key(b) || b->key == hk_tc_key(b)) && hk_heap_block_is_free(h, s, b)) ||
                            !HK_HARDENED_BACK(s, b))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
-    } else if (HK_UNLIKELY(!hk_heap_free_local(s, b))) {
-      hk_heap_slab_returned(h, ss, s);
+    } else {
+      h->stats.cls[s->class_idx].reclaimed++; /* a free of this class, counted by its owner */
+      if (HK_UNLIKELY(!hk_heap_free_local(s, b))) hk_heap_slab_returned(h, ss, s);
     }
     b = next;
+  }
+  if (n != 0) {
+    h->stats.recv_hist[hk_stat_hist_bucket(n)]++;
+    h->stats.recv_blocks += n;
   }
 }
 

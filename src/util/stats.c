@@ -1,26 +1,81 @@
-/* stats.c -- the counters behind hak_stats_get and HAKMEM_SHOW_STATS. */
+/* stats.c -- the process-wide counters behind hak_stats_get, malloc_stats,
+ * mallinfo2 and HAKMEM_SHOW_STATS (formatted by api/report.c). */
 #include "util/stats.h"
 
 #include "hk_atomic.h"
-#include "util/diag.h"
+
+_Static_assert(HAK_STATS_CLASSES == HK_NCLASSES, "hakmem.h publishes one entry per size class");
+_Static_assert(HAK_STATS_HIST == HK_STAT_HIST_BUCKETS, "hakmem.h publishes the whole histogram");
 
 static _Atomic size_t hk_mapped, hk_peak_mapped, hk_invalid;
+static _Atomic size_t hk_committed, hk_peak_committed, hk_decommitted;
+static _Atomic size_t hk_large_allocs, hk_large_frees, hk_large_live_bytes;
 static _Atomic long hk_counters[HK_STAT_COUNT];
+static _Atomic uint64_t hk_cls_allocs[HK_NCLASSES], hk_cls_frees[HK_NCLASSES];
+static _Atomic uint64_t hk_sent_hist[HK_STAT_HIST_BUCKETS], hk_recv_hist[HK_STAT_HIST_BUCKETS], hk_recv_blocks;
 
-void hk_stat_mapped(size_t bytes) {
-  size_t now = hk_add_relaxed(&hk_mapped, bytes) + bytes;
-  size_t peak = hk_load_relaxed(&hk_peak_mapped);
+static void hk_raise_peak(_Atomic size_t *peak_at, size_t now) {
+  size_t peak = hk_load_relaxed(peak_at);
   while (now > peak &&
-         !atomic_compare_exchange_weak_explicit(&hk_peak_mapped, &peak, now, memory_order_relaxed,
-                                                memory_order_relaxed)) {
+         !atomic_compare_exchange_weak_explicit(peak_at, &peak, now, memory_order_relaxed, memory_order_relaxed)) {
   }
 }
 
+void hk_stat_mapped(size_t bytes) { hk_raise_peak(&hk_peak_mapped, hk_add_relaxed(&hk_mapped, bytes) + bytes); }
 void hk_stat_unmapped(size_t bytes) { hk_sub_relaxed(&hk_mapped, bytes); }
 void hk_stat_invalid_free(void) { hk_add_relaxed(&hk_invalid, 1); }
 void hk_stat_add(int which, long delta) { hk_add_relaxed(&hk_counters[which], delta); }
 
+void hk_stat_commit(size_t bytes) {
+  if (bytes != 0) hk_raise_peak(&hk_peak_committed, hk_add_relaxed(&hk_committed, bytes) + bytes);
+}
+
+void hk_stat_decommit(size_t bytes) {
+  if (bytes == 0) return;
+  hk_sub_relaxed(&hk_committed, bytes);
+  hk_add_relaxed(&hk_decommitted, bytes);
+}
+
+void hk_stat_large_alloc(size_t usable, size_t committed) {
+  hk_add_relaxed(&hk_large_allocs, 1);
+  hk_add_relaxed(&hk_large_live_bytes, usable);
+  hk_stat_commit(committed);
+}
+
+void hk_stat_large_free(size_t usable, size_t committed) {
+  hk_add_relaxed(&hk_large_frees, 1);
+  hk_sub_relaxed(&hk_large_live_bytes, usable);
+  hk_stat_decommit(committed);
+}
+
+void hk_stat_large_resize(size_t old_usable, size_t new_usable) {
+  if (new_usable > old_usable) {
+    hk_add_relaxed(&hk_large_live_bytes, new_usable - old_usable);
+    hk_stat_commit(new_usable - old_usable);
+  } else if (new_usable < old_usable) {
+    hk_sub_relaxed(&hk_large_live_bytes, old_usable - new_usable);
+    hk_stat_decommit(old_usable - new_usable);
+  }
+}
+
+void hk_stat_sent_batch(uint32_t blocks) { hk_add_relaxed(&hk_sent_hist[hk_stat_hist_bucket(blocks)], 1); }
+
+void hk_stats_merge(const uint64_t allocs[HK_NCLASSES], const uint64_t frees[HK_NCLASSES],
+                    const uint64_t sent_hist[HK_STAT_HIST_BUCKETS], const uint64_t recv_hist[HK_STAT_HIST_BUCKETS],
+                    uint64_t recv_blocks) {
+  for (unsigned c = 0; c < HK_NCLASSES; c++) {
+    if (allocs[c] != 0) hk_add_relaxed(&hk_cls_allocs[c], allocs[c]);
+    if (frees[c] != 0) hk_add_relaxed(&hk_cls_frees[c], frees[c]);
+  }
+  for (unsigned i = 0; i < HK_STAT_HIST_BUCKETS; i++) {
+    if (sent_hist[i] != 0) hk_add_relaxed(&hk_sent_hist[i], sent_hist[i]);
+    if (recv_hist[i] != 0) hk_add_relaxed(&hk_recv_hist[i], recv_hist[i]);
+  }
+  if (recv_blocks != 0) hk_add_relaxed(&hk_recv_blocks, recv_blocks);
+}
+
 void hk_stats_snapshot(hak_stats_t *out) {
+  *out = (hak_stats_t){0};
   out->mapped_bytes = hk_load_relaxed(&hk_mapped);
   out->peak_mapped_bytes = hk_load_relaxed(&hk_peak_mapped);
   out->superslabs_mapped = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_MAPPED]);
@@ -38,32 +93,24 @@ void hk_stats_snapshot(hak_stats_t *out) {
   out->superslabs_unmapped = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SS_UNMAPPED]);
   out->epoch_records = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_EPOCH_RECORDS]);
   out->slabs_purged_by_others = (size_t)hk_load_relaxed(&hk_counters[HK_STAT_SLABS_PURGED_BY_OTHERS]);
-}
-
-void hk_stats_print(void) {
-  hak_stats_t s;
-  hk_stats_snapshot(&s);
-  const struct {
-    const char *name;
-    size_t value;
-  } rows[] = {
-      {"mapped_kib", s.mapped_bytes >> 10},        {"peak_mapped_kib", s.peak_mapped_bytes >> 10},
-      {"superslabs", s.superslabs_mapped},         {"abandoned", s.superslabs_abandoned},
-      {"adopted", s.superslabs_adopted},           {"large_live", s.large_live},
-      {"heaps", s.heaps_created},                  {"heaps_reused", s.heaps_reused},
-      {"heaps_unmapped", s.heaps_unmapped},
-      {"remote_chains", s.remote_chains_pushed},   {"remote_blocks", s.remote_blocks_pushed},
-      {"invalid_frees", s.invalid_frees},          {"retired", s.superslabs_retired},
-      {"ss_reused", s.superslabs_reused},          {"ss_unmapped", s.superslabs_unmapped},
-      {"epoch_records", s.epoch_records},          {"purged_by_others", s.slabs_purged_by_others},
-  };
-  hk_line l = {.len = 0};
-  hk_line_str(&l, "hakmem: stats");
-  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-    hk_line_str(&l, " ");
-    hk_line_str(&l, rows[i].name);
-    hk_line_str(&l, "=");
-    hk_line_dec(&l, rows[i].value);
+  out->committed_bytes = hk_load_relaxed(&hk_committed);
+  out->peak_committed_bytes = hk_load_relaxed(&hk_peak_committed);
+  out->decommitted_bytes = hk_load_relaxed(&hk_decommitted);
+  out->large_allocs = hk_load_relaxed(&hk_large_allocs);
+  out->large_frees = hk_load_relaxed(&hk_large_frees);
+  out->large_live_bytes = hk_load_relaxed(&hk_large_live_bytes);
+  for (unsigned i = 0; i < HK_STAT_HIST_BUCKETS; i++) {
+    out->remote_sent_hist[i] = (size_t)hk_load_relaxed(&hk_sent_hist[i]);
+    out->remote_recv_hist[i] = (size_t)hk_load_relaxed(&hk_recv_hist[i]);
   }
-  hk_line_emit(&l);
+  out->remote_blocks_received = (size_t)hk_load_relaxed(&hk_recv_blocks);
+  for (unsigned c = 0; c < HK_NCLASSES; c++) {
+    hak_class_stats_t *k = &out->classes[c];
+    k->allocs = hk_load_relaxed(&hk_cls_allocs[c]);
+    k->frees = hk_load_relaxed(&hk_cls_frees[c]);
+    k->live = (int64_t)(k->allocs - k->frees);
+    out->allocs += k->allocs;
+    out->frees += k->frees;
+    out->live_blocks += k->live;
+  }
 }
