@@ -7,17 +7,46 @@
 #include <errno.h>
 #include <string.h>
 
+#include "api/quarantine.h"
 #include "api/thread.h"
 #include "core/addrmap.h"
+#include "core/harden.h"
 #include "core/heap.h"
 #include "core/sizeclass.h"
 #include "large/large.h"
 #include "os/os.h"
 #include "remote/remote.h"
 #include "util/diag.h"
+#include "util/options.h"
 #include "util/stats.h"
 
 #define HK_EXPORT __attribute__((visibility("default")))
+
+/* ---- the hardened build's canary (core/harden.h) -------------------------
+ * HK_PADDED(n): what to ask the size classes for to serve n; HK_GUARDED(p,
+ * n): a block just allocated for n gets its canary; HK_REQUESTED(p, room):
+ * the size a live block was asked for, its canary checked. The default
+ * build: n, p and room, so its paths are as without the canary. */
+#ifdef HK_HARDENED
+/* The room of a live block of ours: its class size, or a large block's
+ * usable size (its header is the page below it). */
+static size_t hk_room_of_live(const void *p) {
+  if (hk_addrmap_in_superslab(p)) return hk_class_size[hk_slab_of_block(p)->class_idx];
+  return ((const hk_large *)((uintptr_t)p - HK_PAGE_SIZE))->usable;
+}
+
+static void *hk_guarded(void *p, size_t n) {
+  if (p != NULL) hk_canary_set(p, n, hk_room_of_live(p));
+  return p;
+}
+#define HK_PADDED(n) hk_canary_pad(n)
+#define HK_GUARDED(p, n) hk_guarded((p), (n))
+#define HK_REQUESTED(p, room) hk_canary_check((p), (room))
+#else
+#define HK_PADDED(n) (n)
+#define HK_GUARDED(p, n) (p)
+#define HK_REQUESTED(p, room) (room)
+#endif
 
 /* ---- malloc ------------------------------------------------------------ */
 
@@ -26,19 +55,55 @@ static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   return hk_large_alloc(n, 16);
 }
 
-HK_EXPORT void *hak_malloc(size_t n) {
+HK_INLINE void *hk_malloc_plain(size_t n) {
   if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
   return hk_malloc_generic(n);
 }
 
+HK_EXPORT void *hak_malloc(size_t n) { return HK_GUARDED(hk_malloc_plain(HK_PADDED(n)), n); }
+
 /* ---- free -------------------------------------------------------------- */
+
+/* A local free that passed the block checks. Hardened builds check the
+ * canary first, and with HAKMEM_QUARANTINE the block waits in the
+ * quarantine (its bitmap bit cleared now: a second free is a double free). */
+#ifdef HK_HARDENED
+static void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
+  size_t room = hk_class_size[s->class_idx];
+  hk_canary_check(p, room);
+  if (HK_UNLIKELY(hk_opt.quarantine_bytes != 0)) {
+    HK_HARDENED_BACK(s, p);
+    hk_quarantine_put(h, p, room);
+    return;
+  }
+  hk_heap_free_tc(h, s, p);
+}
+#define HK_FREE_LOCAL(h, s, p) hk_free_local_hardened((h), (s), (p))
+
+/* A free of another thread's block, p at a block boundary of slab s or
+ * not: true when it was taken into our quarantine. The canary is checked
+ * when p is at a boundary (the class is fixed while the block is live); the
+ * owner checks the rest when it reclaims. */
+static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
+  if (!hk_slab_is_boundary(s, p)) return false;
+  size_t room = hk_class_size[s->class_idx];
+  hk_canary_check(p, room);
+  if (HK_LIKELY(hk_opt.quarantine_bytes == 0 || !h->live)) return false;
+  hk_quarantine_put(h, p, room);
+  return true;
+}
+#define HK_FREE_REMOTE_TAKEN(h, s, p) hk_free_remote_hardened((h), (s), (p))
+#else
+#define HK_FREE_LOCAL(h, s, p) hk_heap_free_tc((h), (s), (p))
+#define HK_FREE_REMOTE_TAKEN(h, s, p) false
+#endif
 
 /* A pointer into one of our own SuperSlabs that failed the fast path's
  * checks: a bad pointer, or a double free of the thread cache's head. */
 static HK_NOINLINE void hk_free_own_suspect(hk_heap *h, hk_slab *s, void *p) {
   if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
   else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
-  else hk_heap_free_tc(h, s, p);
+  else HK_FREE_LOCAL(h, s, p);
 }
 
 /* A remote free by a thread without a heap: set one up (api/thread.c). */
@@ -62,6 +127,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
     hk_bad_free(p, "not the start of a block", 0);
     return;
   }
+  if (HK_FREE_REMOTE_TAKEN(h, s, p)) return;
   if (HK_UNLIKELY(!h->live)) {
     hk_free_remote_first(ss, p);
     return;
@@ -73,6 +139,10 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
 static HK_NOINLINE void hk_free_other(void *p) {
   if (p == NULL) return;
   uintptr_t e = hk_addrmap_get(p);
+#ifdef HK_HARDENED
+  const hk_large *hdr = (const hk_large *)(e & ~HK_MAP_TAGS);
+  if ((e & HK_MAP_LARGE) && hdr->user == p) hk_canary_check(p, hdr->usable); /* not the start: large.c reports it */
+#endif
   if (e & HK_MAP_LARGE) hk_large_free(e, p);
   else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == (uintptr_t)p) hk_bad_free(p, "large block already released", 1);
   else if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == ((uintptr_t)p & ~(uintptr_t)HK_SS_MASK))
@@ -93,7 +163,7 @@ HK_EXPORT void hak_free(void *p) {
      * caught here is the block at the head of the thread cache. */
     if (HK_LIKELY(hk_superslab_owner(ss) == h && hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head &&
                   hk_slab_is_out(s, p))) {
-      hk_heap_free_tc(h, s, p);
+      HK_FREE_LOCAL(h, s, p);
       return;
     }
     hk_free_nonlocal(ss, s, p);
@@ -104,9 +174,9 @@ HK_EXPORT void hak_free(void *p) {
 
 /* ---- sizes ------------------------------------------------------------- */
 
-/* Usable size of p, 0 for NULL; a bad pointer goes through the bad-free
- * policy and reports 0. */
-static size_t hk_usable(const void *p) {
+/* The room of p (its class size, or a large block's usable size), 0 for
+ * NULL; a bad pointer goes through the bad-free policy and reports 0. */
+static size_t hk_room(const void *p) {
   if (p == NULL) return 0;
   uintptr_t e = hk_addrmap_get(p);
   if (hk_entry_is_ss(e)) {
@@ -122,6 +192,13 @@ static size_t hk_usable(const void *p) {
   if (e & HK_MAP_LARGE) return hk_large_usable(e, p);
   hk_bad_free(p, "not allocated by hakmem", 0);
   return 0;
+}
+
+/* Usable size of p: its room, or in hardened builds the size it was asked
+ * for (the canary follows it), as scudo reports. */
+static size_t hk_usable(const void *p) {
+  size_t room = hk_room(p);
+  return room == 0 ? 0 : HK_REQUESTED(p, room);
 }
 
 HK_EXPORT size_t hak_usable_size(const void *p) { return hk_usable(p); }
@@ -140,7 +217,7 @@ HK_EXPORT void *hak_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > HK_MAX_SMALL) return hk_large_calloc(total); /* zero pages, or cleared when reused */
+  if (total > HK_MAX_SMALL) return HK_GUARDED(hk_large_calloc(HK_PADDED(total)), total); /* zero pages, or cleared when reused */
   void *p = hak_malloc(total);
   if (p != NULL) memset(p, 0, total); /* small blocks may be reused */
   return p;
@@ -152,20 +229,22 @@ HK_EXPORT void *hak_realloc(void *p, size_t n) {
     hak_free(p);
     return NULL;
   }
-  size_t old = hk_usable(p);
-  if (old == 0) return NULL; /* bad pointer: reported by hk_usable */
+  size_t room = hk_room(p);
+  if (room == 0) return NULL; /* bad pointer: reported by hk_room */
+  size_t old = HK_REQUESTED(p, room);
   if (n > PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;
   }
   /* In place whenever it fits, as glibc: programs rely on
    * realloc(p, malloc_usable_size(p)) == p and on shrinking never moving. */
-  if (old > HK_MAX_SMALL) {
-    if (hk_large_resize_in_place(p, n)) return p;
-    void *q = hk_large_grow(p, n); /* mremap: the pages move, not the bytes */
-    if (q != NULL) return q;
-  } else if (n <= old) {
-    return p;
+  size_t want = HK_PADDED(n);
+  if (room > HK_MAX_SMALL) {
+    if (hk_large_resize_in_place(p, want)) return HK_GUARDED(p, n);
+    void *q = hk_large_grow(p, want); /* mremap: the pages move, not the bytes */
+    if (q != NULL) return HK_GUARDED(q, n);
+  } else if (want <= room) {
+    return HK_GUARDED(p, n);
   }
   void *q = hak_malloc(n);
   if (q == NULL) return NULL; /* p untouched */
@@ -191,13 +270,14 @@ HK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size) {
  * large mappings aligned as asked. */
 static void *hk_malloc_aligned(size_t align, size_t n) {
   if (align <= 16) return hak_malloc(n);
-  if (n > PTRDIFF_MAX) return hk_large_alloc(n, align); /* ENOMEM with the trace */
-  if (align <= HK_PAGE_SIZE && n <= HK_MAX_SMALL) {
-    unsigned c = hk_class_of(n < align ? align : n);
+  size_t want = HK_PADDED(n);
+  if (want > PTRDIFF_MAX) return hk_large_alloc(want, align); /* ENOMEM with the trace */
+  if (align <= HK_PAGE_SIZE && want <= HK_MAX_SMALL) {
+    unsigned c = hk_class_of(want < align ? align : want);
     while (c < HK_NCLASSES && (hk_class_size[c] & (align - 1)) != 0) c++;
-    if (c < HK_NCLASSES) return hk_heap_malloc(hk_tls_heap, c);
+    if (c < HK_NCLASSES) return HK_GUARDED(hk_heap_malloc(hk_tls_heap, c), n);
   }
-  return hk_large_alloc(n, align);
+  return HK_GUARDED(hk_large_alloc(want, align), n);
 }
 
 HK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) {
@@ -245,6 +325,7 @@ HK_EXPORT void *hak_pvalloc(size_t n) {
 HK_EXPORT void hak_thread_flush(void) {
   hk_heap *h = hk_tls_heap;
   if (!h->live) return;
+  HK_QUARANTINE_FLUSH(h);
   hk_heap_tc_flush_all(h); /* an idle thread's cached blocks must not pin their slabs */
   hk_outbox_flush(h);
   hk_remote_collect(h);

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "api/quarantine.h"
 #include "core/heap.h"
 #include "core/purge.h"
 #include "large/large.h"
@@ -26,6 +27,7 @@ static pthread_key_t hk_key;
  * heap is retired through the epoch and its record goes back to ck. */
 /* Model: formal/ownership.pml teardown (flush, collect, abandon). */
 static void hk_thread_teardown(hk_heap *h) {
+  HK_QUARANTINE_FLUSH(h); /* into the caches and outbox flushed next */
   hk_heap_tc_flush_all(h);
   hk_outbox_flush(h);
   hk_remote_collect(h);

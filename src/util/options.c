@@ -9,7 +9,7 @@
 extern char **environ;
 
 hk_options hk_opt = {HK_POLICY_WARN, HK_POLICY_ABORT, false, false, HK_DECOMMIT_DELAY_MS,
-                     (size_t)HK_LARGE_CACHE_MB << 20, true};
+                     (size_t)HK_LARGE_CACHE_MB << 20, true, 0};
 static _Atomic int hk_options_done;
 
 static const char *hk_env(const char *name) {
@@ -54,5 +54,6 @@ void hk_options_init(void) {
   hk_opt.decommit_delay_ms = hk_parse_uint(hk_env("HAKMEM_DECOMMIT_DELAY_MS"), HK_DECOMMIT_DELAY_MS);
   hk_opt.large_cache_bytes = (size_t)hk_parse_uint(hk_env("HAKMEM_LARGE_CACHE_MB"), HK_LARGE_CACHE_MB) << 20;
   hk_opt.large_hugepages = hk_parse_uint(hk_env("HAKMEM_LARGE_HUGEPAGES"), 1) != 0;
+  hk_opt.quarantine_bytes = hk_parse_uint(hk_env("HAKMEM_QUARANTINE"), 0);
   hk_store_release(&hk_options_done, 1); /* pairs with the acquire above: hk_opt is written */
 }

@@ -22,6 +22,9 @@ typedef struct hk_options {
                                  the cache of freed large mappings; 0: no cache */
   bool large_hugepages;       /* HAKMEM_LARGE_HUGEPAGES: MADV_HUGEPAGE on large
                                  mappings of HK_LARGE_HUGE_MIN bytes or more; default 1 */
+  size_t quarantine_bytes;    /* HAKMEM_QUARANTINE: hardened builds delay the reuse
+                                 of freed small blocks in a per-thread FIFO of
+                                 this many bytes; default 0 (off) */
 } hk_options;
 
 extern hk_options hk_opt;

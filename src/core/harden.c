@@ -1,0 +1,82 @@
+/* harden.c -- the hardened build's secrets, canaries and carving order
+ * (core/harden.h, core/block.h). Empty in the default build. */
+#include "core/harden.h"
+
+#ifdef HK_HARDENED
+
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "core/block.h"
+#include "util/diag.h"
+
+_Atomic uint64_t hk_harden_secret_word;
+static _Atomic uint64_t hk_harden_counter;
+
+static uint64_t hk_mix64(uint64_t z) { /* splitmix64's finaliser */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t hk_harden_secret_init(void) {
+  uint64_t r[2] = {0, 0};
+  const void *at = (const void *)getauxval(AT_RANDOM); /* 16 random bytes from the kernel, no system call */
+  if (at != NULL) memcpy(r, at, sizeof r);
+  /* AT_RANDOM is also the stack protector's and pointer guard's source:
+   * mixed, so the secret does not equal either. */
+  uint64_t s = hk_mix64(r[0] ^ hk_mix64(r[1] ^ 0x48414b4d454d4844ull)) | 1;
+  hk_store_relaxed(&hk_harden_secret_word, s); /* every thread computes the same value */
+  return s;
+}
+
+uint64_t hk_harden_random(void) {
+  uint64_t n = hk_add_relaxed(&hk_harden_counter, 1); /* distinct inputs only; orders nothing */
+  return hk_mix64(hk_harden_secret() + n * 0x9e3779b97f4a7c15ull) | 1;
+}
+
+uint32_t hk_harden_rand_below(uint32_t n) {
+  static __thread uint64_t state __attribute__((tls_model("initial-exec")));
+  if (HK_UNLIKELY(state == 0)) state = hk_harden_random();
+  state ^= state << 13; /* xorshift64: cheap, and only shuffles addresses */
+  state ^= state >> 7;
+  state ^= state << 17;
+  return (uint32_t)(((state >> 32) * (uint64_t)n) >> 32);
+}
+
+void hk_block_corrupt(const void *b) { hk_fatal("free-list link corrupted (written after free, or forged)", b); }
+
+/* The tail word of the block at p whose room exceeds its request by gap. */
+static uint64_t hk_canary_tail(const void *p, size_t gap) {
+  uint64_t check = (gap * 0xd6e8feb86659fd93ull) >> 48;
+  return (gap | check << 48) ^ hk_canary_mask(p);
+}
+
+static uint8_t hk_canary_byte(uint64_t mask, size_t i) { return (uint8_t)(mask >> (8 * (i & 7))) | 0x80; }
+
+void hk_canary_set(void *p, size_t n, size_t room) {
+  uint8_t *b = p;
+  size_t gap = room - n, c = gap - 8 < HK_CANARY_SPAN ? gap - 8 : HK_CANARY_SPAN;
+  uint64_t mask = hk_canary_mask(p);
+  for (size_t i = 0; i < c; i++) b[n + i] = hk_canary_byte(mask, i);
+  uint64_t tail = hk_canary_tail(p, gap);
+  memcpy(b + room - 8, &tail, 8);
+}
+
+size_t hk_canary_check(const void *p, size_t room) {
+  const uint8_t *b = p;
+  uint64_t tail, mask = hk_canary_mask(p);
+  memcpy(&tail, b + room - 8, 8);
+  size_t gap = (size_t)((tail ^ mask) & (((uint64_t)1 << 48) - 1));
+  /* A tail that fails its check was overwritten (an overflow that ran
+   * through the canary bytes into it): n is lost, the tail is named. */
+  if (HK_UNLIKELY(gap < HK_CANARY_MIN || gap > room || hk_canary_tail(p, gap) != tail)) hk_fatal("heap overflow", b + room - 8);
+  size_t n = room - gap, c = gap - 8 < HK_CANARY_SPAN ? gap - 8 : HK_CANARY_SPAN;
+  for (size_t i = 0; i < c; i++)
+    if (HK_UNLIKELY(b[n + i] != hk_canary_byte(mask, i))) hk_fatal("heap overflow", b + n + i);
+  return n;
+}
+
+#else
+typedef int hk_harden_unused; /* ISO C: a translation unit is not empty */
+#endif /* HK_HARDENED */
