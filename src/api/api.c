@@ -60,7 +60,21 @@ HK_INLINE void *hk_malloc_plain(size_t n) {
   return hk_malloc_generic(n);
 }
 
-HK_EXPORT void *hak_malloc(size_t n) { return HK_GUARDED(hk_malloc_plain(HK_PADDED(n)), n); }
+#ifdef HK_HARDENED
+/* The class is known here: no lookup of the room for the common sizes. */
+HK_EXPORT void *hak_malloc(size_t n) {
+  size_t m = hk_canary_pad(n);
+  if (HK_LIKELY(m <= HK_TABLE_MAX)) {
+    unsigned c = hk_class_small(m);
+    void *p = hk_heap_malloc(hk_tls_heap, c);
+    if (HK_LIKELY(p != NULL)) hk_canary_set(p, n, hk_class_size[c]);
+    return p;
+  }
+  return hk_guarded(hk_malloc_generic(m), n);
+}
+#else
+HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_plain(n); }
+#endif
 
 /* ---- free -------------------------------------------------------------- */
 
@@ -68,7 +82,7 @@ HK_EXPORT void *hak_malloc(size_t n) { return HK_GUARDED(hk_malloc_plain(HK_PADD
  * canary first, and with HAKMEM_QUARANTINE the block waits in the
  * quarantine (its bitmap bit cleared now: a second free is a double free). */
 #ifdef HK_HARDENED
-static void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
+HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
   size_t room = hk_class_size[s->class_idx];
   hk_canary_check(p, room);
   if (HK_UNLIKELY(hk_opt.quarantine_bytes != 0)) {

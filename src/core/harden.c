@@ -44,37 +44,21 @@ uint32_t hk_harden_rand_below(uint32_t n) {
   return (uint32_t)(((state >> 32) * (uint64_t)n) >> 32);
 }
 
-void hk_block_corrupt(const void *b) { hk_fatal("free-list link corrupted (written after free, or forged)", b); }
+void hk_block_corrupt(const void *b) { hk_fatal("forged or overwritten free-list link", b); }
 
-/* The tail word of the block at p whose room exceeds its request by gap. */
-static uint64_t hk_canary_tail(const void *p, size_t gap) {
-  uint64_t check = (gap * 0xd6e8feb86659fd93ull) >> 48;
-  return (gap | check << 48) ^ hk_canary_mask(p);
-}
-
-static uint8_t hk_canary_byte(uint64_t mask, size_t i) { return (uint8_t)(mask >> (8 * (i & 7))) | 0x80; }
-
-void hk_canary_set(void *p, size_t n, size_t room) {
-  uint8_t *b = p;
-  size_t gap = room - n, c = gap - 8 < HK_CANARY_SPAN ? gap - 8 : HK_CANARY_SPAN;
-  uint64_t mask = hk_canary_mask(p);
-  for (size_t i = 0; i < c; i++) b[n + i] = hk_canary_byte(mask, i);
-  uint64_t tail = hk_canary_tail(p, gap);
-  memcpy(b + room - 8, &tail, 8);
-}
-
-size_t hk_canary_check(const void *p, size_t room) {
+/* hk_canary_check found a difference: name the first changed byte. A tail
+ * that fails its check was overwritten (an overflow that ran through the
+ * canary bytes into it): n is lost, the tail is named. */
+void hk_canary_fail(const void *p, size_t room) {
   const uint8_t *b = p;
-  uint64_t tail, mask = hk_canary_mask(p);
-  memcpy(&tail, b + room - 8, 8);
-  size_t gap = (size_t)((tail ^ mask) & (((uint64_t)1 << 48) - 1));
-  /* A tail that fails its check was overwritten (an overflow that ran
-   * through the canary bytes into it): n is lost, the tail is named. */
-  if (HK_UNLIKELY(gap < HK_CANARY_MIN || gap > room || hk_canary_tail(p, gap) != tail)) hk_fatal("heap overflow", b + room - 8);
+  uint64_t mask = hk_canary_mask(p), t, w = hk_canary_word(mask);
+  memcpy(&t, b + room - 8, 8);
+  size_t gap = (size_t)((t ^ mask) & (((uint64_t)1 << 48) - 1));
+  if (gap < HK_CANARY_MIN || gap > room || hk_canary_tail(gap, mask) != t) hk_fatal("heap overflow", b + room - 8);
   size_t n = room - gap, c = gap - 8 < HK_CANARY_SPAN ? gap - 8 : HK_CANARY_SPAN;
   for (size_t i = 0; i < c; i++)
-    if (HK_UNLIKELY(b[n + i] != hk_canary_byte(mask, i))) hk_fatal("heap overflow", b + n + i);
-  return n;
+    if (b[n + i] != (uint8_t)(w >> (8 * (i & 7)))) hk_fatal("heap overflow", b + n + i);
+  hk_fatal("heap overflow", b + n); /* not reached: the check saw a difference */
 }
 
 #else

@@ -51,11 +51,47 @@ HK_INLINE uint64_t hk_canary_mask(const void *p) {
   return hk_harden_secret() ^ ((uintptr_t)p * 0x9e3779b97f4a7c15ull);
 }
 
-/* p: a block of `room` bytes (room >= n + HK_CANARY_MIN) now serving n. */
-void hk_canary_set(void *p, size_t n, size_t room);
-/* p: a live block of `room` bytes. Its requested size; a canary or tail
- * that changed aborts with "hakmem: heap overflow at <first bad byte>". */
-size_t hk_canary_check(const void *p, size_t room);
+/* Eight canary bytes: the mask's, each with its top bit set. */
+HK_INLINE uint64_t hk_canary_word(uint64_t mask) { return mask | 0x8080808080808080ull; }
+
+HK_INLINE uint64_t hk_canary_tail(size_t gap, uint64_t mask) {
+  return (gap | ((gap * 0xd6e8feb86659fd93ull) >> 48) << 48) ^ mask;
+}
+
+/* p: a block of `room` bytes (room >= n + HK_CANARY_MIN) now serving n.
+ * Two word stores and the tail: a canary word that runs into the tail's
+ * bytes (gap < 24) is overwritten by the tail, stored last; none passes
+ * room, since gap >= 9 and the second is stored only when gap >= 16. */
+HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) {
+  uint8_t *b = p;
+  uint64_t mask = hk_canary_mask(p), w = hk_canary_word(mask), t = hk_canary_tail(room - n, mask);
+  __builtin_memcpy(b + n, &w, 8);
+  if (room - n >= 16) __builtin_memcpy(b + n + 8, &w, 8);
+  __builtin_memcpy(b + room - 8, &t, 8);
+}
+
+/* Reports the first changed byte (or the tail) and aborts (core/harden.c). */
+__attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
+
+/* p: a live block of `room` bytes. Its requested size; a changed canary
+ * or tail aborts with "hakmem: heap overflow at <first bad byte>". */
+HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
+  const uint8_t *b = p;
+  uint64_t mask = hk_canary_mask(p), t, x;
+  __builtin_memcpy(&t, b + room - 8, 8);
+  size_t gap = (size_t)((t ^ mask) & (((uint64_t)1 << 48) - 1));
+  if (HK_UNLIKELY(gap < HK_CANARY_MIN || gap > room || hk_canary_tail(gap, mask) != t)) hk_canary_fail(p, room);
+  size_t n = room - gap, c = gap - 8; /* canary bytes: c, or HK_CANARY_SPAN of them */
+  uint64_t w = hk_canary_word(mask);
+  __builtin_memcpy(&x, b + n, 8);
+  uint64_t bad = (x ^ w) & (c >= 8 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * c)) - 1);
+  if (c > 8) {
+    __builtin_memcpy(&x, b + n + 8, 8);
+    bad |= (x ^ w) & (c >= 16 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * (c - 8))) - 1);
+  }
+  if (HK_UNLIKELY(bad != 0)) hk_canary_fail(p, room);
+  return n;
+}
 
 /* Randomised carving (core/slab.c): a number below n from a per-thread
  * generator. */
