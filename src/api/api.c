@@ -94,12 +94,18 @@ HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
 }
 #define HK_FREE_LOCAL(h, s, p) hk_free_local_hardened((h), (s), (p))
 
-/* A free of another thread's block, p at a block boundary of slab s or
- * not: true when it was taken into our quarantine. The canary is checked
- * when p is at a boundary (the class is fixed while the block is live); the
- * owner checks the rest when it reclaims. */
+/* A free of another thread's block: true when it was dealt with here
+ * (reported, or taken into our quarantine). A live block is at a block
+ * boundary of its slab, whose class is fixed while the block is live, so
+ * anything else is reported now (in hardened builds it could lie in the
+ * SuperSlab's tail guard page, which the remote push would write) and a
+ * block at a boundary has its canary checked; the owner checks the rest
+ * when it reclaims. */
 static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
-  if (!hk_slab_is_boundary(s, p)) return false;
+  if (!hk_slab_is_boundary(s, p)) {
+    hk_bad_free(p, "not the start of a block", 0);
+    return true;
+  }
   size_t room = hk_class_size[s->class_idx];
   hk_canary_check(p, room);
   if (HK_LIKELY(hk_opt.quarantine_bytes == 0 || !h->live)) return false;

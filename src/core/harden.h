@@ -44,8 +44,15 @@ HK_INLINE uint64_t hk_harden_secret(void) {
 /* A fresh 64-bit secret for a SuperSlab or a heap (never 0). */
 uint64_t hk_harden_random(void);
 
+/* The size a request of n is served as: malloc(0) as malloc(1), so its
+ * usable size (the request) is not 0 and realloc(p, malloc_usable_size(p))
+ * neither frees it nor moves it. */
+HK_INLINE size_t hk_canary_request(size_t n) { return n + (n == 0); }
+
 /* Bytes to ask the size classes for, to serve n with its canary. */
-HK_INLINE size_t hk_canary_pad(size_t n) { return n > SIZE_MAX - HK_CANARY_MIN ? SIZE_MAX : n + HK_CANARY_MIN; }
+HK_INLINE size_t hk_canary_pad(size_t n) {
+  return n > SIZE_MAX - HK_CANARY_MIN - 1 ? SIZE_MAX : hk_canary_request(n) + HK_CANARY_MIN;
+}
 
 HK_INLINE uint64_t hk_canary_mask(const void *p) {
   return hk_harden_secret() ^ ((uintptr_t)p * 0x9e3779b97f4a7c15ull);
@@ -58,12 +65,13 @@ HK_INLINE uint64_t hk_canary_tail(size_t gap, uint64_t mask) {
   return (gap | ((gap * 0xd6e8feb86659fd93ull) >> 48) << 48) ^ mask;
 }
 
-/* p: a block of `room` bytes (room >= n + HK_CANARY_MIN) now serving n.
+/* p: a block of `room` bytes (room >= hk_canary_pad(n)) now serving n.
  * Two word stores and the tail: a canary word that runs into the tail's
  * bytes (gap < 24) is overwritten by the tail, stored last; none passes
  * room, since gap >= 9 and the second is stored only when gap >= 16. */
 HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) {
   uint8_t *b = p;
+  n = hk_canary_request(n);
   uint64_t mask = hk_canary_mask(p), w = hk_canary_word(mask), t = hk_canary_tail(room - n, mask);
   __builtin_memcpy(b + n, &w, 8);
   if (room - n >= 16) __builtin_memcpy(b + n + 8, &w, 8);

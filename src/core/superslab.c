@@ -364,7 +364,7 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
      * mapping would (a decommitted page reads as zeros anyway). */
     memset(ss, 0, sizeof *ss);
 #ifdef HK_HARDENED
-    memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_HEADER - HK_PAGE_SIZE);
+    memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_GUARD - HK_PAGE_SIZE); /* the bitmaps, not the guard page */
 #endif
     hk_superslab_init(ss, kind, heap);
     /* Release store in addrmap_set: the header before the entry. */
