@@ -55,11 +55,6 @@ static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   return hk_large_alloc(n, 16);
 }
 
-HK_INLINE void *hk_malloc_plain(size_t n) {
-  if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
-  return hk_malloc_generic(n);
-}
-
 #ifdef HK_HARDENED
 /* The class is known here: no lookup of the room for the common sizes. */
 HK_EXPORT void *hak_malloc(size_t n) {
@@ -73,7 +68,10 @@ HK_EXPORT void *hak_malloc(size_t n) {
   return hk_guarded(hk_malloc_generic(m), n);
 }
 #else
-HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_plain(n); }
+HK_EXPORT void *hak_malloc(size_t n) {
+  if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
+  return hk_malloc_generic(n);
+}
 #endif
 
 /* ---- free -------------------------------------------------------------- */
@@ -237,7 +235,8 @@ HK_EXPORT void *hak_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > HK_MAX_SMALL) return HK_GUARDED(hk_large_calloc(HK_PADDED(total)), total); /* zero pages, or cleared when reused */
+  if (total > HK_MAX_SMALL) /* zero pages, or cleared when reused */
+    return HK_GUARDED(hk_large_calloc(HK_PADDED(total)), total);
   void *p = hak_malloc(total);
   if (p != NULL) memset(p, 0, total); /* small blocks may be reused */
   return p;

@@ -68,7 +68,8 @@ void hk_quarantine_put(hk_heap *h, void *p, size_t room) {
   memset((uint8_t *)p + 2 * sizeof(uint64_t), HK_QUARANTINE_FILL, room - 2 * sizeof(uint64_t));
   hk_block_link(b, NULL, sec, HK_QUARANTINE_KEY_SALT);
   if (h->q_tail != NULL) { /* its words are rewritten: check them first */
-    if (HK_UNLIKELY(!hk_block_keyed(h->q_tail, sec, HK_QUARANTINE_KEY_SALT))) hk_fatal("use after free write", h->q_tail);
+    if (HK_UNLIKELY(!hk_block_keyed(h->q_tail, sec, HK_QUARANTINE_KEY_SALT)))
+      hk_fatal("use after free write", h->q_tail);
     hk_block_link(h->q_tail, b, sec, HK_QUARANTINE_KEY_SALT);
   } else {
     h->q_head = b;

@@ -87,6 +87,18 @@ HK_INLINE hk_block *hk_block_step(const hk_block *b, uintptr_t sec, uintptr_t sa
   return hk_block_next(b, sec);
 }
 
+/* End a list at b (a block already on it, its key checked): its link
+ * becomes NULL. */
+HK_INLINE void hk_block_end(hk_block *b, uintptr_t sec, uintptr_t salt) {
+#ifdef HK_HARDENED
+  hk_block_link(b, NULL, sec, salt);
+#else
+  (void)sec;
+  (void)salt;
+  b->next = NULL;
+#endif
+}
+
 /* Remote chains (remote/remote.c): a link without a key, since a chain is
  * read only by the owner, once; hardened builds encode it with the
  * SuperSlab's secret and check that it stays inside the SuperSlab. */

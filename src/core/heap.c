@@ -459,7 +459,7 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, uint32_t keep) {
     last = b;
     b = hk_block_step(b, sec, HK_TC_KEY_SALT);
   }
-  if (last != NULL) hk_block_link(last, NULL, sec, HK_TC_KEY_SALT); /* the new end */
+  if (last != NULL) hk_block_end(last, sec, HK_TC_KEY_SALT);
   else t->head = NULL;
   t->room = t->cap - kept;
   for (; b != NULL && n != 0; n--) {

@@ -71,7 +71,7 @@ bool hk_slab_on_free_list(const hk_slab *s, const void *p) {
  * program gets, and which blocks neighbour a given one, cannot be predicted
  * from the blocks it got before. */
 static hk_block *hk_slab_link_fresh(uint8_t *first, uint32_t n, uint32_t bsize) {
-  uintptr_t sec = hk_ss_secret(first);
+  uintptr_t sec = hk_ss_secret(first); /* every listed block carries its key */
 #ifdef HK_HARDENED
   uint16_t order[HK_CARVE_BYTES / 16 > HK_CARVE_MIN ? HK_CARVE_BYTES / 16 : HK_CARVE_MIN];
   for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
@@ -81,15 +81,20 @@ static hk_block *hk_slab_link_fresh(uint8_t *first, uint32_t n, uint32_t bsize) 
     order[i] = order[j];
     order[j] = t;
   }
-#define HK_FRESH(i) ((hk_block *)(first + (size_t)order[i] * bsize))
+  for (uint32_t i = 0; i < n; i++)
+    hk_block_link((hk_block *)(first + (size_t)order[i] * bsize),
+                  i + 1 < n ? (hk_block *)(first + (size_t)order[i + 1] * bsize) : NULL, sec, HK_BLOCK_KEY_SALT);
+  return (hk_block *)(first + (size_t)order[0] * bsize);
 #else
-#define HK_FRESH(i) ((hk_block *)(first + (size_t)(i) * bsize))
+  hk_block *b = (hk_block *)first;
+  for (uint32_t i = 1; i < n; i++) {
+    hk_block *next = (hk_block *)((uint8_t *)b + bsize);
+    hk_block_link(b, next, sec, HK_BLOCK_KEY_SALT);
+    b = next;
+  }
+  hk_block_link(b, NULL, sec, HK_BLOCK_KEY_SALT);
+  return (hk_block *)first;
 #endif
-  for (uint32_t i = 0; i < n; i++) /* every listed block carries its key */
-    hk_block_link(HK_FRESH(i), i + 1 < n ? HK_FRESH(i + 1) : NULL, sec, HK_BLOCK_KEY_SALT);
-  hk_block *head = HK_FRESH(0);
-#undef HK_FRESH
-  return head;
 }
 
 bool hk_slab_refill(hk_slab *s) {

@@ -274,9 +274,17 @@ static void mode_clean(void) {
     size_t n = hk_mixed_size(&rng);
     void *p;
     switch (op) {
-      case 5: p = calloc(1, n); if (p != NULL && hk_first_nonzero(p, n) != SIZE_MAX) fail(X_WRONG, "calloc not zeroed"); break;
-      case 6: p = memalign(64, n); if (p != NULL && !hk_aligned(p, 64)) fail(X_WRONG, "memalign misaligned"); break;
-      default: p = malloc(n); break;
+      case 5:
+        p = calloc(1, n);
+        if (p != NULL && hk_first_nonzero(p, n) != SIZE_MAX) fail(X_WRONG, "calloc not zeroed");
+        break;
+      case 6:
+        p = memalign(64, n);
+        if (p != NULL && !hk_aligned(p, 64)) fail(X_WRONG, "memalign misaligned");
+        break;
+      default:
+        p = malloc(n);
+        break;
     }
     if (p == NULL) fail(X_SETUP, "allocation returned NULL");
     slot[i] = p;
@@ -302,7 +310,8 @@ static void mode_clean(void) {
   for (int wave = 0; wave < 4; wave++) {
     pthread_t t[8];
     for (int i = 0; i < 8; i++)
-      if (pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(wave * 8 + i + 1)) != 0) fail(X_SETUP, "pthread_create failed");
+      if (pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(wave * 8 + i + 1)) != 0)
+        fail(X_SETUP, "pthread_create failed");
     for (int i = 0; i < 8; i++) {
       void *rc = NULL;
       pthread_join(t[i], &rc);
