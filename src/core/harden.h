@@ -11,8 +11,8 @@
  *                       at least one, each with its top bit set (so an ASCII
  *                       or NUL byte written past the end always differs)
  *   [room - 8, room)    the tail word: the gap room - n (48 bits) and a
- *                       16-bit check of it, xored with a mask of the process
- *                       secret and the block's address
+ *                       16-bit check of it, xored with the process secret
+ *                       and the block's address
  * free, realloc and malloc_usable_size decode the tail (a corrupted tail
  * fails the check), find n, and compare the canary bytes: a linear write
  * past the end changes the byte at n first. usable_size reports n, so
@@ -30,7 +30,7 @@
 #include "hk_config.h"
 
 #define HK_CANARY_MIN  9   /* one canary byte and the tail word */
-#define HK_CANARY_SPAN 16  /* canary bytes written and checked at most */
+#define HK_CANARY_SPAN 8   /* canary bytes written and checked at most */
 
 /* The process secret, from the kernel's AT_RANDOM bytes. Every thread that
  * finds it unset computes the same value, so relaxed order suffices and a
@@ -49,14 +49,11 @@ uint64_t hk_harden_random(void);
  * neither frees it nor moves it. */
 HK_INLINE size_t hk_canary_request(size_t n) { return n + (n == 0); }
 
-/* Bytes to ask the size classes for, to serve n with its canary. */
-HK_INLINE size_t hk_canary_pad(size_t n) {
-  return n > SIZE_MAX - HK_CANARY_MIN - 1 ? SIZE_MAX : hk_canary_request(n) + HK_CANARY_MIN;
-}
+/* Bytes to ask the size classes for, to serve n with its canary (malloc(0)
+ * too: the smallest class, 16 bytes, has room for 1 + HK_CANARY_MIN). */
+HK_INLINE size_t hk_canary_pad(size_t n) { return n > SIZE_MAX - HK_CANARY_MIN ? SIZE_MAX : n + HK_CANARY_MIN; }
 
-HK_INLINE uint64_t hk_canary_mask(const void *p) {
-  return hk_harden_secret() ^ ((uintptr_t)p * 0x9e3779b97f4a7c15ull);
-}
+HK_INLINE uint64_t hk_canary_mask(const void *p) { return hk_harden_secret() ^ (uintptr_t)p; }
 
 /* Eight canary bytes: the mask's, each with its top bit set. */
 HK_INLINE uint64_t hk_canary_word(uint64_t mask) { return mask | 0x8080808080808080ull; }
@@ -66,15 +63,14 @@ HK_INLINE uint64_t hk_canary_tail(size_t gap, uint64_t mask) {
 }
 
 /* p: a block of `room` bytes (room >= hk_canary_pad(n)) now serving n.
- * Two word stores and the tail: a canary word that runs into the tail's
- * bytes (gap < 24) is overwritten by the tail, stored last; none passes
- * room, since gap >= 9 and the second is stored only when gap >= 16. */
+ * One word store and the tail: a canary word that runs into the tail's
+ * bytes (gap < 16) is overwritten by the tail, stored last; it never passes
+ * room, since gap >= HK_CANARY_MIN > 8. */
 HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) {
   uint8_t *b = p;
   n = hk_canary_request(n);
   uint64_t mask = hk_canary_mask(p), w = hk_canary_word(mask), t = hk_canary_tail(room - n, mask);
   __builtin_memcpy(b + n, &w, 8);
-  if (room - n >= 16) __builtin_memcpy(b + n + 8, &w, 8);
   __builtin_memcpy(b + room - 8, &t, 8);
 }
 
@@ -82,22 +78,18 @@ HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) {
 __attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
 
 /* p: a live block of `room` bytes. Its requested size; a changed canary
- * or tail aborts with "hakmem: heap overflow at <first bad byte>". */
+ * or tail aborts with "hakmem: heap overflow at <first bad byte>". The
+ * canary bytes are the min(gap - 8, 8) after n: a linear overflow changes
+ * the first of them, whatever its length. */
 HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
   const uint8_t *b = p;
   uint64_t mask = hk_canary_mask(p), t, x;
   __builtin_memcpy(&t, b + room - 8, 8);
   size_t gap = (size_t)((t ^ mask) & (((uint64_t)1 << 48) - 1));
   if (HK_UNLIKELY(gap < HK_CANARY_MIN || gap > room || hk_canary_tail(gap, mask) != t)) hk_canary_fail(p, room);
-  size_t n = room - gap, c = gap - 8; /* canary bytes: c, or HK_CANARY_SPAN of them */
-  uint64_t w = hk_canary_word(mask);
+  size_t n = room - gap, c = gap - 8 < 8 ? gap - 8 : 8;
   __builtin_memcpy(&x, b + n, 8);
-  uint64_t bad = (x ^ w) & (c >= 8 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * c)) - 1);
-  if (c > 8) {
-    __builtin_memcpy(&x, b + n + 8, 8);
-    bad |= (x ^ w) & (c >= 16 ? ~(uint64_t)0 : ((uint64_t)1 << (8 * (c - 8))) - 1);
-  }
-  if (HK_UNLIKELY(bad != 0)) hk_canary_fail(p, room);
+  if (HK_UNLIKELY(((x ^ hk_canary_word(mask)) & (~(uint64_t)0 >> (64 - 8 * c))) != 0)) hk_canary_fail(p, room);
   return n;
 }
 
