@@ -36,7 +36,9 @@ static size_t hk_room_of_live(const void *p) {
 }
 
 static void *hk_guarded(void *p, size_t n) {
-  if (p != NULL) hk_canary_set(p, n, hk_room_of_live(p));
+  if (p == NULL) return NULL;
+  hk_harden_init(); /* a large block may come before any thread's set-up */
+  hk_canary_set(p, n, hk_room_of_live(p));
   return p;
 }
 #define HK_PADDED(n) hk_canary_pad(n)

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "api/quarantine.h"
+#include "core/harden.h"
 #include "core/heap.h"
 #include "core/purge.h"
 #include "large/large.h"
@@ -68,6 +69,7 @@ hk_heap *hk_thread_heap_for_free(void) {
 
 static void hk_process_init(void) {
   hk_options_init();
+  HK_HARDEN_INIT(); /* the canaries' secret, before the first block */
   int st = 0;
   /* acq_rel: the winner's key creation is published by its release store below. */
   if (hk_load_acquire(&hk_key_state) == 0 && hk_cas_strong_acq_rel(&hk_key_state, &st, 1)) {

@@ -19,7 +19,8 @@ static uint64_t hk_mix64(uint64_t z) { /* splitmix64's finaliser */
   return z ^ (z >> 31);
 }
 
-uint64_t hk_harden_secret_init(void) {
+void hk_harden_init(void) {
+  if (hk_load_relaxed(&hk_harden_secret_word) != 0) return;
   uint64_t r[2] = {0, 0};
   const void *at = (const void *)getauxval(AT_RANDOM); /* 16 random bytes from the kernel, no system call */
   if (at != NULL) memcpy(r, at, sizeof r);
@@ -27,10 +28,10 @@ uint64_t hk_harden_secret_init(void) {
    * mixed, so the secret does not equal either. */
   uint64_t s = hk_mix64(r[0] ^ hk_mix64(r[1] ^ 0x48414b4d454d4844ull)) | 1;
   hk_store_relaxed(&hk_harden_secret_word, s); /* every thread computes the same value */
-  return s;
 }
 
 uint64_t hk_harden_random(void) {
+  hk_harden_init(); /* a no-op after process init */
   uint64_t n = hk_add_relaxed(&hk_harden_counter, 1); /* distinct inputs only; orders nothing */
   return hk_mix64(hk_harden_secret() + n * 0x9e3779b97f4a7c15ull) | 1;
 }

@@ -32,15 +32,16 @@
 #define HK_CANARY_MIN  9   /* one canary byte and the tail word */
 #define HK_CANARY_SPAN 8   /* canary bytes written and checked at most */
 
-/* The process secret, from the kernel's AT_RANDOM bytes. Every thread that
- * finds it unset computes the same value, so relaxed order suffices and a
- * race only repeats the work. Never 0. */
+/* The process secret, from the kernel's AT_RANDOM bytes. hk_harden_init
+ * sets it before the first block exists: at process init (api/thread.c,
+ * which every small block's first malloc in a thread passes) and before a
+ * large block's first canary (api/api.c). Every thread that finds it unset
+ * computes the same value, so relaxed order suffices and a race only
+ * repeats the work. A plain load on the fast paths: no call there, so the
+ * compiler keeps what it loaded before a canary check. */
 extern _Atomic uint64_t hk_harden_secret_word;
-uint64_t hk_harden_secret_init(void);
-HK_INLINE uint64_t hk_harden_secret(void) {
-  uint64_t s = hk_load_relaxed(&hk_harden_secret_word);
-  return HK_LIKELY(s != 0) ? s : hk_harden_secret_init();
-}
+void hk_harden_init(void);
+HK_INLINE uint64_t hk_harden_secret(void) { return hk_load_relaxed(&hk_harden_secret_word); }
 /* A fresh 64-bit secret for a SuperSlab or a heap (never 0). */
 uint64_t hk_harden_random(void);
 
@@ -97,5 +98,8 @@ HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
  * generator. */
 uint32_t hk_harden_rand_below(uint32_t n);
 
+#define HK_HARDEN_INIT() hk_harden_init()
+#else
+#define HK_HARDEN_INIT() ((void)0)
 #endif /* HK_HARDENED */
 #endif /* HK_HARDEN_H */
