@@ -35,11 +35,12 @@ typedef struct hk_block {
  * word matches only by a 2^-64 coincidence (and a match is then verified).
  * A block in a heap's thread cache (hk_tcache) carries a different key from
  * one on a slab's list, so a block freed twice whose copies ended up on both
- * (one moved to its slab by a cache flush) is told apart on either side. */
+ * (one moved to its slab by a cache flush) is told apart on either side.
+ * How the two words are written and checked: core/block.h (hardened builds
+ * encode the link and bind the key to it with a secret). */
 #define HK_BLOCK_KEY_SALT ((uintptr_t)0x9e3779b97f4a7c15ull)
 #define HK_TC_KEY_SALT    ((uintptr_t)0xc2b2ae3d27d4eb4full)
-static inline uintptr_t hk_block_key(const hk_block *b) { return (uintptr_t)b ^ HK_BLOCK_KEY_SALT; }
-static inline uintptr_t hk_tc_key(const hk_block *b) { return (uintptr_t)b ^ HK_TC_KEY_SALT; }
+#define HK_QUARANTINE_KEY_SALT ((uintptr_t)0x165667b19e3779f9ull)
 
 /* Slab states. Only the owner heap moves a slab between them.
  *   UNUSED  -> ACTIVE   slab_init_class: assigned to a size class, becomes cur
@@ -118,6 +119,10 @@ typedef struct hk_superslab {
   uint64_t room;             /* written before abandoning: classes with free
                                 blocks, bit 63 = a slab is (or can be) UNUSED */
   uint64_t magic;
+#ifdef HK_HARDENED
+  uint64_t secret;           /* immutable while owned: encodes the links of
+                                its blocks (core/block.h) */
+#endif
   /* line 1: the remote queue, apart from owner-written fields */
   _Alignas(HK_CACHE_LINE) _Atomic(hk_block *) remote_head;
   /* lines 2-17: the owner word, read on every free, lives in one of these
@@ -270,6 +275,11 @@ typedef struct hk_heap {
   _Atomic uintptr_t stack_next;    /* link on the global heap pool */
   hk_retired retire;               /* the epoch link (core/heap.c) */
   hk_heap_stats stats;             /* owner-only; see hk_heap_stats */
+#ifdef HK_HARDENED
+  uint64_t secret;                 /* encodes the thread caches' links (core/block.h) */
+  hk_block *q_head, *q_tail;       /* the quarantine, oldest first (api/quarantine.c) */
+  size_t q_bytes;                  /* what it holds, in class sizes */
+#endif
   _Alignas(HK_CACHE_LINE) _Atomic uint64_t pend_summary;
   _Atomic uint64_t pend_words[HK_PEND_WORDS];
   _Alignas(HK_CACHE_LINE) hk_superslab *bucket[HK_PEND_BUCKETS];

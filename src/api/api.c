@@ -7,18 +7,49 @@
 #include <errno.h>
 #include <string.h>
 
+#include "api/quarantine.h"
 #include "api/report.h"
 #include "api/thread.h"
 #include "core/addrmap.h"
+#include "core/harden.h"
 #include "core/heap.h"
 #include "core/sizeclass.h"
 #include "large/large.h"
 #include "os/os.h"
 #include "remote/remote.h"
 #include "util/diag.h"
+#include "util/options.h"
 #include "util/stats.h"
 
 #define HK_EXPORT __attribute__((visibility("default")))
+
+/* ---- the hardened build's canary (core/harden.h) -------------------------
+ * HK_PADDED(n): what to ask the size classes for to serve n; HK_GUARDED(p,
+ * n): a block just allocated for n gets its canary; HK_REQUESTED(p, room):
+ * the size a live block was asked for, its canary checked. The default
+ * build: n, p and room, so its paths are as without the canary. */
+#ifdef HK_HARDENED
+/* The room of a live block of ours: its class size, or a large block's
+ * usable size. */
+static size_t hk_room_of_live(const void *p) {
+  if (hk_addrmap_in_superslab(p)) return hk_class_size[hk_slab_of_block(p)->class_idx];
+  return hk_large_usable(p);
+}
+
+static void *hk_guarded(void *p, size_t n) {
+  if (p == NULL) return NULL;
+  hk_harden_init(); /* a large block may come before any thread's set-up */
+  hk_canary_set(p, n, hk_room_of_live(p));
+  return p;
+}
+#define HK_PADDED(n) hk_canary_pad(n)
+#define HK_GUARDED(p, n) hk_guarded((p), (n))
+#define HK_REQUESTED(p, room) hk_canary_check((p), (room))
+#else
+#define HK_PADDED(n) (n)
+#define HK_GUARDED(p, n) (p)
+#define HK_REQUESTED(p, room) (room)
+#endif
 
 /* ---- malloc ------------------------------------------------------------ */
 
@@ -28,21 +59,75 @@ static HK_NOINLINE void *hk_malloc_generic(size_t n) {
 }
 
 /* malloc's body, also inlined into operator new (api/operator_new.inc). */
+#ifdef HK_HARDENED
+/* The class is known here: no lookup of the room for the common sizes. */
+HK_INLINE void *hk_malloc_inline(size_t n) {
+  size_t m = hk_canary_pad(n);
+  if (HK_LIKELY(m <= HK_TABLE_MAX)) {
+    unsigned c = hk_class_small(m);
+    void *p = hk_heap_malloc(hk_tls_heap, c);
+    if (HK_LIKELY(p != NULL)) hk_canary_set(p, n, hk_class_size[c]);
+    return p;
+  }
+  return hk_guarded(hk_malloc_generic(m), n);
+}
+#else
 HK_INLINE void *hk_malloc_inline(size_t n) {
   if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
   return hk_malloc_generic(n);
 }
+#endif
 
 HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
 
 /* ---- free -------------------------------------------------------------- */
+
+/* A local free that passed the block checks. Hardened builds check the
+ * canary first, and with HAKMEM_QUARANTINE the block waits in the
+ * quarantine (its bitmap bit cleared now: a second free is a double free). */
+#ifdef HK_HARDENED
+HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
+  size_t room = hk_class_size[s->class_idx];
+  hk_canary_check(p, room);
+  if (HK_UNLIKELY(hk_opt_get(quarantine_bytes) != 0)) {
+    HK_HARDENED_BACK(s, p);
+    hk_quarantine_put(h, p, room);
+    return;
+  }
+  hk_heap_free_tc(h, s, p);
+}
+#define HK_FREE_LOCAL(h, s, p) hk_free_local_hardened((h), (s), (p))
+
+/* A free of another thread's block: true when it was dealt with here
+ * (reported, or taken into our quarantine). A live block is at a block
+ * boundary of its slab, whose class is fixed while the block is live, so
+ * anything else is reported now (in hardened builds it could lie in the
+ * SuperSlab's tail guard page, which the remote push would write) and a
+ * block at a boundary has its canary checked; the owner checks the rest
+ * when it reclaims. */
+static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
+  if (!hk_slab_is_boundary(s, p)) {
+    hk_bad_free(p, "not the start of a block", 0);
+    return true;
+  }
+  size_t room = hk_class_size[s->class_idx];
+  hk_canary_check(p, room);
+  if (HK_LIKELY(hk_opt_get(quarantine_bytes) == 0 || !h->live)) return false;
+  hk_quarantine_put(h, p, room);
+  return true;
+}
+#define HK_FREE_REMOTE_TAKEN(h, s, p) hk_free_remote_hardened((h), (s), (p))
+#else
+#define HK_FREE_LOCAL(h, s, p) hk_heap_free_tc((h), (s), (p))
+#define HK_FREE_REMOTE_TAKEN(h, s, p) false
+#endif
 
 /* A pointer into one of our own SuperSlabs that failed the fast path's
  * checks: a bad pointer, or a double free of the thread cache's head. */
 static HK_NOINLINE void hk_free_own_suspect(hk_heap *h, hk_slab *s, void *p) {
   if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
   else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
-  else hk_heap_free_tc(h, s, p);
+  else HK_FREE_LOCAL(h, s, p);
 }
 
 /* A remote free by a thread without a heap: set one up (api/thread.c). */
@@ -58,7 +143,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
   if (HK_UNLIKELY(hk_superslab_owner(ss) == h)) {
     hk_heap_own_note(h, ss); /* evicted from the cache by a neighbour */
     if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p)))
-      hk_heap_free_tc(h, s, p);
+      HK_FREE_LOCAL(h, s, p);
     else
       hk_free_own_suspect(h, s, p);
     return;
@@ -70,6 +155,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
     hk_bad_free(p, "not the start of a block", 0);
     return;
   }
+  if (HK_FREE_REMOTE_TAKEN(h, s, p)) return;
   if (HK_UNLIKELY(!h->live)) {
     hk_free_remote_first(ss, p);
     return;
@@ -79,7 +165,12 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
 
 /* NULL, large blocks, tombstones and pointers that are not ours. */
 static HK_NOINLINE void hk_free_other(void *p) {
-  if (p == NULL || hk_large_free(p)) return;
+  if (p == NULL) return;
+#ifdef HK_HARDENED
+  size_t room = hk_large_usable(p); /* 0: not a live large block's start; large.c reports it */
+  if (room != 0) hk_canary_check(p, room);
+#endif
+  if (hk_large_free(p)) return;
   uintptr_t e = hk_addrmap_get(p);
   if ((e & HK_MAP_DEAD) && (e & ~HK_MAP_TAGS) == ((uintptr_t)p & ~(uintptr_t)HK_SS_MASK))
     hk_bad_free(p, "block of a retired SuperSlab: already free", 1); /* every block was free when it retired */
@@ -106,7 +197,7 @@ HK_EXPORT void hak_free(void *p) {
    * the block at the head of the thread cache. */
   if (HK_LIKELY(hk_heap_owns_chunk(h, hk_chunk_of(p)))) {
     if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p))) {
-      hk_heap_free_tc(h, s, p);
+      HK_FREE_LOCAL(h, s, p);
       return;
     }
     hk_free_own_suspect(h, hk_slab_of_block(p), p);
@@ -117,9 +208,9 @@ HK_EXPORT void hak_free(void *p) {
 
 /* ---- sizes ------------------------------------------------------------- */
 
-/* Usable size of p, 0 for NULL; a bad pointer goes through the bad-free
- * policy and reports 0. */
-static size_t hk_usable(const void *p) {
+/* The room of p (its class size, or a large block's usable size), 0 for
+ * NULL; a bad pointer goes through the bad-free policy and reports 0. */
+static size_t hk_room(const void *p) {
   if (p == NULL) return 0;
   uintptr_t e = hk_addrmap_get(p);
   if (hk_entry_is_ss(e)) {
@@ -138,6 +229,13 @@ static size_t hk_usable(const void *p) {
   return 0;
 }
 
+/* Usable size of p: its room, or in hardened builds the size it was asked
+ * for (the canary follows it), as scudo reports. */
+static size_t hk_usable(const void *p) {
+  size_t room = hk_room(p);
+  return room == 0 ? 0 : HK_REQUESTED(p, room);
+}
+
 HK_EXPORT size_t hak_usable_size(const void *p) { return hk_usable(p); }
 
 HK_EXPORT bool hak_owns(const void *p) {
@@ -154,7 +252,8 @@ HK_EXPORT void *hak_calloc(size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > HK_MAX_SMALL) return hk_large_calloc(total); /* zero pages, or cleared when reused */
+  if (total > HK_MAX_SMALL) /* zero pages, or cleared when reused */
+    return HK_GUARDED(hk_large_calloc(HK_PADDED(total)), total);
   void *p = hak_malloc(total);
   if (p != NULL) memset(p, 0, total); /* small blocks may be reused */
   return p;
@@ -166,20 +265,22 @@ HK_EXPORT void *hak_realloc(void *p, size_t n) {
     hak_free(p);
     return NULL;
   }
-  size_t old = hk_usable(p);
-  if (old == 0) return NULL; /* bad pointer: reported by hk_usable */
+  size_t room = hk_room(p);
+  if (room == 0) return NULL; /* bad pointer: reported by hk_room */
+  size_t old = HK_REQUESTED(p, room);
   if (n > PTRDIFF_MAX) {
     errno = ENOMEM;
     return NULL;
   }
   /* In place whenever it fits, as glibc: programs rely on
    * realloc(p, malloc_usable_size(p)) == p and on shrinking never moving. */
-  if (old > HK_MAX_SMALL) {
-    if (hk_large_resize_in_place(p, n)) return p;
-    void *q = hk_large_grow(p, n); /* mremap: the pages move, not the bytes */
-    if (q != NULL) return q;
-  } else if (n <= old) {
-    return p;
+  size_t want = HK_PADDED(n);
+  if (room > HK_MAX_SMALL) {
+    if (hk_large_resize_in_place(p, want)) return HK_GUARDED(p, n);
+    void *q = hk_large_grow(p, want); /* mremap: the pages move, not the bytes */
+    if (q != NULL) return HK_GUARDED(q, n);
+  } else if (want <= room) {
+    return HK_GUARDED(p, n);
   }
   void *q = hak_malloc(n);
   if (q == NULL) return NULL; /* p untouched */
@@ -218,9 +319,10 @@ static unsigned hk_class_for(size_t align, size_t n) {
  * which fails them with ENOMEM and the trace. */
 static void *hk_malloc_aligned(size_t align, size_t n) {
   if (align <= 16) return hak_malloc(n);
-  unsigned c = hk_class_for(align, n);
-  if (c < HK_NCLASSES) return hk_heap_malloc(hk_tls_heap, c);
-  return hk_large_alloc(n, align);
+  size_t want = HK_PADDED(n);
+  unsigned c = hk_class_for(align, want);
+  if (c < HK_NCLASSES) return HK_GUARDED(hk_heap_malloc(hk_tls_heap, c), n);
+  return HK_GUARDED(hk_large_alloc(want, align), n);
 }
 
 HK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) {
@@ -268,6 +370,7 @@ HK_EXPORT void *hak_pvalloc(size_t n) {
 HK_EXPORT void hak_thread_flush(void) {
   hk_heap *h = hk_tls_heap;
   if (!h->live) return;
+  HK_QUARANTINE_FLUSH(h);
   hk_heap_tc_flush_all(h); /* an idle thread's cached blocks must not pin their slabs */
   hk_outbox_flush(h);
   hk_remote_collect(h);

@@ -5,6 +5,7 @@
  * be retired. */
 #include "hakmem.h"
 
+#include "api/quarantine.h"
 #include "api/thread.h"
 #include "core/heap.h"
 #include "core/purge.h"
@@ -22,6 +23,7 @@ static size_t hk_collect(void) {
   hk_heap *h = hk_tls_heap;
   if (!h->live) h = hk_thread_init(); /* a heap to adopt into; NULL: skip that part */
   if (h != NULL) {
+    HK_QUARANTINE_FLUSH(h); /* its remote blocks join the outbox flushed next */
     hk_outbox_flush(h);
     hk_remote_collect(h);
     hk_adopt_all(h);

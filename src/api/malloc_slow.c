@@ -27,6 +27,7 @@ static hk_slab *hk_refill_with_superslab(hk_heap *h, unsigned cls) {
  * as out again: its second free took one too many off `used`. */
 static HK_NOINLINE void hk_free_list_corrupt(hk_slab *s) {
   hk_block *b = s->free;
+  HK_HARDENED_CORRUPT(b);
   s->free = NULL;
   s->used++;
   hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
@@ -37,6 +38,7 @@ static HK_NOINLINE void hk_free_list_corrupt(hk_slab *s) {
 static HK_NOINLINE void hk_tc_corrupt(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
   hk_block *b = t->head;
+  HK_HARDENED_CORRUPT(b);
   t->head = NULL;
   h->stats.cls[cls].dropped += hk_tc_cap(cls) - t->room;
   t->room = hk_tc_cap(cls);
@@ -59,7 +61,7 @@ static void hk_slow_tick(hk_heap *h) {
 HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
   if (HK_UNLIKELY(t->head != NULL)) { /* the ticker ran out, or the head lacks its key */
-    if (t->head->key != hk_tc_key(t->head)) {
+    if (!hk_block_keyed(t->head, hk_heap_secret(h), HK_TC_KEY_SALT)) {
       hk_tc_corrupt(h, cls);
     } else {
       /* The ticker ran out: HK_TC_TICK - 1 hits, and the pop that ran it

@@ -7,7 +7,9 @@
 
 #include <pthread.h>
 
+#include "api/quarantine.h"
 #include "api/report.h"
+#include "core/harden.h"
 #include "core/heap.h"
 #include "core/purge.h"
 #include "core/superslab.h"
@@ -29,6 +31,7 @@ static pthread_key_t hk_key;
  * heap is retired through the epoch and its record goes back to ck. */
 /* Model: formal/ownership.pml teardown (flush, collect, abandon). */
 static void hk_thread_teardown(hk_heap *h) {
+  HK_QUARANTINE_FLUSH(h); /* into the caches and outbox flushed next */
   hk_heap_tc_flush_all(h);
   hk_outbox_flush(h);
   hk_remote_collect(h);
@@ -70,6 +73,7 @@ hk_heap *hk_thread_heap_for_free(void) {
 
 static void hk_process_init(void) {
   hk_options_init();
+  HK_HARDEN_INIT(); /* the canaries' secret, before the first block */
   int st = 0;
   /* acq_rel: the winner's key creation is published by its release store below. */
   if (hk_load_acquire(&hk_key_state) == 0 && hk_cas_strong_acq_rel(&hk_key_state, &st, 1)) {

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "core/harden.h"
 #include "core/purge.h"
 #include "core/sizeclass.h"
 #include "core/tstack.h"
@@ -164,6 +165,11 @@ hk_heap *hk_heap_create(void) {
   hk_store_relaxed(&h->pend_summary, 0);
   for (unsigned w = 0; w < HK_PEND_WORDS; w++) hk_store_relaxed(&h->pend_words[w], 0);
   h->erec = rec;
+#ifdef HK_HARDENED
+  h->secret = hk_harden_random();
+  h->q_head = h->q_tail = NULL;
+  h->q_bytes = 0;
+#endif
   h->live = true;
   hk_add_relaxed(&hk_heaps_live, 1); /* a count for policy, orders nothing */
   return h;
@@ -285,7 +291,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
 static bool hk_tc_holds(const hk_heap *h, const hk_slab *s, uintptr_t lo, uintptr_t hi) {
   const hk_tcache *t = &h->tc[s->class_idx];
   const hk_block *b = t->head;
-  for (uint32_t n = hk_tc_cap(s->class_idx); b != NULL && n != 0; b = b->next, n--)
+  for (uint32_t n = hk_tc_cap(s->class_idx); b != NULL && n != 0; b = hk_block_step(b, hk_heap_secret(h), HK_TC_KEY_SALT), n--)
     if ((uintptr_t)b - lo < hi - lo) return true;
   return false;
 }
@@ -489,7 +495,7 @@ static void hk_tc_return(hk_heap *h, hk_block *b) {
   hk_slab *s = hk_slab_of_block(b);
   if (HK_LIKELY(hk_heap_free_local(s, b))) return;
   if (HK_UNLIKELY((int32_t)s->used < 0)) {
-    s->local_free = b->next;
+    s->local_free = hk_block_next(b, hk_ss_secret(b));
     s->used = 0;
     hk_bad_free(b, "block already free", 1);
     return;
@@ -504,20 +510,23 @@ static void hk_tc_return(hk_heap *h, hk_block *b) {
  * twice), or was written after its free; its link cannot be trusted (a
  * slab's list may follow it), so the list is cut just before it (a leak,
  * never a block handed out twice, and never a write into a slab's list)
- * and reported once. At most `cap` links are followed: a block freed twice
- * can make the list a cycle. */
+ * and reported once (hardened builds: the bitmap caught every double free,
+ * so it is a write, and they abort). At most `cap` links are followed: a
+ * block freed twice can make the list a cycle. */
 static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
   static const char found[] = "block already free (freed twice, or written after free; found when the thread cache was flushed)";
   unsigned c = (unsigned)(t - h->tc);
   uint32_t cap = hk_tc_cap(c);
-  hk_block *b = t->head, **cut = &t->head;
+  uintptr_t sec = hk_heap_secret(h);
+  hk_block *b = t->head, *last = NULL;
   uint32_t n = cap - t->room, kept = 0, keep = all ? 0 : n / 2;
   for (; kept < keep && b != NULL && n != 0; kept++, n--) {
-    if (HK_UNLIKELY(b->key != hk_tc_key(b))) break;
-    cut = &b->next;
-    b = b->next;
+    if (HK_UNLIKELY(!hk_block_keyed(b, sec, HK_TC_KEY_SALT))) break;
+    last = b;
+    b = hk_block_next(b, sec);
   }
-  *cut = NULL;
+  if (last != NULL) hk_block_end(last, sec, HK_TC_KEY_SALT);
+  else t->head = NULL;
   t->room = cap - kept;
   /* Counted once per trim: the n blocks leaving go back to their slabs.
    * (A list shorter than its count, which only a program writing freed
@@ -525,19 +534,21 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
    * back.) */
   hk_class_stats *st = &h->stats.cls[c];
   if (HK_UNLIKELY(kept < keep && b != NULL && n != 0)) {
+    HK_HARDENED_CORRUPT(b);
     st->dropped += n; /* left out of their slabs: a leak */
     hk_bad_free(b, found, 1);
     return;
   }
   st->trimmed += n;
   for (; b != NULL && n != 0; n--) {
-    if (HK_UNLIKELY(b->key != hk_tc_key(b))) {
+    if (HK_UNLIKELY(!hk_block_keyed(b, sec, HK_TC_KEY_SALT))) {
+      HK_HARDENED_CORRUPT(b);
       st->trimmed -= n; /* the rest is dropped: left out of its slabs, a leak */
       st->dropped += n;
       hk_bad_free(b, found, 1);
       return;
     }
-    hk_block *next = b->next;
+    hk_block *next = hk_block_next(b, sec);
     hk_tc_return(h, b);
     b = next;
   }

@@ -6,6 +6,7 @@
 #ifndef HK_HEAP_H
 #define HK_HEAP_H
 
+#include "core/block.h"
 #include "core/slab.h"
 #include "core/superslab.h"
 #include "hk_types.h"
@@ -41,20 +42,22 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
   hk_block *b = t->head;
   HK_IN_RETURN_REG(b);
   if (HK_LIKELY(b != NULL)) {
-    if (HK_UNLIKELY(b->key != hk_tc_key(b) || --t->ticker == 0)) return hk_malloc_slow(h, cls);
-    t->head = b->next;
+    if (HK_UNLIKELY(!hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT) || --t->ticker == 0))
+      return hk_malloc_slow(h, cls);
+    t->head = hk_block_next(b, hk_heap_secret(h));
     t->room++;
-    b->key = 0;
+    hk_block_unkey(b);
     HK_HARDENED_OUT(hk_slab_of_block(b), b);
     return b;
   }
   hk_slab *s = h->cur[cls];
   b = s->free;
   HK_IN_RETURN_REG(b);
-  if (HK_LIKELY(b != NULL && b->key == hk_block_key(b))) {
-    s->free = b->next;
+  if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
+    s->free = hk_block_next(b, hk_ss_secret(b));
+    HK_HARDENED_IN_SLAB(s, b, s->free);
     s->used++;
-    b->key = 0;
+    hk_block_unkey(b);
     HK_HARDENED_OUT(s, b);
     return b;
   }
@@ -84,15 +87,21 @@ void hk_heap_stats_merge(hk_heap *h);
 
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
  * the block checks: onto the class's thread cache. s may be a view of the
- * block's slab (hk_slab_view_of): only its class is read here. Writes the block's key
- * (never reads the block). The block stays counted as used by its slab. */
-HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
-  HK_HARDENED_BACK(s, b);
+ * block's slab (hk_slab_view_of) in the default build: only its class is
+ * read here. Writes the block's key (never reads the block). The block
+ * stays counted as used by its slab. hk_heap_tc_push is the same without
+ * the hardened bitmap's update (for a block whose bit was cleared when it
+ * entered the quarantine). */
+HK_INLINE void hk_heap_tc_push(hk_heap *h, hk_slab *s, hk_block *b) {
   hk_tcache *t = &h->tc[s->class_idx];
-  b->key = hk_tc_key(b);
-  b->next = t->head;
+  hk_block_link(b, t->head, hk_heap_secret(h), HK_TC_KEY_SALT);
   t->head = b;
   if (HK_UNLIKELY(--t->room == 0)) hk_heap_tc_flush(h, t);
+}
+
+HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
+  HK_HARDENED_BACK(s, b);
+  hk_heap_tc_push(h, s, b);
 }
 
 /* Push a block that came back (a thread-cache flush, a reclaimed remote
@@ -100,8 +109,7 @@ HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
  * block). Returns false when the slab needs attention (it was FULL, its last
  * block came back, or `used` wrapped below zero). */
 HK_INLINE bool hk_heap_free_local(hk_slab *s, hk_block *b) {
-  b->key = hk_block_key(b);
-  b->next = s->local_free;
+  hk_block_link(b, s->local_free, hk_ss_secret(b), HK_BLOCK_KEY_SALT);
   s->local_free = b;
   return (int32_t)--s->used > 0 && s->state != HK_SLAB_FULL;
 }

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "core/block.h"
+#include "core/harden.h"
 #include "core/sizeclass.h"
 #include "core/superslab.h"
 #include "util/diag.h"
@@ -29,6 +31,7 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
   uint8_t *base = (uint8_t *)ss + ((size_t)s->index << ss->slab_shift);
   uint8_t *start = s->index == 0 ? (uint8_t *)ss + HK_SS_HEADER : base;
   size_t span = ((size_t)1 << ss->slab_shift) - (size_t)(start - base);
+  if (s->index == ss->nslabs - 1) span -= HK_SS_TAIL_GUARD; /* the SuperSlab's last page */
   uint32_t bsize = hk_class_size[cls];
   s->free = NULL;
   s->local_free = NULL;
@@ -57,17 +60,20 @@ void hk_slab_reset(hk_slab *s) {
   hk_slab_sync_views(s);
 }
 
+/* Walks at most `limit` links (a block freed twice can make a cycle). */
 static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
-  for (; b != NULL && limit != 0; b = b->next, limit--)
+  uintptr_t sec = b != NULL ? hk_ss_secret(b) : 0; /* every block of the list is of one SuperSlab */
+  for (; b != NULL && limit != 0; b = hk_block_step(b, sec, HK_BLOCK_KEY_SALT), limit--)
     if ((const void *)b == p) return true;
   return false;
 }
 
 bool hk_slab_confirm_empty(hk_slab *s) {
   uint32_t bsize = hk_class_size[s->class_idx], live = 0;
+  uintptr_t sec = hk_ss_secret(s->start);
   for (uint32_t off = 0; off < s->carved; off += bsize) {
     const hk_block *b = (const hk_block *)(s->start + off);
-    live += b->key != hk_block_key(b);
+    live += !hk_block_keyed(b, sec, HK_BLOCK_KEY_SALT);
   }
   if (HK_LIKELY(live == 0)) return true;
   s->used = live;
@@ -91,6 +97,37 @@ static void hk_slab_note_committed(const hk_slab *s) {
   hk_stat_commit(extent - before);
 }
 
+/* Link the n fresh blocks at `first` into a list; hardened builds link them
+ * in a random order (Fisher-Yates), so the address of the next block a
+ * program gets, and which blocks neighbour a given one, cannot be predicted
+ * from the blocks it got before. */
+static hk_block *hk_slab_link_fresh(uint8_t *first, uint32_t n, uint32_t bsize) {
+  uintptr_t sec = hk_ss_secret(first); /* every listed block carries its key */
+#ifdef HK_HARDENED
+  uint16_t order[HK_CARVE_BYTES / 16 > HK_CARVE_MIN ? HK_CARVE_BYTES / 16 : HK_CARVE_MIN];
+  for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
+  for (uint32_t i = n - 1; i > 0; i--) {
+    uint32_t j = hk_harden_rand_below(i + 1);
+    uint16_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  for (uint32_t i = 0; i < n; i++)
+    hk_block_link((hk_block *)(first + (size_t)order[i] * bsize),
+                  i + 1 < n ? (hk_block *)(first + (size_t)order[i + 1] * bsize) : NULL, sec, HK_BLOCK_KEY_SALT);
+  return (hk_block *)(first + (size_t)order[0] * bsize);
+#else
+  hk_block *b = (hk_block *)first;
+  for (uint32_t i = 1; i < n; i++) {
+    hk_block *next = (hk_block *)((uint8_t *)b + bsize);
+    hk_block_link(b, next, sec, HK_BLOCK_KEY_SALT);
+    b = next;
+  }
+  hk_block_link(b, NULL, sec, HK_BLOCK_KEY_SALT);
+  return (hk_block *)first;
+#endif
+}
+
 bool hk_slab_refill(hk_slab *s) {
   if (s->free != NULL) return true;
   if (s->local_free != NULL) {
@@ -103,17 +140,7 @@ bool hk_slab_refill(hk_slab *s) {
   uint32_t n = HK_CARVE_BYTES / bsize;
   if (n < HK_CARVE_MIN) n = HK_CARVE_MIN;
   if (n > (s->limit - s->carved) / bsize) n = (s->limit - s->carved) / bsize;
-  uint8_t *first = s->start + s->carved;
-  hk_block *b = (hk_block *)first;
-  for (uint32_t i = 1; i < n; i++) {
-    hk_block *next = (hk_block *)((uint8_t *)b + bsize);
-    b->next = next;
-    b->key = hk_block_key(b); /* every listed block carries its key */
-    b = next;
-  }
-  b->next = NULL;
-  b->key = hk_block_key(b);
-  s->free = (hk_block *)first;
+  s->free = hk_slab_link_fresh(s->start + s->carved, n, bsize);
   s->carved += n * bsize;
   hk_slab_sync_views(s);
   hk_slab_note_committed(s);

@@ -3,6 +3,7 @@
 #ifndef HK_SLAB_H
 #define HK_SLAB_H
 
+#include "core/block.h"
 #include "hk_types.h"
 
 extern hk_slab hk_slab_empty; /* cur[c] of a heap with nothing: lists empty */
@@ -61,9 +62,14 @@ HK_INLINE bool hk_slab_mark_back(const hk_slab *s, const void *p) {
 }
 #define HK_HARDENED_OUT(s, p) hk_slab_mark_out((s), (p))
 #define HK_HARDENED_BACK(s, p) hk_slab_mark_back((s), (p))
+/* The successor n of b popped from a list of slab s must be a carved block
+ * of s, or NULL (core/block.h: a link that passed its key check). */
+#define HK_HARDENED_IN_SLAB(s, b, n) \
+  ((n) == NULL || hk_slab_is_block((s), (n)) ? (void)0 : hk_block_corrupt(b))
 #else
 #define HK_HARDENED_OUT(s, p) ((void)0)
 #define HK_HARDENED_BACK(s, p) true
+#define HK_HARDENED_IN_SLAB(s, b, n) ((void)0)
 #endif
 
 /* The slow confirmation behind a matching block key: is p on one of the

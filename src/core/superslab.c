@@ -26,9 +26,12 @@
  * SuperSlab it took out of a slot, and nobody reads one through a slot. */
 #include "core/superslab.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/addrmap.h"
+#include "core/harden.h"
 #include "core/purge.h"
 #include "core/slab.h"
 #include "epoch/epoch.h"
@@ -98,6 +101,9 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
   ss->nslabs = (uint8_t)(HK_SS_SIZE >> ss->slab_shift);
   ss->free_slabs = ss->nslabs == 32 ? 0xffffffffu : ((1u << ss->nslabs) - 1u);
   ss->magic = HK_SS_MAGIC;
+#ifdef HK_HARDENED
+  ss->secret = hk_harden_random(); /* fresh on every reuse: no list survives retirement */
+#endif
   for (unsigned i = 0; i < ss->nslabs; i++) {
     hk_ss_slab(ss, i)->index = (uint8_t)i;
     hk_ss_slab(ss, i)->kind = (uint8_t)kind;
@@ -334,6 +340,27 @@ bool hk_superslab_reclaim_for_retry(void) {
   return n != 0 || hk_load_relaxed(&hk_epoch_pending) != before;
 }
 
+/* Hardened builds: the guard pages of the layout (hk_config.h), set once
+ * per mapping (a cached SuperSlab keeps them: decommits only madvise).
+ * mprotect here rather than in os/: it is the one protection change of the
+ * allocator, and it fails only when the kernel's mapping count is
+ * exhausted (each guard splits the mapping), which is then ENOMEM. */
+static bool hk_superslab_guard(hk_superslab *ss) {
+#ifdef HK_HARDENED
+  int saved = errno;
+  uint8_t *base = (uint8_t *)ss;
+  if (mprotect(base + HK_SS_GUARD, HK_PAGE_SIZE, PROT_NONE) != 0 ||
+      mprotect(base + HK_SS_SIZE - HK_SS_TAIL_GUARD, HK_SS_TAIL_GUARD, PROT_NONE) != 0) {
+    errno = ENOMEM;
+    return false;
+  }
+  errno = saved;
+#else
+  (void)ss;
+#endif
+  return true;
+}
+
 hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   hk_epoch_maybe_poll(); /* retired SuperSlabs whose grace period ended refill the cache */
   hk_superslab *ss = hk_ss_cache_take(kind);
@@ -359,7 +386,7 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
     memset(ss, 0, sizeof *ss);
     for (unsigned i = 0; i < HK_MAX_SLABS; i++) hk_store_relaxed(&ss->committed[i], committed[i]);
 #ifdef HK_HARDENED
-    memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_HEADER - HK_PAGE_SIZE);
+    memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_GUARD - HK_PAGE_SIZE); /* the bitmaps, not the guard page */
 #endif
     hk_superslab_init(ss, kind, heap);
     for (uint32_t d = dirty; d != 0; d &= d - 1) {
@@ -378,6 +405,10 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
   ss = hk_region_claim(kind);
   if (ss == NULL) ss = hk_os_map_aligned_parity(HK_SS_SIZE, HK_SS_SIZE, kind == HK_KIND_MEDIUM);
   if (ss == NULL) return NULL;
+  if (!hk_superslab_guard(ss)) {
+    hk_os_unmap(ss, HK_SS_SIZE);
+    return NULL;
+  }
   hk_superslab_init(ss, kind, heap);
   if (!hk_addrmap_set((uintptr_t)ss, HK_SS_SIZE, (uintptr_t)ss)) {
     hk_os_unmap(ss, HK_SS_SIZE);

@@ -95,7 +95,7 @@ static void hk_remote_count(hk_heap *h, uint32_t n) {
 static HK_NOINLINE void hk_remote_push(hk_heap *h, hk_superslab *ss, hk_block *head, hk_block *tail, uint32_t n) {
   hk_block *old = hk_load_relaxed(&ss->remote_head);
   do {
-    tail->next = old;
+    hk_chain_link(tail, old);
     /* acq_rel: release publishes the chain's links to the owner's exchange;
      * acquire orders the owner's earlier bit clear before our notification. */
   } while (!hk_cas_weak_acq_rel(&ss->remote_head, &old, head));
@@ -131,7 +131,7 @@ static HK_NOINLINE void hk_remote_free_heapless(hk_heap *h, hk_superslab *ss, hk
   if (rec == NULL) {
     hk_block *old = hk_load_relaxed(&ss->remote_head);
     do {
-      b->next = old;
+      hk_chain_link(b, old);
       /* Release: the link before the owner's acquire exchange. */
     } while (!hk_cas_weak_release(&ss->remote_head, &old, b));
     hk_remote_count(h, 1);
@@ -161,7 +161,7 @@ static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_supers
   h->outbox_used |= 1u << (o - h->outbox);
   o->ss = ss;
   o->head = o->tail = b;
-  b->next = NULL;
+  hk_chain_link(b, NULL);
   o->count = 1;
   h->outbox_units += hk_outbox_units_of(ss);
   if (HK_UNLIKELY(h->outbox_units >= HK_OUTBOX_UNITS)) hk_outbox_flush_all(h);
@@ -179,7 +179,7 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
     hk_outbox_start(h, o, ss, b);
     return;
   }
-  b->next = o->head;
+  hk_chain_link(b, o->head);
   o->head = b;
   uint32_t n = ++o->count;
   uint32_t units = h->outbox_units += hk_outbox_units_of(ss);
@@ -201,12 +201,14 @@ void hk_outbox_flush_all(hk_heap *h) {
 static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
   uint32_t n = 0;
   for (; b != NULL; n++) {
-    hk_block *next = b->next;
+    hk_block *next = hk_chain_next(b);
     hk_slab *s = hk_slab_of(ss, b);
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
       hk_bad_free(b, "freed by another thread; not the start of a block", 0);
     } else if (HK_UNLIKELY(s->used == 0 ||
-                           ((b->key == hk_block_key(b) || b->key == hk_tc_key(b)) && hk_heap_block_is_free(h, s, b)) ||
+                           ((hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT) ||
+                             hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT)) &&
+                            hk_heap_block_is_free(h, s, b)) ||
                            !HK_HARDENED_BACK(s, b))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
     } else {

@@ -56,6 +56,16 @@ void hk_bad_free(const void *p, const char *what, int is_double) {
   if (policy == HK_POLICY_ABORT) abort();
 }
 
+void hk_fatal(const char *bug, const void *addr) {
+  hk_line l = {.len = 0};
+  hk_line_str(&l, "hakmem: ");
+  hk_line_str(&l, bug);
+  hk_line_str(&l, " at ");
+  hk_line_hex(&l, (unsigned long)addr);
+  hk_line_emit(&l);
+  abort();
+}
+
 void hk_trace_failure(size_t size, const char *why) {
   hk_options_init();
   if (!hk_opt_get(trace_failures)) return;

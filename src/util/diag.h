@@ -21,6 +21,11 @@ void hk_line_emit(hk_line *l); /* adds '\n', writes to stderr */
  * line on stderr, or nothing. Returns only when the policy says continue. */
 void hk_bad_free(const void *p, const char *what, int is_double);
 
+/* A memory error the hardened build caught (heap overflow, corrupted
+ * free-list link, write after free): "hakmem: <bug> at <addr>", then abort,
+ * whatever the bad-free policies say: the heap can no longer be trusted. */
+__attribute__((noreturn, cold)) void hk_fatal(const char *bug, const void *addr);
+
 /* HAKMEM_TRACE_FAILURES=1: say why a request of `size` bytes failed. */
 void hk_trace_failure(size_t size, const char *why);
 
