@@ -11,9 +11,12 @@
  * unmap it"); the spare arena slot.
  *   default    two small claimers and one medium claimer, 2 claims each
  *   COLLECT    one small and one medium claimer, 2 claims each, and a
- *              collector running the release of hak_collect (also run by
- *              hk_superslab_reclaim_for_retry on any thread whose mapping
- *              failed) at any moment
+ *              collector running the release of hak_collect at any moment
+ *              (the same release runs in the pressure hook, api/thread.c
+ *              hk_release_for_retry -> hk_superslab_reclaim_for_retry, on
+ *              any thread whose mapping failed, a claimer inside
+ *              hk_arena_map too: the arena it is mapping is still private
+ *              then, so that is the collector running next to it)
  *   SMALLREG   regions of 2 chunks (one per kind), one small claimer with
  *              3 claims and one medium claimer with 2: every second claim
  *              replaces a region, so leftovers replace leftovers and arenas
