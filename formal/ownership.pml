@@ -161,8 +161,9 @@
  * a notifier that reads ABANDONED; it makes the next hk_adopt_for splice
  * visited back first, l.141): a liveness aid only (with one node the model's
  * revisit on an empty fresh already covers it), retirement (an empty
- * SuperSlab retired instead of abandoned at teardown, hk_abandon_all l.66,
- * or by the drain at adoption, hk_adopt l.125 hk_heap_adopted: see
+ * SuperSlab retired instead of abandoned at teardown, hk_abandon_all; an
+ * adopter's hk_heap_adopted never retires, it only makes an empty one the
+ * spare or starts its delay, and the owner's purge retires it later: see
  * retire.pml; here the SuperSlab is never retired), and the epoch sections.
  *
  * Spin explores sequentially consistent interleavings. One exception, in the

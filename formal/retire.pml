@@ -33,7 +33,7 @@
  *                       and notify; abandon.c hk_adopt_for (l.147, l.181)
  *                       and hk_adopt_all (l.190, l.202): the pops; remote.c
  *                       hk_remote_collect_pending (l.203, l.224): the owner's
- *                       drains, which may retire what they walk
+ *                       drains (which never retire: the section is a guard)
  *   linked              X is reachable: on its owner's lists, its map entry
  *                       live, its blocks live (a push can still land)
  *   unlink              hk_heap_retire_superslab (core/heap.c l.114-117:
