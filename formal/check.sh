@@ -59,6 +59,9 @@ model_checks() {
     ownership.pml)   printf '%s\n' "asserts" ;;
     retire.pml)      printf '%s\n' "asserts" ;;
     purge.pml)       printf '%s\n' "asserts" ;;
+    tstack.pml)      printf '%s\n' "asserts" ;;
+    heap_batch.pml)  printf '%s\n' "asserts" ;;
+    region.pml)      printf '%s\n' "asserts" "asserts COLLECT" "asserts SMALLREG" ;;
     *) return 1 ;;
   esac
 }

@@ -16,15 +16,15 @@
  * has finished, a late thread (process Late, heap 4) runs hk_adopt_for once
  * more and the end state is checked: see "Checked".
  *
- * What maps to what. Line numbers are those of commit bbc9aba (abandon.c from
- * the later commit that adds the set-aside's second look at the head); each is
- * followed by the statement it names, to find it again after edits.
- *   owner                  hk_superslab.owner (hk_types.h); 0 = ABANDONED
+ * What maps to what. Each step names its function and the statement it
+ * stands for (no line numbers: they went stale with every edit).
+ *   owner                  the owner word, hk_ss_owner_word(ss) (hk_types.h,
+ *                          superslab.h); 0 = ABANDONED
  *   head, nxt[]            hk_superslab.remote_head, hk_block.next
  *   pend_word[h],          heap h's pend_words[] bit and pend_summary bit of
  *   pend_summary[h]        the SuperSlab's bucket
  *   fresh, visited         hk_abandoned[kind].fresh.head and .visited.head
- *                          (abandon.c l.45-49 `hk_tstack fresh, visited;`,
+ *                          (abandon.c `hk_tstack fresh;`, `hk_tstack visited;`,
  *                          core/tstack.h): the node only.
  *                          With one node the version half of the word is
  *                          left out: a pop's CAS that races a pop-push of the
@@ -33,95 +33,95 @@
  *   ss_next                hk_superslab.stack_next (NIL whenever the code is
  *                          right: one node; mutants can make it a cycle)
  *   room                   hk_superslab.room, computed by the abandoner before
- *                          its release store (l.75 `ss->room =
+ *                          its release store (`ss->room =
  *                          hk_room_of(ss)`) and read by the popper after its
  *                          acquire pop: whether it has room for the popper's
  *                          class is a nondeterministic choice of the popper
  *                          (every class, every slab state)
- *   stack_push(stk)        hk_tstack_push (tstack.h l.34-41): relaxed load
- *                          (l.35), link = node(old) (l.37), CAS (node, ver+1)
- *                          (l.40); the successful iteration as one step (a
- *                          failed CAS writes nothing)
- *   stack_pop              HK_TSTACK_POP(&set->fresh, ...) (tstack.h l.44-57):
- *                          acquire load (l.46), read next (l.51), CAS (next,
- *                          ver+1) (l.53); one step
+ *   stack_push(stk)        hk_tstack_push (tstack.h): relaxed load,
+ *                          link = node(old), CAS (node, ver+1); the
+ *                          successful iteration as one step (a failed CAS
+ *                          writes nothing). Two nodes, ABA and the pop's
+ *                          reload order: tstack.pml
+ *   stack_pop              HK_TSTACK_POP(&set->fresh, ...) (tstack.h):
+ *                          acquire load, read next, CAS (next,
+ *                          ver+1); one step
  *   push, notify, flush,   as in remote_free.pml: hk_remote_push (remote.c
- *   Sender                 l.92-101: l.93 relaxed load, l.95 `tail->next =
- *                          old`, l.98 CAS, l.99 notify when it saw NULL),
- *                          hk_remote_notify (l.54-68: load owner l.57
- *                          `hk_load_acquire(&ss->owner)`, ABANDONED l.58-61
- *                          `if (owner == NULL) { hk_abandoned_freed(ss);
- *                          return; }`, word bit l.66, summary bit l.67),
- *                          hk_outbox_flush_slot (l.103-109),
- *                          hk_remote_free (l.150-163: link in front
- *                          l.160-161, or hk_outbox_start l.139-146 binds the
- *                          slot l.142-145; full: l.162), hk_outbox_flush_all
- *                          (l.165-169)
- *   collect, drain,        hk_remote_collect (remote.h l.24-26: l.25 relaxed
- *   reclaim                load), hk_remote_collect_pending (l.202-225: l.204
- *                          exchange summary, l.211 exchange word, l.220
+ *   Sender                 relaxed load, `tail->next =
+ *                          old`, CAS, notify when it saw NULL),
+ *                          hk_remote_notify (load owner
+ *                          `hk_load_acquire(hk_ss_owner_word(ss))`,
+ *                          ABANDONED: `hk_abandoned_freed(ss)` and return,
+ *                          word bit, summary bit),
+ *                          hk_outbox_flush_slot,
+ *                          hk_remote_free (link in front, or
+ *                          hk_outbox_start binds the slot; full: the slot
+ *                          is flushed), hk_outbox_flush_all
+ *   collect, drain,        hk_remote_collect (remote.h: relaxed
+ *   reclaim                load), hk_remote_collect_pending (exchange
+ *                          summary, exchange word,
  *                          relaxed check then drain), hk_remote_drain
- *                          (l.192-200: l.198 `hk_xchg_acq_rel(
+ *                          (`hk_xchg_acq_rel(
  *                          &ss->remote_head, NULL)`), hk_remote_reclaim
- *                          (l.176-190, per block)
- *   teardown               api/thread.c hk_thread_teardown (l.26-34):
- *                          l.27 hk_outbox_flush (empty: owners send nothing
- *                          here), l.28 hk_remote_collect, l.30 hk_abandon_all
- *   abandon                hk_abandon_all (l.65-91): l.75 room, l.78
- *                          `hk_store_release(&ss->owner,
- *                          HK_OWNER_ABANDONED)`, l.80 `hk_tstack_push(
+ *                          (per block)
+ *   teardown               api/thread.c hk_thread_teardown:
+ *                          hk_outbox_flush (empty: owners send nothing
+ *                          here), hk_remote_collect, hk_abandon_all
+ *   abandon                hk_abandon_all: room,
+ *                          `hk_store_release(hk_ss_owner_word(ss),
+ *                          HK_OWNER_ABANDONED)`, `hk_tstack_push(
  *                          &set->fresh, ...)`
- *   revisit                hk_revisit (l.97-111) and the pop after it: l.98
- *                          relaxed load of visited.head, l.100 empty: return
- *                          false, l.102 CAS (0, ver+1) takes the whole chain
- *                          (one step with l.98: the successful iteration),
- *                          l.103-104 walk to its tail (the chain is our one
- *                          node), l.105 load fresh.head, l.107
- *                          tail->stack_next = its node, l.109 CAS (top,
- *                          ver+1) (l.105-109 one step: the successful
+ *   revisit                hk_revisit and the pop after it:
+ *                          relaxed load of visited.head, empty: return
+ *                          false, CAS (0, ver+1) takes the whole chain
+ *                          (one step with the successful iteration),
+ *                          walk to its tail (the chain is our one
+ *                          node), load fresh.head,
+ *                          tail->stack_next = its node, CAS (top,
+ *                          ver+1) (one step: the successful
  *                          iteration; the link is ours until the CAS
- *                          publishes it), then hk_adopt_for's l.154
- *                          `continue` and l.149 HK_TSTACK_POP(&set->fresh)
+ *                          publishes it), then hk_adopt_for's
+ *                          `continue` and HK_TSTACK_POP(&set->fresh)
  *                          again
- *   popped                 the pop at the top of hk_adopt_for's loop: l.149
+ *   popped                 the pop at the top of hk_adopt_for's loop:
  *                          `HK_TSTACK_POP(&set->fresh, hk_superslab,
- *                          stack_next)`; l.150-155 when empty and not yet
- *                          revisited in this call (l.152 `if (revisited ||
+ *                          stack_next)`; when empty and not yet
+ *                          revisited in this call (`if (revisited ||
  *                          !hk_revisit(set)) break;`), revisit (above).
  *                          (hk_abandoned_pop is gone: its pop and revisit
- *                          are inlined here.) The revisit at l.141, when the
+ *                          are inlined here.) The revisit at the top, when the
  *                          `freed` flag is set, is not modelled separately:
  *                          with one node, visited non-empty means fresh empty,
  *                          so it is the revisit after an empty pop
- *   adopt_for              hk_adopt_for (l.138-183): l.147 epoch section
- *                          (retire.pml), l.149 pop, l.152 nothing left:
- *                          break, l.163 the set-aside test `(ss->room & want)
+ *   adopt_for              hk_adopt_for: epoch section
+ *                          (retire.pml), pop, nothing left:
+ *                          break, the set-aside test `(ss->room & want)
  *                          == 0 && hk_load_relaxed(&ss->remote_head) ==
  *                          NULL` (the room half is the nondeterministic
- *                          choice, the head half one relaxed load), l.164
+ *                          choice, the head half one relaxed load),
  *                          `hk_tstack_push(&set->visited, (uintptr_t)ss,
- *                          &ss->stack_next)` at once, l.170-173 a second
+ *                          &ss->stack_next)` at once, a second
  *                          look at the head by an RMW (raises the `freed`
- *                          flag, not modelled), l.174 `continue`, l.177
+ *                          flag, not modelled), `continue`,
  *                          `hk_adopt(h, ss)`
- *   set_aside              l.163-174: hk_tstack_push on visited inside the
+ *   set_aside              hk_tstack_push on visited inside the
  *                          loop (the owner word is not touched). The loop's
- *                          later pops (l.149) and its one revisit
- *                          (l.150-154), which may take the SuperSlab back
+ *                          later pops and its one revisit, which may take
+ *                          the SuperSlab back
  *                          off visited, are what the same Adopter's next
  *                          adopt_for does: with one SuperSlab, the model's
  *                          adopt_for ends after the set-aside
- *   adopt                  hk_adopt (l.115-126): l.119 CAS ABANDONED -> me,
- *                          l.120 HK_ASSERT(won), l.122
+ *   adopt                  hk_adopt: CAS ABANDONED -> me,
+ *                          HK_ASSERT(won),
  *                          hk_heap_absorb_superslab (owner-only, not
  *                          modelled beyond `listed`: now in our buckets), all
- *                          one step (the last two are private); l.123
+ *                          one step (the last two are private);
  *                          hk_remote_drain (an exchange of the head, whatever
  *                          it holds) and hk_remote_reclaim
- *   Adopter's loop         api/malloc_slow.c hk_malloc_slow (l.21-47, which
- *                          collects first: l.31 `hk_remote_collect(h)`) ->
- *                          hk_refill_with_superslab (l.12-19) ->
- *                          hk_adopt_for (l.13): any number of slow paths
+ *   Adopter's loop         api/malloc_slow.c hk_malloc_slow (which
+ *                          collects first: `hk_remote_collect(h)`) ->
+ *                          hk_refill_with_superslab ->
+ *                          hk_adopt_for: any number of slow paths
  *                          until one adopts
  *   Late                   a thread started after all others stopped: its
  *                          first slow path (hk_adopt_for) and the end checks
@@ -159,10 +159,11 @@
  * only), heap reuse from the pool (a stale notification then sets a bit in a
  * reused heap: one empty look), the `freed` flag (hk_abandoned_freed, set by
  * a notifier that reads ABANDONED; it makes the next hk_adopt_for splice
- * visited back first, l.141): a liveness aid only (with one node the model's
+ * visited back first): a liveness aid only (with one node the model's
  * revisit on an empty fresh already covers it), retirement (an empty
- * SuperSlab retired instead of abandoned at teardown, hk_abandon_all l.66,
- * or by the drain at adoption, hk_adopt l.125 hk_heap_adopted: see
+ * SuperSlab retired instead of abandoned at teardown, hk_abandon_all; an
+ * adopter's hk_heap_adopted never retires, it only makes an empty one the
+ * spare or starts its delay, and the owner's purge retires it later: see
  * retire.pml; here the SuperSlab is never retired), and the epoch sections.
  *
  * Spin explores sequentially consistent interleavings. One exception, in the
@@ -207,17 +208,17 @@ byte threads_done = 0;          /* H1 and the Adopters */
  * accesses of the notification stay separate steps. Locals are reset in the
  * step that ends the push. */
 inline flush() {
-  d_step {                                            /* remote.c l.93-98 */
+  d_step {                                            /* remote.c */
     old = head; nxt[otail] = old; head = ohead;
     if :: old != NIL -> old = NIL; ohead = NIL; otail = NIL :: else fi
   };
   if
-  :: ohead != NIL ->                                  /* the CAS saw NULL: l.99 */
-     o = owner;                                       /* l.57 */
+  :: ohead != NIL ->                                  /* the CAS saw NULL: notify */
+     o = owner;
      if
-     :: o != ABANDONED ->                             /* l.58 */
-        pend_word[o] = 1;                             /* l.66 */
-        d_step { pend_summary[o] = 1; o = 0; ohead = NIL; otail = NIL }  /* l.67 */
+     :: o != ABANDONED ->
+        pend_word[o] = 1;
+        d_step { pend_summary[o] = 1; o = 0; ohead = NIL; otail = NIL }
      :: else -> d_step { ohead = NIL; otail = NIL }
      fi
   :: else
@@ -230,14 +231,14 @@ proctype Sender(byte first) {
   byte b = first;
   do
   :: b < first + NPER ->
-     d_step {                                         /* hk_remote_free l.160-161, l.142-145 */
+     d_step {                                         /* hk_remote_free */
        if
        :: otail == NIL -> otail = b; nxt[b] = NIL
        :: else -> nxt[b] = ohead
        fi;
        ohead = b; b++
      };
-     if :: flush() :: skip fi                         /* l.162, l.140, ... */
+     if :: flush() :: skip fi                         /* chain full, slot needed, ... */
   :: else -> break
   od;
   if :: otail != NIL -> flush() :: else fi;           /* hk_outbox_flush_all */
@@ -250,7 +251,7 @@ proctype Sender(byte first) {
 inline drain() {
   d_step {
     assert(owner == me);                              /* only the owner reclaims */
-    chain = head; head = NIL;                         /* remote.c l.198 */
+    chain = head; head = NIL;                         /* remote.c */
     do
     :: chain != NIL ->
        assert(reclaimed[chain] == 0);                 /* reclaimed at most once */
@@ -266,13 +267,13 @@ inline drain() {
 /* hk_remote_collect(h) + hk_remote_collect_pending(h), heap me */
 inline collect() {
   if
-  :: pend_summary[me] != 0 ->                         /* remote.h l.25 relaxed load */
-     d_step { summary = pend_summary[me]; pend_summary[me] = 0 };   /* l.204 */
+  :: pend_summary[me] != 0 ->                         /* remote.h relaxed load */
+     d_step { summary = pend_summary[me]; pend_summary[me] = 0 };
      if
      :: summary ->
-        d_step { summary = 0; bits = pend_word[me]; pend_word[me] = 0 };  /* l.211 */
+        d_step { summary = 0; bits = pend_word[me]; pend_word[me] = 0 };
         if
-        :: bits ->                                    /* l.218-220; `listed`: */
+        :: bits ->                                    /* `listed`: */
            if                                         /* SS is in our bucket */
            :: listed && head != NIL -> bits = 0; drain()
            :: else -> bits = 0
@@ -325,29 +326,29 @@ inline revisit() {
   :: else
   fi;
 #else
-  d_step {                                            /* l.98-102 */
+  d_step {
     tk = visited;
     if
     :: tk != NIL -> visited = NIL; custody++;         /* CAS (0, ver+1) */
        assert(custody <= 1)                           /* the chain is ours alone */
-    :: else                                           /* l.100: return false */
+    :: else                                           /* return false */
     fi
   };
 #endif
   if
   :: tk != NIL ->
-     /* l.103-104: the tail is tk (stack_next read: NIL); l.105-109: */
+     /* the tail is tk (stack_next read: NIL); splice it onto fresh: */
      d_step { ss_next = fresh; fresh = tk; custody--; tk = NIL };
-     stack_pop()                                      /* l.154 continue, l.149 the second pop */
+     stack_pop()                                      /* continue, the second pop */
   :: else
   fi
 }
 
-/* hk_adopt_for's pop (l.149) and, when empty, its one revisit (l.150-155) */
+/* hk_adopt_for's pop and, when empty, its one revisit */
 inline popped() {
-  stack_pop();                                        /* l.149 */
+  stack_pop();
   if
-  :: got == NIL -> revisit()                          /* l.152 */
+  :: got == NIL -> revisit()
   :: else
   fi
 }
@@ -360,13 +361,13 @@ inline abandon() {
   stack_push(fresh);                                  /* BUG: published first */
   d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };
 #else
-  d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };  /* l.75-78 */
-  stack_push(fresh)                                   /* l.80 */
+  d_step { assert(owner == me); owner = ABANDONED; owners--; listed = 0 };
+  stack_push(fresh)
 #endif
 }
 
 /* hk_thread_teardown: outbox flush (empty), collect, abandon, then the heap
- * goes to the pool (hk_heap_retire, l.32) */
+ * goes to the pool (hk_heap_retire) */
 inline teardown() {
   collect();
   abandon()
@@ -378,11 +379,11 @@ inline adopt() {
   d_step { owner = me; owners++; assert(owners <= 1); listed = 1 };  /* BUG: plain store */
 #else
   d_step {
-    won = (owner == ABANDONED);                       /* abandon.c l.119 CAS */
+    won = (owner == ABANDONED);                       /* abandon.c CAS */
     if :: won -> owner = me; owners++ :: else fi;
     assert(owners <= 1);                              /* at most one owner */
-    assert(won);                                      /* l.120 HK_ASSERT(won) */
-    won = 0; listed = 1                               /* l.122 absorb */
+    assert(won);                                      /* HK_ASSERT(won) */
+    won = 0; listed = 1                               /* absorb */
   };
 #endif
 #if defined(MUT_ADOPT_PLAIN_CHECK)
@@ -401,11 +402,11 @@ inline adopt() {
 #elif defined(MUT_ADOPT_NO_DRAIN)
   skip                                                /* BUG: rely on notifications */
 #else
-  drain()                                             /* l.123: exchange */
+  drain()                                             /* exchange */
 #endif
 }
 
-/* Set aside (l.163-174): onto visited at once, owner untouched */
+/* Set aside: onto visited at once, owner untouched */
 inline set_aside() {
   d_step {
     assert(owner == ABANDONED);                       /* it stays ABANDONED */
@@ -415,11 +416,11 @@ inline set_aside() {
 }
 
 /* hk_adopt_for: got = SS when we adopted it, NIL otherwise. The set-aside
- * test (l.163) as one choice: when the relaxed load of the head sees NULL the
+ * test as one choice: when the relaxed load of the head sees NULL the
  * SuperSlab may have no room for our class (set aside) or some (adopt); when
- * it sees frees, adopt whatever its room. One call site of adopt(). */
+ * it sees frees, adopt whatever its room. One call site of adopt. */
 inline adopt_for() {
-  popped();                                           /* l.149; l.152: none */
+  popped();                                           /* the pop; none: nothing to adopt */
   if
   :: got != NIL ->
      if
@@ -430,7 +431,7 @@ inline adopt_for() {
 #endif
      :: true                                          /* room, or frees pending */
      fi;
-     if :: got != NIL -> adopt() :: else fi           /* l.177 */
+     if :: got != NIL -> adopt() :: else fi
   :: else
   fi
 }

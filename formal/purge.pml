@@ -19,7 +19,7 @@
  *   take            hk_purge_claim_for_use: `uint64_t w =
  *                   hk_load_acquire(&ss->purge)`, `usable = candidates &
  *                   ~(uint32_t)(w >> 32)`, CLEAN: `return (int)i`, DIRTY:
- *                   `hk_cas_weak_acq_rel(&ss->purge, &w, w & ~bit)`
+ *                   `atomic_compare_exchange_weak_explicit(&ss->purge, &w, w & ~bit, ...)`
  *   own purge       hk_superslab_purge: `if (hk_and_relaxed(&ss->purge,
  *                   ~bit) & bit) hk_purge_decommit(ss, i)`
  *   claim           hk_purge_foreign: `hk_cas_weak_acq_rel(&ss->purge,

@@ -8,77 +8,78 @@
  * or as two chains of 1, so every partition of its frees into chains is
  * explored. The owner word never changes here: see ownership.pml for that.
  *
- * What maps to what (src/remote/remote.c unless named; line numbers are those
- * of commit bbc9aba; each is followed by the statement it names, to find it
- * again after edits):
+ * What maps to what (src/remote/remote.c unless named; each step names its
+ * function and the statement it stands for, no line numbers: they went
+ * stale with every edit):
  *   head                    hk_superslab.remote_head (hk_types.h)
  *   nxt[b]                  hk_block.next of block b
  *   pend_word               owner->pend_words[b >> 6], bit b & 63 of the
  *                           SuperSlab's bucket b = hk_bucket_of(ss)
  *   pend_summary            owner->pend_summary, bit b >> 6
- *   Sender, outbox_add      hk_remote_free (l.150-163): the slot already
- *                           collects for ss: link b in front (l.160 `b->next =
- *                           o->head`, l.161 `o->head = b`); otherwise
- *                           hk_outbox_start (l.139-146) binds the slot
- *                           (l.142 `o->ss = ss`, l.143 `o->head = o->tail =
- *                           b`, l.144 `b->next = NULL`). The nondeterministic
+ *   Sender, outbox_add      hk_remote_free: the slot already
+ *                           collects for ss: link b in front (`b->next =
+ *                           o->head`, `o->head = b`); otherwise
+ *                           hk_outbox_start binds the slot
+ *                           (`o->ss = ss`, `o->head = o->tail =
+ *                           b`, `b->next = NULL`). The nondeterministic
  *                           flush after each free stands for every reason a
- *                           slot is flushed: HK_OUTBOX_CHAIN reached (l.162
+ *                           slot is flushed: HK_OUTBOX_CHAIN reached (
  *                           `hk_outbox_flush_slot_in_section(h, o)`), slot
- *                           needed for another SuperSlab (l.140 `if (o->ss !=
+ *                           needed for another SuperSlab (`if (o->ss !=
  *                           NULL) hk_outbox_flush_slot_in_section(h, o)`),
- *                           the heapless path (!h->live, l.151-153:
- *                           hk_remote_free_heapless, l.116-130, a chain of 1
- *                           pushed at l.127 `hk_remote_push(h, ss, b, b,
+ *                           the heapless path (!h->live,
+ *                           hk_remote_free_heapless, a chain of 1
+ *                           pushed at `hk_remote_push(h, ss, b, b,
  *                           1)`), the outbox's byte bound (issue 12:
  *                           hk_outbox_over, whole outbox through
  *                           hk_outbox_flush_all), hak_thread_flush and every
  *                           8th allocation slow path (hk_outbox_flush_due).
  *                           Which reason, and how long a chain grows, does
  *                           not change a push. The epoch sections around these pushes
- *                           (l.133/l.135 in hk_outbox_flush_slot_in_section,
- *                           l.126/l.128, l.166/l.168) are retire.pml's
+ *                           (in hk_outbox_flush_slot_in_section,
+ *                           hk_remote_free_heapless, hk_outbox_flush_all)
+ *                           are retire.pml's
  *                           business: no SuperSlab is retired here.
- *   Sender, final flush     hk_outbox_flush_all (l.165-169: l.167 `while
+ *   Sender, final flush     hk_outbox_flush_all (`while
  *                           (h->outbox_used != 0) hk_outbox_flush_slot(...)`)
  *                           at thread exit (api/thread.c hk_thread_teardown,
- *                           l.27 `hk_outbox_flush(h)`, through
- *                           hk_outbox_flush in remote.h l.17-19) or slow path
- *                           (api/malloc_slow.c l.30)
- *   flush                   hk_outbox_flush_slot (l.103-109: l.105
+ *                           `hk_outbox_flush(h)`, through
+ *                           hk_outbox_flush in remote.h) or slow path
+ *                           (api/malloc_slow.c)
+ *   flush                   hk_outbox_flush_slot (
  *                           `hk_remote_push(h, o->ss, o->head, o->tail,
  *                           o->count)`)
- *   push                    hk_remote_push (l.92-101): relaxed load (l.93
+ *   push                    hk_remote_push: relaxed load (
  *                           `old = hk_load_relaxed(&ss->remote_head)`),
- *                           tail->next = old (l.95), CAS (l.98
+ *                           tail->next = old, CAS (
  *                           `hk_cas_weak_acq_rel(&ss->remote_head, &old,
- *                           head)`), notify when the CAS saw NULL (l.99 `if
+ *                           head)`), notify when the CAS saw NULL (`if
  *                           (old == NULL) hk_remote_notify(ss)`). tail->next
  *                           is private to the sender until the CAS publishes
  *                           it, so the model writes it in the CAS's atomic
  *                           step.
- *   notify                  hk_remote_notify (l.54-68): load owner (l.57
- *                           `hk_load_acquire(&ss->owner)`; fixed here), fetch_or
- *                           word bit (l.66 `hk_or_release(&owner->pend_words[b
- *                           >> 6], ...)`), then fetch_or summary bit (l.67
+ *   notify                  hk_remote_notify: load owner (
+ *                           `hk_load_acquire(hk_ss_owner_word(ss))`; fixed here), fetch_or
+ *                           word bit (`hk_or_release(&owner->pend_words[b
+ *                           >> 6], ...)`), then fetch_or summary bit (
  *                           `hk_or_release(&owner->pend_summary, ...)`)
- *   collect                 hk_remote_collect (remote.h l.24-26): relaxed
- *                           load of pend_summary (l.25), then
- *                           hk_remote_collect_pending (l.202-225): exchange
- *                           summary (l.204 `hk_xchg_acquire(&h->pend_summary,
- *                           0)`), exchange the word (l.211
+ *   collect                 hk_remote_collect (remote.h): relaxed
+ *                           load of pend_summary, then
+ *                           hk_remote_collect_pending: exchange
+ *                           summary (`hk_xchg_acquire(&h->pend_summary,
+ *                           0)`), exchange the word (
  *                           `hk_xchg_acquire(&h->pend_words[w], 0)`), relaxed
  *                           emptiness check of each SuperSlab of the bucket
- *                           (l.218-220: l.220 `if
+ *                           (`if
  *                           (hk_load_relaxed(&ss->remote_head) != NULL)
  *                           hk_remote_drain(h, ss)`)
- *   drain                   hk_remote_drain (l.192-200): exchange head (l.198
+ *   drain                   hk_remote_drain: exchange head (
  *                           `hk_xchg_acq_rel(&ss->remote_head, NULL)`)
- *   reclaim                 hk_remote_reclaim (l.176-190): walk the chain,
- *                           one block at a time (l.177 `while (b != NULL)`)
+ *   reclaim                 hk_remote_reclaim: walk the chain,
+ *                           one block at a time (`while (b != NULL)`)
  *   Owner's loop            the owner's allocation slow paths
- *                           (api/malloc_slow.c hk_malloc_slow, l.21-47), each
- *                           of which calls hk_remote_collect (l.31)
+ *                           (api/malloc_slow.c hk_malloc_slow), each
+ *                           of which calls hk_remote_collect
  *
  * Checked (formal/check.sh):
  *   safety   (-DSAFETY, ltl no_lost_wakeup): assertions -- no block is
@@ -144,20 +145,20 @@ inline notify(ss) {
   pend_summary = 1;                                   /* BUG: summary bit first */
   d_step { pend_word = 1; notifying[ss]-- }
 #else
-  pend_word = 1;                                      /* l.66 fetch_or word */
-  d_step { pend_summary = 1; notifying[ss]-- }        /* l.67 fetch_or summary */
+  pend_word = 1;                                      /* fetch_or word */
+  d_step { pend_summary = 1; notifying[ss]-- }        /* fetch_or summary */
 #endif
 }
 
 /* hk_remote_push(ss, h, t): one CAS for the whole chain h..t. */
 inline push(ss, h, t) {
-  old = head[ss];                                     /* l.93 relaxed load */
+  old = head[ss];                                     /* relaxed load */
 #ifdef MUT_PUSH_NO_CAS
   /* BUG: a plain store of the new head after the load, no CAS */
   d_step { nxt[t] = old; head[ss] = h; if :: old == NIL -> notifying[ss]++ :: else fi };
 #else
   do
-  :: d_step {                                         /* l.95 + l.98 */
+  :: d_step {
        nxt[t] = old;
        if
        :: head[ss] == old -> head[ss] = h; ok = 1;
@@ -169,11 +170,11 @@ inline push(ss, h, t) {
   od;
   ok = 0;
 #endif
-  if :: old == NIL -> notify(ss) :: else fi;          /* l.99 */
+  if :: old == NIL -> notify(ss) :: else fi;
   old = NIL
 }
 
-/* hk_outbox_flush_slot (l.103-109): the slot of SuperSlab ss */
+/* hk_outbox_flush_slot: the slot of SuperSlab ss */
 inline flush(ss) {
   push(ss, ohead[ss], otail[ss]);
   d_step { ohead[ss] = NIL; otail[ss] = NIL; ocount[ss] = 0 }
@@ -186,7 +187,7 @@ proctype Sender(byte first) {
   byte b = first;
   do
   :: b < first + NPER ->
-     d_step {                         /* remote.c l.160-161; start: l.142-145 */
+     d_step {                         /* remote.c; start: */
        s = SS_OF(b);
        if
        :: ocount[s] == 0 -> otail[s] = b; nxt[b] = NIL   /* bind the slot */
@@ -201,7 +202,7 @@ proctype Sender(byte first) {
      s = 0
   :: else -> break
   od;
-  s = 1;                                              /* hk_outbox_flush_all l.167 */
+  s = 1;                                              /* hk_outbox_flush_all */
   do
   :: s <= NSS -> if :: ocount[s] > 0 -> flush(s) :: else fi; s++
   :: else -> break
@@ -232,12 +233,12 @@ inline drain(ss) {
   chain = head[ss];                                   /* BUG: load ... */
   d_step { head[ss] = NIL; ocur = ss + 1 };           /* ... then store NULL */
 #else
-  d_step { chain = head[ss]; head[ss] = NIL; ocur = ss + 1 };  /* l.198 exchange */
+  d_step { chain = head[ss]; head[ss] = NIL; ocur = ss + 1 };  /* exchange */
 #endif
   reclaim()
 }
 
-/* The loop over the bucket's SuperSlabs (l.218-220): relaxed emptiness
+/* The loop over the bucket's SuperSlabs: relaxed emptiness
  * check, then drain. */
 inline sweep() {
   ss = 1;
@@ -269,14 +270,14 @@ inline collect() {
   fi;
 #else
   if
-  :: pend_summary != 0 ->                             /* remote.h l.25 relaxed load */
-     d_step {                                         /* l.204 exchange summary */
+  :: pend_summary != 0 ->                             /* remote.h relaxed load */
+     d_step {                                         /* exchange summary */
        summary = pend_summary; pend_summary = 0;
        if :: summary -> ophase = 1 :: else fi
      };
      if
      :: summary ->
-        d_step {                                      /* l.211 exchange word */
+        d_step {                                      /* exchange word */
           bits = pend_word; pend_word = 0;
           if :: bits -> ophase = 2; ocur = 1 :: else -> ophase = 0 fi
         };

@@ -13,55 +13,55 @@
  * runs, and reuses the memory (the cache hands X to hk_superslab_create,
  * which zeroes its header).
  *
- * What maps to what. Line numbers are those of commit bbc9aba (src/epoch/
- * unless named; abandon.c from the later commit that adds the set-aside's
- * second look at the head); each is followed by the statement it names:
+ * What maps to what (src/epoch/ unless named). Each step names its
+ * function and the statement it stands for (no line numbers: they went
+ * stale with every edit):
  *   gepoch              ck_epoch.epoch (the global epoch, starts at 1:
- *                       epoch.c l.17 `static ck_epoch_t hk_epoch = {.epoch =
+ *                       epoch.c `static ck_epoch_t hk_epoch = {.epoch =
  *                       1}`)
  *   act[i],repoch[i]    reader i's ck_epoch_record.active and .epoch
- *   enter               hk_epoch_enter (epoch.h l.65 `ck_epoch_begin(r,
+ *   enter               hk_epoch_enter (epoch.h `ck_epoch_begin(r,
  *                       NULL)`): ck_epoch_begin: store active = 1, (fence),
  *                       load the global epoch, store it in the record: two
  *                       steps, so a poller may see an active record with a
  *                       stale epoch
- *   leave               hk_epoch_exit (epoch.h l.66-69: l.68 `ck_epoch_end(r,
+ *   leave               hk_epoch_exit (epoch.h: `ck_epoch_end(r,
  *                       NULL)`): store active = 0
- *   Reader sections     remote.c hk_outbox_flush_slot_in_section (l.132-136),
- *                       hk_remote_free_heapless (l.126 enter, l.128 exit),
- *                       hk_outbox_flush_all (l.166, l.168): a sender's push
- *                       and notify; abandon.c hk_adopt_for (l.147, l.181)
- *                       and hk_adopt_all (l.190, l.202): the pops; remote.c
- *                       hk_remote_collect_pending (l.203, l.224): the owner's
- *                       drains, which may retire what they walk
+ *   Reader sections     remote.c hk_outbox_flush_slot_in_section,
+ *                       hk_remote_free_heapless,
+ *                       hk_outbox_flush_all: a sender's push
+ *                       and notify; abandon.c hk_adopt_for
+ *                       and hk_adopt_all: the pops; remote.c
+ *                       hk_remote_collect_pending: the owner's
+ *                       drains (which never retire: the section is a guard)
  *   linked              X is reachable: on its owner's lists, its map entry
  *                       live, its blocks live (a push can still land)
- *   unlink              hk_heap_retire_superslab (core/heap.c l.114-117:
- *                       l.115 `hk_heap_remove_superslab(h, ss)`) + the
+ *   unlink              hk_heap_retire_superslab (core/heap.c:
+ *                       `hk_heap_remove_superslab(h, ss)`) + the
  *                       tombstone store (core/superslab.c hk_superslab_retire
- *                       l.257-267: l.261 `hk_addrmap_set((uintptr_t)ss,
- *                       HK_SS_SIZE, (uintptr_t)ss | HK_MAP_DEAD)`, l.264
- *                       `hk_store_relaxed(&ss->owner, HK_OWNER_ABANDONED)`)
+ *                       `hk_addrmap_set((uintptr_t)ss,
+ *                       HK_SS_SIZE, (uintptr_t)ss | HK_MAP_DEAD)`,
+ *                       `hk_store_relaxed(hk_ss_owner_word(ss), HK_OWNER_ABANDONED)`)
  *   call_epoch          ck_epoch_call: the entry goes to bucket gepoch. In
  *                       the code the retirer only queues X (superslab.c
- *                       l.266 `hk_epoch_retire(&ss->retire,
- *                       hk_superslab_reclaimed)`, epoch.c l.84-94) and the
+ *                       `hk_epoch_retire(&ss->retire,
+ *                       hk_superslab_reclaimed)`, epoch.c) and the
  *                       poller that wins the try-flag makes the call
- *                       (hk_epoch_poll_locked l.116-124: l.117 take the
- *                       queue, l.120 `ck_epoch_call(&hk_reclaim_rec,
+ *                       (hk_epoch_poll_locked take the
+ *                       queue, `ck_epoch_call(&hk_reclaim_rec,
  *                       &q->entry, hk_epoch_dispatch)`), at the same or a
  *                       later global epoch; the model calls at once, the
  *                       earliest bucket the code could use
- *   poll                ck_epoch_poll (epoch.c l.123) ->
+ *   poll                ck_epoch_poll (epoch.c) ->
  *                       ck_epoch_poll_deferred: dispatch bucket e-2; scan
  *                       the records; no record active: dispatch every
  *                       bucket; an active record with an epoch != e: stop;
  *                       else CAS the epoch e -> e+1 and dispatch bucket e-1
  *   reused              the callback ran and the memory was reused:
- *                       hk_epoch_dispatch (epoch.c l.96-102: l.101
+ *                       hk_epoch_dispatch (epoch.c:
  *                       `obj->fn(obj)`) -> hk_superslab_reclaimed
- *                       (superslab.c l.252-255: to the cache or unmapped) ->
- *                       hk_superslab_create (l.180-191: l.187 `memset(ss, 0,
+ *                       (superslab.c: to the cache or unmapped) ->
+ *                       hk_superslab_create (`memset(ss, 0,
  *                       sizeof *ss)`)
  *
  * States of X: LINKED --unlink--> UNLINKED --call--> DEFERRED --poll sees a

@@ -23,6 +23,11 @@
 /* Weak CAS, acq_rel on success, relaxed on failure (the caller retries). */
 #define hk_cas_weak_acq_rel(p, expp, v) \
   atomic_compare_exchange_weak_explicit((p), (expp), (v), memory_order_acq_rel, memory_order_relaxed)
+/* Weak CAS, acq_rel on success, acquire on failure: for loops that read
+ * through the reloaded value before they retry (the tagged stack's pop reads
+ * the reloaded top node's link, core/tstack.h). */
+#define hk_cas_weak_acq_rel_acq(p, expp, v) \
+  atomic_compare_exchange_weak_explicit((p), (expp), (v), memory_order_acq_rel, memory_order_acquire)
 #define hk_cas_weak_release(p, expp, v) \
   atomic_compare_exchange_weak_explicit((p), (expp), (v), memory_order_release, memory_order_relaxed)
 #define hk_cas_strong_acq_rel(p, expp, v) \

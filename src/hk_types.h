@@ -97,9 +97,11 @@ struct hk_heap;
 /* A SuperSlab: the unit of ownership. Its header is the first page.
  *
  * owner (atomic, reached through hk_ss_owner_word): the owning heap, or
- *   HK_OWNER_ABANDONED. Changed only
- *   by CAS: the owner stores ABANDONED when its thread exits (after which it
- *   never touches the SuperSlab again); an adopter CASes ABANDONED -> itself.
+ *   HK_OWNER_ABANDONED. Stored only by the thread that owns the SuperSlab:
+ *   its heap at creation (before the SuperSlab is visible), ABANDONED when
+ *   its thread exits (release; it never touches the SuperSlab again) or
+ *   when it retires it; and changed by one CAS, ABANDONED -> itself, by an
+ *   adopter, which alone holds the popped SuperSlab (formal/ownership.pml).
  *   Any thread may read it; a thread that reads its own heap owns the
  *   SuperSlab (nobody else can install that value).
  * remote_head (atomic, own cache line): the MPSC LIFO of remotely freed

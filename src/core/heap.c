@@ -87,7 +87,15 @@ size_t hk_heap_pool_release(void) {
  * in stress_oversub). hk_heap_batch packs the batch's page number (high 48
  * bits) with how many heaps of it are taken (low 16); a carve is one CAS.
  * Only the thread holding the `refilling` try-flag maps and installs the
- * next batch; one that finds the flag taken maps its heap alone. */
+ * next batch; one that finds the flag taken maps its heap alone.
+ *   NONE, USED UP --the flag's holder reads the word again, unchanged:
+ *                   maps a batch, stores (batch, 1), heap 0 is its own-->  OPEN
+ *   OPEN    --CAS count -> count + 1: heap `count` is the carver's-->      OPEN
+ *   OPEN    --the last heap carved-->                                     USED UP
+ * A store may install: no carve changes a used-up word, and only the flag's
+ * holder stores, after reading the word again under the flag (a refill that
+ * ended meanwhile is carved from instead). Model: formal/heap_batch.pml
+ * (mutants heap_batch_carve_no_cas, _no_recheck, _no_flag). */
 #define HK_HEAP_BATCH 64 /* 768 KiB of address space, untouched until carved */
 static _Atomic uint64_t hk_heap_batch;
 static _Atomic unsigned hk_heap_refilling;

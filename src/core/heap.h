@@ -140,7 +140,9 @@ void hk_heap_own_clear(hk_heap *h);          /* h owns nothing any more (abandon
 void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss); /* adoption */
 void hk_heap_slab_returned(hk_heap *h, hk_superslab *ss, hk_slab *s);
 hk_slab *hk_heap_refill(hk_heap *h, unsigned cls); /* NULL: needs a SuperSlab */
-/* After adopting and draining ss: note its dirty slabs, retire it if empty. */
+/* After adopting and draining ss: note its dirty slabs; if it is empty, make
+ * it the kind's spare or start its delay (the purge retires it later:
+ * drains never retire). */
 void hk_heap_adopted(hk_heap *h, hk_superslab *ss);
 /* Unlink an empty owned SuperSlab and retire it (core/superslab.c). */
 void hk_heap_retire_superslab(hk_heap *h, hk_superslab *ss);

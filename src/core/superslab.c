@@ -142,7 +142,12 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
  * parity were unmapped one by one), stress_oversub (256 threads, 2 cores)
  * queued thousands of 128 MiB maps and 64 MiB unmaps a second on the
  * kernel's mmap lock.
- * mapped_bytes counts claimed chunks only. */
+ * mapped_bytes counts claimed chunks only.
+ * Every chunk changes hands once: claimed (a won CAS on the word that holds
+ * it: hk_region or a leftover slot) or given back (by the thread that took
+ * the word out of its slot by an exchange or a won CAS, so no claim can
+ * still succeed on it). Model: formal/region.pml (the arena below, the
+ * spares, the leftovers and hak_collect's release; mutants region_*). */
 #define HK_REGION_CHUNKS 32
 #define HK_REGION_SIZE   ((size_t)HK_REGION_CHUNKS << HK_SS_SHIFT)
 #define HK_REGION_SHIFT  (HK_SS_SHIFT + 5)
@@ -154,7 +159,14 @@ static _Atomic uint64_t hk_region;
  * (in region units, high 32 bits) with how many regions were carved (low
  * 32); a carve is one CAS, by any thread. The carver of region
  * HK_ARENA_REGIONS/2 maps the next arena ahead into hk_arena_spare; the
- * claimer that finds the arena used up installs that spare. */
+ * claimer that finds the arena used up installs that spare.
+ *   NONE, USED UP --a claimer installs the spare arena, or one it maps,
+ *                   by CAS (region 0 is its own); losers park theirs as
+ *                   the spare or unmap it-->                          OPEN
+ *   OPEN    --CAS count -> count + 1: region `count` is the carver's;
+ *             the carver of the middle one stocks the spare arena-->  OPEN
+ *   OPEN    --the last region carved-->                               USED UP
+ *   any     --hak_collect: exchange with 0, uncarved regions unmapped--> NONE */
 #define HK_ARENA_REGIONS 2
 #define HK_ARENA_SIZE    ((size_t)HK_ARENA_REGIONS * HK_REGION_SIZE)
 static _Atomic uint64_t hk_arena;
@@ -462,8 +474,8 @@ size_t hk_superslab_cache_purge(bool all) {
     uint64_t w = hk_xchg_acq_rel(&hk_region, 0); /* acquire: its base; release: claimers see NONE */
     if (w != 0) released++;
     hk_region_release(w);
-    /* Acquire: pairs with the release that ended the last refill (the arena
-     * fields). Taken: a refill is under way; its arena stays till next time. */
+    /* Every parked region (hk_spare_take's exchange acquires the parking
+     * CAS): no claimer can install it any more. */
     for (uint8_t *sp; (sp = hk_spare_take()) != NULL; released++) hk_unmap_unclaimed(sp, HK_REGION_SIZE);
     for (int k = 0; k < HK_KINDS; k++) {
       uint64_t lw = hk_xchg_acq_rel(&hk_region_left[k], 0); /* acquire: its base; release: claimers see none */

@@ -9,8 +9,17 @@
  * suffer ABA. A popper may read `next` of a node another thread popped
  * meanwhile: both SuperSlabs (abandon.c) and heaps (core/heap.c, the pool)
  * are popped only inside an epoch section, so one retired meanwhile is not
- * unmapped or reused under it. Model: formal/ownership.pml (stack_push, stack_pop;
- * one node there, so ABA is not modelled). */
+ * unmapped or reused under it.
+ *
+ *   pop:  acquire load of the head; loop { empty: return 0; read the top
+ *         node's link; CAS (link, ver+1): won -> the node is the popper's;
+ *         lost -> the head reloaded (acquire), again }
+ *   push: relaxed load; loop { link = top; CAS (node, ver+1): won -> the
+ *         node is on the stack; lost -> reloaded, again }
+ * Models: formal/tstack.pml (two nodes, three threads, the links' C11
+ * visibility; mutants tstack_no_version for ABA, tstack_pop_relaxed_reload
+ * for the pop's reload order) and formal/ownership.pml (stack_push,
+ * stack_pop: the abandoned stacks' users, one node). */
 #ifndef HK_TSTACK_H
 #define HK_TSTACK_H
 
@@ -53,8 +62,12 @@ HK_INLINE void hk_tstack_push(hk_tstack *s, uintptr_t node, _Atomic uintptr_t *l
       n_ = hk_ts_node(old_);                                                              \
       if (n_ == 0) break;                                                                 \
       uintptr_t next_ = hk_load_relaxed(&((type *)n_)->field);                            \
-      /* Acquire on success: the node's contents as its pusher left them. */              \
-      if (hk_cas_weak_acq_rel(&(s)->head, &old_, hk_ts_pack(next_, hk_ts_version(old_) + 1))) \
+      /* Acquire on success: the node's contents as its pusher left them. Acquire         \
+       * on failure too: the reloaded head's node has its link read next, which           \
+       * must see its pusher's link store (pairs with push's release CAS; a               \
+       * relaxed reload lets the read return an older link, and two poppers               \
+       * take the same node: formal/mutants/tstack_pop_relaxed_reload.pml). */            \
+      if (hk_cas_weak_acq_rel_acq(&(s)->head, &old_, hk_ts_pack(next_, hk_ts_version(old_) + 1))) \
         break;                                                                            \
     }                                                                                     \
     (type *)n_;                                                                           \
