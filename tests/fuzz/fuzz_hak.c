@@ -58,6 +58,10 @@ enum {
   WORKER_BIT = 0x80,
 };
 #define LIVE_CAP ((size_t)64 << 20) /* usable bytes live at most */
+/* Bytes filled or checked per input at most, beyond what frees check:
+ * bursts of megabyte blocks or sweeps of a full live set would otherwise
+ * make one input run for minutes. */
+#define WORK_CAP ((size_t)1 << 30)
 #define MAX_SMALL ((size_t)128 << 10) /* HAKMEM's largest slab block (HK_MAX_SMALL) */
 
 /* ---- the input ------------------------------------------------------------ */
@@ -248,38 +252,46 @@ typedef struct {
 
 static block slots[NSLOTS];
 static uint16_t by_addr[NSLOTS]; /* the live slots, by ascending address */
-static size_t nlive, live_bytes;
+static size_t nlive, live_bytes, work_bytes;
 static uint64_t next_tag = 1;
 
 /* Byte i of a block tagged t is byte i % 8 of word(t, i / 8): a shifted,
  * swapped or foreign byte shows. */
-static uint64_t pattern_word(uint64_t tag, size_t k) {
+static inline __attribute__((always_inline)) uint64_t pattern_word(uint64_t tag, size_t k) {
   uint64_t x = tag * 0x9E3779B97F4A7C15ull + k * 0xD1B54A32D192ED03ull;
   return x ^ (x >> 29);
 }
 
-/* HAKMEM's memory is not ASan-poisoned; instrumenting these loops over
- * megabytes would only slow the fuzzer. */
-__attribute__((no_sanitize("address"))) static void fill(const block *b, size_t from, size_t to) {
+/* The loops over megabytes carry no instrumentation: HAKMEM's memory is not
+ * ASan-poisoned, and their compares are no coverage worth steering by (with
+ * them, the fuzzer spent most of its time in __sanitizer_cov_trace_cmp8). */
+#define HK_PLAIN_LOOP __attribute__((no_sanitize("address", "coverage")))
+typedef uint64_t __attribute__((may_alias)) word_alias; /* -fno-builtin: no memcpy for a word */
+
+HK_PLAIN_LOOP static void fill(const block *b, size_t from, size_t to) {
   size_t i = from;
   for (; i < to && (i & 7) != 0; i++) b->p[i] = (uint8_t)(pattern_word(b->tag, i >> 3) >> ((i & 7) * 8));
   for (; i + 8 <= to; i += 8) {
-    uint64_t w = pattern_word(b->tag, i >> 3);
-    memcpy(b->p + i, &w, 8);
+    *(word_alias *)(b->p + i) = pattern_word(b->tag, i >> 3);
   }
   for (; i < to; i++) b->p[i] = (uint8_t)(pattern_word(b->tag, i >> 3) >> ((i & 7) * 8));
 }
 
 /* The first offset in [from, to) that lost its pattern, or SIZE_MAX. */
-__attribute__((no_sanitize("address"))) static size_t first_bad(const block *b, size_t from, size_t to) {
+HK_PLAIN_LOOP static size_t first_bad(const block *b, size_t from, size_t to) {
   size_t i = from;
-  for (; i + 8 <= to && (i & 7) == 0; i += 8) {
-    uint64_t w;
-    memcpy(&w, b->p + i, 8);
-    if (w != pattern_word(b->tag, i >> 3)) break;
-  }
+  if ((i & 7) == 0)
+    for (; i + 8 <= to; i += 8)
+      if (*(const word_alias *)(b->p + i) != pattern_word(b->tag, i >> 3)) break;
   for (; i < to; i++)
     if (b->p[i] != (uint8_t)(pattern_word(b->tag, i >> 3) >> ((i & 7) * 8))) return i;
+  return SIZE_MAX;
+}
+
+/* The first nonzero offset of p[0, n), or SIZE_MAX. */
+HK_PLAIN_LOOP static size_t first_nonzero(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0) return i;
   return SIZE_MAX;
 }
 
@@ -360,9 +372,8 @@ static void adopt(unsigned s, void *ret, const char *call, size_t req, size_t mi
   if (!hak_owns(p)) fail("%s(%zu) returned %p, which hak_owns denies", call, req, (void *)p);
   size_t usable = hak_usable_size(p);
   if (usable < min_usable) fail("%s(%zu): usable size %zu < %zu", call, req, usable, min_usable);
-  if (zeroed)
-    for (size_t i = 0; i < req; i++)
-      if (p[i] != 0) fail("%s(%zu): byte %zu is 0x%02x, not zero", call, req, i, p[i]);
+  size_t nz = zeroed ? first_nonzero(p, req) : SIZE_MAX;
+  if (nz != SIZE_MAX) fail("%s(%zu): byte %zu is 0x%02x, not zero", call, req, nz, p[nz]);
   block *b = &slots[s];
   *b = (block){.p = p, .req = req, .usable = usable, .tag = next_tag++};
   shadow_insert(s);
@@ -370,6 +381,19 @@ static void adopt(unsigned s, void *ret, const char *call, size_t req, size_t mi
 }
 
 /* ---- operations ------------------------------------------------------------- */
+
+/* Whether the input may still touch `bytes` more; counts them. */
+static bool spend(size_t bytes) {
+  if (work_bytes + bytes > WORK_CAP) return false;
+  work_bytes += bytes;
+  return true;
+}
+
+/* Whether an allocation of about `need` bytes stays within LIVE_CAP and the
+ * input's WORK_CAP. */
+static bool room_for(size_t need) {
+  return live_bytes + need <= LIVE_CAP && spend(need);
+}
 
 static void free_slot(unsigned s) {
   block *b = &slots[s];
@@ -387,7 +411,7 @@ static void free_slot(unsigned s) {
  * set would pass LIVE_CAP, skip the allocation. */
 static bool make_room(unsigned s, size_t need) {
   free_slot(s);
-  return live_bytes + need <= LIVE_CAP;
+  return room_for(need);
 }
 
 static void do_alloc(const op *o, unsigned s, size_t size) {
@@ -447,12 +471,13 @@ static void do_realloc(unsigned s, size_t n, bool array, unsigned count) {
     n = cnt * elem;
   }
   if (b->p == NULL) { /* realloc(NULL, n) is malloc(n); reallocarray(NULL, 0, m) is non-NULL too */
-    if (live_bytes + n + PAGE > LIVE_CAP) return;
+    if (!room_for(n + PAGE)) return;
     errno = ERRNO_MARK;
     void *q = array ? hak_reallocarray(NULL, cnt, elem) : hak_realloc(NULL, n);
     adopt(s, q, call, n, n, 16, false);
     return;
   }
+  if (!spend(b->usable)) return;
   check_usable(b);
   verify(b, 0, b->usable, "before realloc");
   if (n == 0) { /* glibc: frees, returns NULL (reallocarray(p, 0, m) too) */
@@ -464,7 +489,7 @@ static void do_realloc(unsigned s, size_t n, bool array, unsigned count) {
     b->p = NULL;
     return;
   }
-  if (n > b->usable && live_bytes + n + PAGE > LIVE_CAP) return;
+  if (n > b->usable && !room_for(n + PAGE)) return;
   shadow_remove(s);
   block old = *b;
   errno = ERRNO_MARK;
@@ -486,6 +511,7 @@ static void do_realloc(unsigned s, size_t n, bool array, unsigned count) {
 }
 
 static void do_sweep(void) {
+  if (!spend(live_bytes)) return;
   for (size_t i = 0; i < nlive; i++) {
     const block *b = &slots[by_addr[i]];
     if (i > 0) {
@@ -583,7 +609,7 @@ static void execute(const op *o) {
     case OP_REALLOCARRAY: do_realloc(o->slot, o->size, true, o->count); break;
     case OP_FREE: free_slot(o->slot); break;
     case OP_USABLE:
-      if (slots[o->slot].p != NULL) {
+      if (slots[o->slot].p != NULL && spend(slots[o->slot].usable)) {
         check_usable(&slots[o->slot]);
         verify(&slots[o->slot], 0, slots[o->slot].usable, "usable_size");
       }
@@ -678,6 +704,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     started = true;
   }
   reader r = {data, size, 0};
+  work_bytes = 0;
   op o;
   op_index = 0;
   while (r.i < r.n && decode_op(&r, &o)) {
