@@ -94,11 +94,12 @@ static const size_t edge_sizes[] = {
   8193, 16383, 16384, 16385, 32767, 32768, 32769, 65535, 65536, 65537,
   MAX_SMALL - 16, MAX_SMALL - 1, MAX_SMALL, MAX_SMALL + 1, MAX_SMALL + 4096,
   ((size_t)2 << 20) - 4096, ((size_t)2 << 20) - 1, (size_t)2 << 20, ((size_t)2 << 20) + 1,
-  ((size_t)4 << 20) - 4096, (size_t)4 << 20,
+  ((size_t)4 << 20) - 4096, (size_t)4 << 20, ((size_t)8 << 20) - 4096, (size_t)8 << 20,
 };
 
-/* Mostly small sizes; one in 16 large (128 KiB to 4 MiB + 128 KiB,
- * log-spread); one in 16 from edge_sizes. */
+/* Mostly small sizes; one in 16 large (128 KiB to 16 MiB + 128 KiB,
+ * log-spread: one in 16 of them from 8 MiB, where HAKMEM asks for huge
+ * pages); one in 16 from edge_sizes. */
 static size_t rd_size(reader *r) {
   uint8_t band = rd_u8(r);
   switch (band >> 4) {
@@ -107,7 +108,7 @@ static size_t rd_size(reader *r) {
     case 12: return rd_u32(r) % (MAX_SMALL + 1);
     case 13: return edge_sizes[rd_u8(r) % (sizeof edge_sizes / sizeof edge_sizes[0])];
     case 14: {
-      unsigned shift = 17 + rd_u8(r) % 6;
+      unsigned shift = 17 + rd_u8(r) % 8;
       return MAX_SMALL + rd_u32(r) % ((uint32_t)1 << shift);
     }
     default: return rd_u8(r);

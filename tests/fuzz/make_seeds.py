@@ -17,6 +17,7 @@ import sys
  BURST_FREE, RESTART_WORKER, BAD_ARGS) = range(18)
 W = 0x80  # run on the worker
 MAX_SMALL = 128 << 10
+EDGE_SIZES = 56  # the length of edge_sizes in fuzz_hak.c
 
 
 def size(n):
@@ -29,8 +30,8 @@ def size(n):
         return bytes([0xA0]) + struct.pack('<H', n)
     if n <= MAX_SMALL:
         return bytes([0xC0]) + struct.pack('<I', n)
-    assert n - MAX_SMALL < 1 << 22
-    return bytes([0xE0, 5]) + struct.pack('<I', n - MAX_SMALL)
+    assert n - MAX_SMALL < 1 << 24
+    return bytes([0xE0, 7]) + struct.pack('<I', n - MAX_SMALL)
 
 
 def align(a):
@@ -125,8 +126,13 @@ SEEDS = {
     'bad_args_all': [malloc(0, 100)]
     + [bad_args(0, sub, k) for sub in range(11) for k in (0, 7)]
     + [bad_args(1, sub, 3, worker=True) for sub in range(11)] + [sweep()],
-    'edge_sizes': [op(MALLOC, slot(i), bytes([0xD0, i])) for i in range(56)] + [sweep()]
-    + [op(REALLOC, slot(i), bytes([0xD0, (i * 7) % 56]), worker=(i & 1 == 1)) for i in range(56)],
+    'edge_sizes': [op(MALLOC, slot(i), bytes([0xD0, i])) for i in range(EDGE_SIZES)] + [sweep()]
+    + [op(REALLOC, slot(i), bytes([0xD0, (i * 7) % EDGE_SIZES]), worker=(i & 1 == 1))
+       for i in range(EDGE_SIZES)],
+    'huge_pages': [
+        malloc(0, 9 << 20), realloc(0, 12 << 20), realloc(0, 3 << 20), realloc(0, 16 << 20, worker=True),
+        free(0), malloc(1, 8 << 20, worker=True), calloc(2, 2, 10 << 20), free(1), collect(),
+    ],
 }
 
 
