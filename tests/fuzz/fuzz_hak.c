@@ -269,23 +269,26 @@ static inline __attribute__((always_inline)) uint64_t pattern_word(uint64_t tag,
 #define HK_PLAIN_LOOP __attribute__((no_sanitize("address", "coverage")))
 typedef uint64_t __attribute__((may_alias)) word_alias; /* -fno-builtin: no memcpy for a word */
 
+static inline __attribute__((always_inline)) uint8_t pattern_byte(uint64_t tag, size_t i) {
+  return (uint8_t)(pattern_word(tag, i >> 3) >> ((i & 7) * 8));
+}
+
 HK_PLAIN_LOOP static void fill(const block *b, size_t from, size_t to) {
   size_t i = from;
-  for (; i < to && (i & 7) != 0; i++) b->p[i] = (uint8_t)(pattern_word(b->tag, i >> 3) >> ((i & 7) * 8));
-  for (; i + 8 <= to; i += 8) {
-    *(word_alias *)(b->p + i) = pattern_word(b->tag, i >> 3);
-  }
-  for (; i < to; i++) b->p[i] = (uint8_t)(pattern_word(b->tag, i >> 3) >> ((i & 7) * 8));
+  for (; i < to && (i & 7) != 0; i++) b->p[i] = pattern_byte(b->tag, i);
+  for (; i + 8 <= to; i += 8) *(word_alias *)(b->p + i) = pattern_word(b->tag, i >> 3);
+  for (; i < to; i++) b->p[i] = pattern_byte(b->tag, i);
 }
 
 /* The first offset in [from, to) that lost its pattern, or SIZE_MAX. */
 HK_PLAIN_LOOP static size_t first_bad(const block *b, size_t from, size_t to) {
   size_t i = from;
-  if ((i & 7) == 0)
-    for (; i + 8 <= to; i += 8)
-      if (*(const word_alias *)(b->p + i) != pattern_word(b->tag, i >> 3)) break;
+  for (; i < to && (i & 7) != 0; i++)
+    if (b->p[i] != pattern_byte(b->tag, i)) return i;
+  for (; i + 8 <= to; i += 8)
+    if (*(const word_alias *)(b->p + i) != pattern_word(b->tag, i >> 3)) break; /* the byte loop finds it */
   for (; i < to; i++)
-    if (b->p[i] != (uint8_t)(pattern_word(b->tag, i >> 3) >> ((i & 7) * 8))) return i;
+    if (b->p[i] != pattern_byte(b->tag, i)) return i;
   return SIZE_MAX;
 }
 
@@ -300,8 +303,7 @@ static void verify(const block *b, size_t from, size_t to, const char *when) {
   size_t bad = first_bad(b, from, to);
   if (bad != SIZE_MAX)
     fail("%s: block %p (request %zu, usable %zu) changed at offset %zu: 0x%02x, expected 0x%02x", when,
-         (void *)b->p, b->req, b->usable, bad, b->p[bad],
-         (uint8_t)(pattern_word(b->tag, bad >> 3) >> ((bad & 7) * 8)));
+         (void *)b->p, b->req, b->usable, bad, b->p[bad], pattern_byte(b->tag, bad));
 }
 
 /* Position of the first live block at or above p. */
