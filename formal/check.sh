@@ -59,6 +59,7 @@ model_checks() {
     ownership.pml)   printf '%s\n' "asserts" ;;
     retire.pml)      printf '%s\n' "asserts" ;;
     purge.pml)       printf '%s\n' "asserts" ;;
+    pmap.pml)        printf '%s\n' "asserts" ;;
     *) return 1 ;;
   esac
 }
