@@ -15,7 +15,6 @@
  *   R      a later allocation: takes the cached mapping, or a fresh one
  *          from the kernel (A or B once unmapped; ordinary or over-aligned
  *          layout), registers, looks up, frees
- *   Monitor  checks the invariant below in every reachable state
  * F1, Owner and R each may map the leaf; the first CAS installs it.
  * Memory order is not modelled (sequentially consistent steps; see
  * README.md).
@@ -61,10 +60,11 @@
  * mean: the pages were reused under it).
  *
  * Checked (`asserts`):
- * - invariant (Monitor, every state): a page is LIVE exactly when it is the
- *   key of a live block: no lost mark (lost leaf, a neighbour's stale
- *   store, a clear of one's own key), no resurrected one, no block's DEAD
- *   over another's LIVE;
+ * - invariant (`map_ok`, asserted in the atomic step of every write to the
+ *   map or to the ghost state it reads, so in every state): a page is LIVE
+ *   exactly when it is the key of a live block: no lost mark (lost leaf, a
+ *   neighbour's stale store, a clear of one's own key), no resurrected one,
+ *   no block's DEAD over another's LIVE;
  * - a mapping goes back to the cache or the OS at most once, and each
  *   block is released at most once (`released[g] <= 1`);
  * - of the two frees of p exactly one releases X; the other reports a
@@ -124,7 +124,9 @@ byte fvictim[3];
 #define ST(pg) (l1 == 0 -> 0 : ((leafw[l1] >> (2 * (pg))) & 3))
 #define P_OK(pg) (ST(pg) != LIVE || (live[livegen[pg]] && key[livegen[pg]] == (pg)))
 #define G_OK(g) (!live[g] || ST(key[g]) == LIVE)
-#define INV (P_OK(0) && P_OK(1) && P_OK(2) && P_OK(3) && G_OK(GX) && G_OK(GN) && G_OK(GR))
+#define INV_EXPR (P_OK(0) && P_OK(1) && P_OK(2) && P_OK(3) && G_OK(GX) && G_OK(GN) && G_OK(GR))
+bool map_ok = 1;    /* the invariant, for a short assertion text; 1 between steps */
+#define INV map_ok = INV_EXPR; assert(map_ok); map_ok = 1
 
 inline prepare(me) {
   l = l1;
@@ -132,9 +134,9 @@ inline prepare(me) {
   :: l == 0 ->
      /* hk_os_map: leafw[me], zeroed */
 #ifndef MUT_LEAF_STORE
-     atomic { if :: l1 == 0 -> l1 = me :: else -> skip fi; l = 0; assert(INV) } /* lost: unmap ours, use the winner's */
+     atomic { if :: l1 == 0 -> l1 = me :: else -> skip fi; l = 0; INV } /* lost: unmap ours, use the winner's */
 #else
-     atomic { l1 = me; l = 0; assert(INV) } /* BUG: a plain store over a leaf someone installed meanwhile */
+     atomic { l1 = me; l = 0; INV } /* BUG: a plain store over a leaf someone installed meanwhile */
 #endif
   :: else -> l = 0
   fi
@@ -146,7 +148,7 @@ inline pset(pg, s, g, lv) {
     leafw[l1] = (leafw[l1] & ~(3 << (2 * (pg)))) | ((s) << (2 * (pg)));
     live[g] = lv;
     if :: (s) == LIVE -> livegen[pg] = g :: else -> skip fi;
-    assert(INV)
+    INV
   }
 #else
   w = leafw[l1];
@@ -155,7 +157,7 @@ inline pset(pg, s, g, lv) {
     live[g] = lv;
     if :: (s) == LIVE -> livegen[pg] = g :: else -> skip fi;
     w = 0;
-    assert(INV)
+    INV
   }
 #endif
 }
@@ -169,7 +171,7 @@ inline kill(pg, mine) {
        hit[victim] = hit[victim] || victim != (mine)
     :: else -> ok = 0
     fi;
-    assert(INV)
+    INV
   }
 #else
   if
@@ -178,7 +180,7 @@ inline kill(pg, mine) {
        leafw[l1] = (leafw[l1] & ~(3 << (2 * (pg)))) | (DEAD << (2 * (pg)));
        victim = livegen[pg]; live[victim] = 0; ok = 1;
        hit[victim] = hit[victim] || victim != (mine);
-       assert(INV)
+       INV
      }
   :: else -> ok = 0
   fi
@@ -189,12 +191,12 @@ inline clear(s) {
 #ifndef MUT_CLEAR_LOAD_STORE
   atomic {
     if :: (leafw[l1] & (15 << (4 * (s)))) != 0 -> leafw[l1] = leafw[l1] & ~(15 << (4 * (s))) :: else -> skip fi;
-    assert(INV)
+    INV
   }
 #else
   w = leafw[l1];
   if
-  :: (w & (15 << (4 * (s)))) != 0 -> atomic { leafw[l1] = w & ~(15 << (4 * (s))); w = 0; assert(INV) } /* BUG: a store of the whole word */
+  :: (w & (15 << (4 * (s)))) != 0 -> atomic { leafw[l1] = w & ~(15 << (4 * (s))); w = 0; INV } /* BUG: a store of the whole word */
   :: else -> w = 0
   fi
 #endif
@@ -214,7 +216,7 @@ inline release(s) {
 /* hk_large_alloc_impl's registration of block g in slot s (mapped, ours). */
 inline register(me, g, s) {
   prepare(me);
-  atomic { hdr[2 * (s)] = g; key[g] = 2 * (s); slotof[g] = s; assert(INV) }
+  atomic { hdr[2 * (s)] = g; key[g] = 2 * (s); slotof[g] = s; INV }
 #ifndef MUT_CLEAR_AFTER_SET
   clear(s);
   pset(2 * (s), LIVE, g, 1);
@@ -318,7 +320,7 @@ proctype Owner() {
 #ifdef MUT_MOVE_DEAD_LATE
            pset(2, DEAD, GN, 0); /* BUG: after the move, B may be someone else's */
 #endif
-           atomic { hdr[2 * d] = GN; key[GN] = 2 * d; slotof[GN] = d; assert(INV) }
+           atomic { hdr[2 * d] = GN; key[GN] = 2 * d; slotof[GN] = d; INV }
            clear(d);
            pset(2 * d, LIVE, GN, 1)
         :: /* mremap failed: the block stays, dest goes back to the OS */

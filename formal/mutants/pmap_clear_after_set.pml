@@ -5,7 +5,7 @@
  * hk_pmap_set(hdr, HK_PMAP_LIVE): the clear covers the key page and erases
  * the block's own mark.
  *
- * @reject asserts live[livegen[0]]
+ * @reject asserts map_ok
  */
 #define MUT_CLEAR_AFTER_SET
 #include "../pmap.pml"

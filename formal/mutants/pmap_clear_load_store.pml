@@ -6,7 +6,7 @@
  * meanwhile (LIVE -> DEAD) gets its LIVE mark back, so a second free of it
  * releases it again; one registered meanwhile loses its mark.
  *
- * @reject asserts live[livegen[0]]
+ * @reject asserts map_ok
  */
 #define MUT_CLEAR_LOAD_STORE
 #include "../pmap.pml"

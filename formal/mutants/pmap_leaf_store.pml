@@ -7,7 +7,7 @@
  * block LIVE. The block is then unknown to free (not allocated by hakmem)
  * and to every lookup.
  *
- * @reject asserts live[livegen[0]]
+ * @reject asserts map_ok
  */
 #define MUT_LEAF_STORE
 #include "../pmap.pml"

@@ -6,7 +6,7 @@
  * another thread's allocation, which registers its block LIVE at the same
  * key, and the late DEAD overwrites that: the map no longer knows a live block.
  *
- * @reject asserts live[livegen[0]]
+ * @reject asserts map_ok
  */
 #define MUT_MOVE_DEAD_LATE
 #include "../pmap.pml"

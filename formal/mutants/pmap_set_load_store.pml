@@ -5,7 +5,7 @@
  * instead of the CAS loop: a neighbour's change in between (a free's
  * LIVE -> DEAD, a registration's LIVE) is undone.
  *
- * @reject asserts live[livegen[0]]
+ * @reject asserts map_ok
  */
 #define MUT_SET_LOAD_STORE
 #include "../pmap.pml"
