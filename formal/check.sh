@@ -62,6 +62,7 @@ model_checks() {
     tstack.pml)      printf '%s\n' "asserts" ;;
     heap_batch.pml)  printf '%s\n' "asserts" ;;
     region.pml)      printf '%s\n' "asserts" "asserts COLLECT" "asserts SMALLREG" ;;
+    pmap.pml)        printf '%s\n' "asserts" ;;
     *) return 1 ;;
   esac
 }

@@ -14,6 +14,10 @@ extern "C" {
  * errno = ENOMEM, exactly as when the kernel refuses; the allocator must
  * stay consistent and recover once injection stops. Process-wide. */
 HAK_API void hak_testing_inject_map_failures(unsigned per_million);
+/* The same for giving pages back to the OS (madvise MADV_DONTNEED), as
+ * when a seccomp filter refuses it: the pages keep their contents, and the
+ * allocator must not count on them reading as zeros. */
+HAK_API void hak_testing_inject_decommit_failures(unsigned per_million);
 
 #ifdef __cplusplus
 }

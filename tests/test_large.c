@@ -14,7 +14,13 @@
  *     near the start
  *   huge_page_advice_follows_the_option: a 16 MiB block's mapping is
  *     THP-eligible with HAKMEM_LARGE_HUGEPAGES=1 (default) and not with 0
- *     where the kernel's mode is `madvise` (ctest runs the file both ways) */
+ *     where the kernel's mode is `madvise` (ctest runs the file both ways)
+ *   calloc_of_a_reused_mapping_is_zero_when_madvise_fails: calloc(4 MiB)
+ *     reuses a freed, dirty 4 MiB mapping while every madvise fails (as
+ *     under a seccomp filter): it still reads as zeros
+ *   a_mapping_whose_decommit_failed_stays_dirty: the cache's timed
+ *     decommit of a freed mapping fails; a later calloc reusing it still
+ *     gets zeros (the mapping was not taken for clean) */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <stdint.h>
@@ -23,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hakmem_testing.h"
 #include "hk_test.h"
 
 
@@ -231,4 +238,54 @@ Test(large, huge_page_advice_follows_the_option) {
               got_end, env ? env : "(unset)");
   }
   T_FREE(q);
+}
+
+/* The first non-zero byte of [p, p+n), or SIZE_MAX. */
+static size_t first_nonzero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0) return i;
+  return SIZE_MAX;
+}
+
+/* A freed 4 MiB block whose every byte is 0xab, cached (dirty). */
+static unsigned char *dirty_cached_mapping(void) {
+  T_TRIM(); /* an empty cache: the next 4 MiB request takes this mapping */
+  unsigned char *a = T_MALLOC(hk_opaque(4 * HK_MIB));
+  cr_assert(a != NULL);
+  memset(a, 0xab, T_USABLE(a));
+  T_FREE(hk_launder(a));
+  return a;
+}
+
+Test(large, calloc_of_a_reused_mapping_is_zero_when_madvise_fails) {
+  unsigned char *a = dirty_cached_mapping();
+  hak_testing_inject_decommit_failures(1000000);
+  unsigned char *c = T_CALLOC(1, hk_opaque(4 * HK_MIB));
+  hak_testing_inject_decommit_failures(0);
+  cr_assert(c == a, "calloc(4 MiB) got %p, not the cached mapping at %p", (void *)c, (void *)a);
+  size_t bad = first_nonzero(c, 4 * HK_MIB);
+  cr_assert(bad == SIZE_MAX, "calloc of a reused mapping, madvise failing: byte %zu is 0x%02x", bad, c[bad]);
+  T_FREE(c);
+  T_TRIM();
+}
+
+Test(large, a_mapping_whose_decommit_failed_stays_dirty) {
+  const char *env = getenv("HAKMEM_DECOMMIT_DELAY_MS");
+  unsigned delay_ms = env != NULL ? (unsigned)strtoul(env, NULL, 10) : 250;
+  cr_assert(delay_ms <= 2000, "HAKMEM_DECOMMIT_DELAY_MS=%u: too long for this test", delay_ms);
+  unsigned char *a = dirty_cached_mapping();
+  hak_testing_inject_decommit_failures(1000000);
+  usleep((delay_ms * 2 + 50) * 1000u); /* its decommit is due */
+  /* A large call runs the cache's timer: it decommits the 4 MiB mapping
+   * (refused). 256 KiB is too small to take it. */
+  unsigned char *t = T_MALLOC(hk_opaque(256 * HK_KIB));
+  cr_assert(t != NULL);
+  T_FREE(t);
+  hak_testing_inject_decommit_failures(0);
+  unsigned char *c = T_CALLOC(1, hk_opaque(4 * HK_MIB));
+  cr_assert(c == a, "calloc(4 MiB) got %p, not the cached mapping at %p", (void *)c, (void *)a);
+  size_t bad = first_nonzero(c, 4 * HK_MIB);
+  cr_assert(bad == SIZE_MAX, "calloc of a mapping whose decommit failed: byte %zu is 0x%02x", bad, c[bad]);
+  T_FREE(c);
+  T_TRIM();
 }

@@ -391,6 +391,9 @@ HK_EXPORT void hak_stats_get(hak_stats_t *out) { hk_report_snapshot(out); }
 HK_EXPORT int hak_stats_json(char *buf, size_t len) { return hk_report_json(buf, len); }
 
 HK_EXPORT void hak_testing_inject_map_failures(unsigned per_million) { hk_os_inject_failures(per_million); }
+HK_EXPORT void hak_testing_inject_decommit_failures(unsigned per_million) {
+  hk_os_inject_decommit_failures(per_million);
+}
 
 #ifdef HK_OVERRIDE
 #include "api/override.inc"

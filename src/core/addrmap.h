@@ -81,7 +81,25 @@ bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry);
  * ones of blocks released before the kernel gave us the range), so a LIVE
  * page is always a mapped header of ours and DEAD never names a page inside
  * a live block. Neighbouring blocks share words: every change is an atomic
- * RMW of its own two bits. */
+ * RMW of its own two bits.
+ *
+ * The protocol (model: formal/pmap.pml, with large.c's use of it):
+ *   leaf    NULL --hk_leaf: CAS from NULL; a loser unmaps its own leaf and
+ *                  uses the winner's--> installed (never changes again)
+ *   page    0 or DEAD (stale) --a registration of a range that is ours:
+ *                  hk_pmap_clear of its pages, then hk_pmap_set LIVE at its
+ *                  key (release: the header before the mark)--> LIVE
+ *           LIVE --free: hk_pmap_kill, CAS LIVE -> DEAD; of racing frees of
+ *                  one block exactly one wins, the others report a double
+ *                  free--> DEAD (then the mapping goes to the cache or OS)
+ *           LIVE --hk_large_move: hk_pmap_set DEAD before the mremap (after
+ *                  it the old range may be another block's, whose LIVE must
+ *                  not be overwritten); a failed mremap sets LIVE again--> DEAD
+ * Invariant: a page is LIVE exactly while it is the key of a live block.
+ * A double free that loses the race to a reuse of the pages (the cache, or
+ * the kernel's next mmap) releases the new block, as in any allocator; one
+ * that reads the header after the OS took the range back faults, as
+ * glibc's does. */
 #define HK_PMAP_LIVE      ((uintptr_t)1)
 #define HK_PMAP_DEAD      ((uintptr_t)2)
 #define HK_PMAP_LEAF_BITS 20

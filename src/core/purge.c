@@ -8,7 +8,9 @@
 #include "util/options.h"
 #include "util/stats.h"
 
-/* Decommit slab i's pages (not the header, which shares slab 0). */
+/* Decommit slab i's pages (not the header, which shares slab 0). A refusal
+ * only keeps the memory: nothing reads a slab's pages before writing them
+ * (carving writes each block; small calloc always clears). */
 static void hk_purge_decommit(hk_superslab *ss, unsigned i) {
   uint8_t *base = (uint8_t *)ss + ((size_t)i << ss->slab_shift);
   uint8_t *start = i == 0 ? (uint8_t *)ss + HK_SS_HEADER : base;

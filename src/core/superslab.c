@@ -89,7 +89,9 @@ static void hk_ss_unmap(hk_superslab *ss) {
   hk_stat_add(HK_STAT_SS_UNMAPPED, 1);
 }
 
-/* Every data page (the header page stays: it is rewritten on reuse). */
+/* Every data page (the header page stays: it is rewritten on reuse). A
+ * refusal only keeps the memory: reuse zeroes the header itself and no
+ * slab page is read before it is written. */
 static void hk_ss_decommit(hk_superslab *ss) {
   hk_os_decommit((uint8_t *)ss + HK_PAGE_SIZE, HK_SS_SIZE - HK_PAGE_SIZE);
   hk_stat_decommit(hk_ss_take_committed(ss));

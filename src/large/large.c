@@ -109,7 +109,7 @@ _Static_assert(sizeof(hk_large) <= HK_LARGE_HDR, "the header fits before the use
 #define HK_LC_DIRTY      ((uintptr_t)1)
 #define HK_LC_BASE_SHIFT 28
 #define HK_LC_PAGES_MAX  (((size_t)1 << (HK_LC_BASE_SHIFT - 1)) - 1) /* 2^27 - 1 pages: 512 GiB */
-#define HK_LC_CLEAN      UINT64_MAX                                  /* `at` of a decommitted mapping */
+#define HK_LC_CLEAN      UINT64_MAX                                  /* `at` of a mapping the purge has done */
 #define HK_LC_RETRIES    4                                           /* lost take CASes before mapping afresh */
 
 static uintptr_t hk_lc_word(const uint8_t *base, size_t pages, bool dirty) {
@@ -269,9 +269,11 @@ static size_t hk_lc_purge_due(uint64_t now) {
     }
     uintptr_t w = hk_lc_slot_take(i);
     if (w == 0) continue;
-    if (w & HK_LC_DIRTY) hk_os_decommit(hk_lc_base(w), hk_lc_size(w));
+    /* Clean only if the OS discarded the pages: a refused decommit leaves
+     * them dirty (calloc clears them). Either way `at` says nothing is
+     * due: a refusal (seccomp) would be refused again every delay. */
+    if ((w & HK_LC_DIRTY) && hk_os_decommit(hk_lc_base(w), hk_lc_size(w))) w &= ~HK_LC_DIRTY;
     n++;
-    w &= ~HK_LC_DIRTY;
     if (!hk_lc_put(w, HK_LC_CLEAN, i)) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
   }
   /* Our scan's earliest deadline, unless a put lowered it meanwhile. A put
@@ -328,8 +330,9 @@ static uint8_t *hk_large_remap_grow(uint8_t *base, size_t old_size, size_t new_s
 }
 
 /* Zero [user, user+usable) of a reused mapping: whole pages by decommit
- * (zero pages, faulted lazily) when it is big, else by memset. The end is
- * a page boundary (the mapping's end or a shrink's). */
+ * (zero pages, faulted lazily) when it is big, else by memset, and by
+ * memset too when the OS refused the decommit (the pages kept their data).
+ * The end is a page boundary (the mapping's end or a shrink's). */
 static void hk_large_clear(uint8_t *user, size_t usable) {
   uint8_t *page = (uint8_t *)hk_page_up((uintptr_t)user);
   if (usable < ((size_t)1 << 20)) {
@@ -337,7 +340,8 @@ static void hk_large_clear(uint8_t *user, size_t usable) {
     return;
   }
   memset(user, 0, (size_t)(page - user));
-  hk_os_decommit(page, usable - (size_t)(page - user));
+  size_t rest = usable - (size_t)(page - user);
+  if (!hk_os_decommit(page, rest)) memset(page, 0, rest);
 }
 
 /* What a live block can have committed: its header's page to its end (an
@@ -494,7 +498,8 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   if (n > room) return false;
   /* p + usable stays a page boundary (at most the mapping's end). */
   size_t usable = hk_page_up((uintptr_t)p + n) - (uintptr_t)p;
-  /* Shrinking: the pages past the new end go back to the OS now. */
+  /* Shrinking: the pages past the new end go back to the OS now (if it
+   * refuses, they only stay: the mapping is dirty for calloc once freed). */
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
   hk_stat_large_resize(hdr->usable, usable);
   hdr->usable = usable;

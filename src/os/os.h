@@ -44,9 +44,12 @@ void *hk_os_map_block(size_t size, size_t align);
  * true. Not called again from the hook's own mappings. */
 void hk_os_set_pressure_hook(bool (*hook)(void));
 void hk_os_unmap(void *p, size_t size);
-/* Give the pages of [p, p+size) back to the OS, keeping the range mapped
- * (reads after this see zeros). p and size are page multiples. */
-void hk_os_decommit(void *p, size_t size);
+/* Give the pages of [p, p+size) back to the OS, keeping the range mapped.
+ * True when they are gone: reads after this see zeros. False when the OS
+ * refused (a seccomp filter, an injected failure): the pages keep their
+ * contents, so a caller that wants zeros must clear them itself. p and size
+ * are page multiples. */
+bool hk_os_decommit(void *p, size_t size);
 /* Ask for transparent huge pages on [p, p+size) (MADV_HUGEPAGE; a no-op
  * where the kernel has none). Applies to the whole mapping (VMA) range. */
 void hk_os_hugepage(void *p, size_t size);
@@ -70,5 +73,8 @@ unsigned hk_os_ncpus(void);
 /* Test hook: make the next mappings fail with probability per_million/1e6
  * (0 turns injection off). Used by the fault-injection tests. */
 void hk_os_inject_failures(unsigned per_million);
+/* Test hook: the same for hk_os_decommit (madvise), which then returns
+ * false and leaves the pages as they were. */
+void hk_os_inject_decommit_failures(unsigned per_million);
 
 #endif /* HK_OS_H */

@@ -15,14 +15,20 @@
 #include "util/stats.h"
 
 static _Atomic unsigned hk_inject_per_million;
+static _Atomic unsigned hk_inject_decommit_per_million;
 static _Atomic uint32_t hk_inject_state = 2463534242u;
 
 void hk_os_inject_failures(unsigned per_million) {
   hk_store_relaxed(&hk_inject_per_million, per_million);
 }
 
-static bool hk_os_injected_failure(void) {
-  unsigned pm = hk_load_relaxed(&hk_inject_per_million);
+void hk_os_inject_decommit_failures(unsigned per_million) {
+  hk_store_relaxed(&hk_inject_decommit_per_million, per_million);
+}
+
+/* True with probability *rate / 1e6 (a test hook's). */
+static bool hk_os_injected(_Atomic unsigned *rate) {
+  unsigned pm = hk_load_relaxed(rate);
   if (pm == 0) return false;
   /* A racy xorshift is fine here: it only needs to be roughly random. */
   uint32_t x = hk_load_relaxed(&hk_inject_state);
@@ -41,7 +47,7 @@ void hk_os_set_pressure_hook(bool (*hook)(void)) { hk_os_pressure = hook; }
 /* flags: MAP_NORESERVE for reservations, 0 for a block's memory (os.h).
  * NULL with *why set on failure. */
 static void *hk_os_mmap_once(size_t size, int flags, const char **why) {
-  if (hk_os_injected_failure()) {
+  if (hk_os_injected(&hk_inject_per_million)) {
     *why = "injected mapping failure (test hook)";
     return NULL;
   }
@@ -95,13 +101,17 @@ void hk_os_unmap(void *p, size_t size) {
 
 void hk_os_unreserve(void *p, size_t size) { hk_os_munmap_raw(p, size); }
 
-void hk_os_decommit(void *p, size_t size) {
-  if (size == 0) return;
+bool hk_os_decommit(void *p, size_t size) {
+  if (size == 0) return true;
+  if (hk_os_injected(&hk_inject_decommit_per_million)) return false;
   int saved = errno;
   /* MADV_DONTNEED, not MADV_FREE: the RSS drop is immediate and visible, and
-   * the range reads as zeros afterwards, which realloc growth relies on. */
-  madvise(p, size, MADV_DONTNEED);
+   * the range reads as zeros afterwards, which calloc of a reused large
+   * mapping relies on (large.c) -- when it succeeds: a seccomp filter may
+   * refuse madvise (EPERM), and then nothing was discarded. */
+  bool ok = madvise(p, size, MADV_DONTNEED) == 0;
   errno = saved;
+  return ok;
 }
 
 void hk_os_hugepage(void *p, size_t size) {
