@@ -364,6 +364,8 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   size_t pad = align > HK_LARGE_HDR ? align : HK_LARGE_HDR;
   size_t map_size = hk_page_up(pad + size);
   size_t pages = map_size >> 12;
+  /* Usable: the request rounded up to pages, wherever the mapping ends. */
+  size_t usable = map_size - pad;
   bool dirty = false;
   /* Only mappings of ordinary alignment are cached: an over-aligned one
    * would serve only its own alignment. */
@@ -372,9 +374,17 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   uint8_t *base = hk_lc_base(w);
   if (w != 0) {
     dirty = (w & HK_LC_DIRTY) != 0;
-    /* A bigger mapping: its tail goes back to the OS now, memory and
-     * address space, so the block costs what a fresh mapping would. */
-    if (hk_lc_size(w) > map_size) hk_os_unmap(base + map_size, hk_lc_size(w) - map_size);
+    /* A bigger mapping (at most HK_LARGE_REUSE_MAX_FACTOR times): the
+     * block keeps all of it, its tail's pages given back (madvise), and
+     * realloc can grow into it in place. Unmapping the tail instead (a VMA
+     * split per reuse, then mremap and fresh faults to grow the next one)
+     * made random churn of 32 KiB-4 MiB blocks 8x slower. The address
+     * space is given back when the mapping is; under an address-space
+     * limit a failed mapping empties the cache first (os.h). */
+    if (hk_lc_size(w) > map_size) {
+      if (dirty) hk_os_decommit(base + map_size, hk_lc_size(w) - map_size); /* a refusal keeps pages, not a promise */
+      map_size = hk_lc_size(w);
+    }
   } else if (cacheable && pages > 1 && (w = hk_lc_take(1, pages - 1, false)) != 0) {
     /* Only smaller ones: grow the largest (its pages stay, only the rest
      * faults), rather than leave it holding memory beside a fresh one. */
@@ -395,8 +405,6 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   }
   uint8_t *user = base + pad;
   hk_large *hdr = (hk_large *)hk_large_key(user);
-  /* Usable: to the end of the mapping, the request rounded up to pages. */
-  size_t usable = map_size - pad;
   if (dirty && zero) hk_large_clear(user, usable); /* a reused mapping is not fresh zero pages */
   if (!hk_pmap_prepare((uintptr_t)hdr)) {
     hk_os_unmap(base, map_size);
