@@ -264,6 +264,18 @@ static void hk_json_key(hk_out *o, const char *k) {
   hk_out_str(o, "\":");
 }
 
+/* "allocs":..,"frees":..,"live":..,"live_bytes":.. -- a class's and the totals' figures. */
+static void hk_json_counts(hk_out *o, uint64_t allocs, uint64_t frees, int64_t live, int64_t live_bytes) {
+  hk_out_str(o, "\"allocs\":");
+  hk_out_u64(o, allocs);
+  hk_out_str(o, ",\"frees\":");
+  hk_out_u64(o, frees);
+  hk_out_str(o, ",\"live\":");
+  hk_out_i64(o, live);
+  hk_out_str(o, ",\"live_bytes\":");
+  hk_out_i64(o, live_bytes);
+}
+
 static void hk_json_hist(hk_out *o, const char *k, const size_t *hist) {
   hk_json_key(o, k);
   for (unsigned i = 0; i < HAK_STATS_HIST; i++) {
@@ -304,14 +316,8 @@ static void hk_json(hk_out *o, const hak_stats_t *s) {
   hk_json_hist(o, "received", s->remote_recv_hist);
   hk_out_str(o, "},");
   hk_json_key(o, "totals");
-  hk_out_str(o, "{\"allocs\":");
-  hk_out_u64(o, s->allocs);
-  hk_out_str(o, ",\"frees\":");
-  hk_out_u64(o, s->frees);
-  hk_out_str(o, ",\"live\":");
-  hk_out_i64(o, s->live_blocks);
-  hk_out_str(o, ",\"live_bytes\":");
-  hk_out_i64(o, s->live_bytes);
+  hk_out_str(o, "{");
+  hk_json_counts(o, s->allocs, s->frees, s->live_blocks, s->live_bytes);
   hk_out_str(o, "},");
   hk_json_key(o, "classes");
   for (unsigned c = 0; c < HAK_STATS_CLASSES; c++) {
@@ -320,14 +326,8 @@ static void hk_json(hk_out *o, const hak_stats_t *s) {
     hk_out_u64(o, c);
     hk_out_str(o, ",\"size\":");
     hk_out_u64(o, k->block_size);
-    hk_out_str(o, ",\"allocs\":");
-    hk_out_u64(o, k->allocs);
-    hk_out_str(o, ",\"frees\":");
-    hk_out_u64(o, k->frees);
-    hk_out_str(o, ",\"live\":");
-    hk_out_i64(o, k->live);
-    hk_out_str(o, ",\"live_bytes\":");
-    hk_out_i64(o, k->live_bytes);
+    hk_out_str(o, ",");
+    hk_json_counts(o, k->allocs, k->frees, k->live, k->live_bytes);
     hk_out_str(o, "}");
   }
   hk_out_str(o, "]}");
