@@ -141,7 +141,8 @@
  * (hysteresis). Freed large mappings of ordinary alignment, whatever their
  * size, wait in a cache of HK_LARGE_CACHE_SLOTS slots for reuse by any
  * request they fit with at most HK_LARGE_REUSE_MAX_FACTOR times its pages
- * (best fit; the excess tail of a reused mapping is unmapped). The cache
+ * (best fit; the excess tail of a reused mapping stays with the block, its
+ * pages given back). The cache
  * holds at most max(HAKMEM_LARGE_CACHE_MB (default HK_LARGE_CACHE_MB, 0
  * turns it off), peak live large bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of
  * address space: a floor that lets small programs reuse, a share of the

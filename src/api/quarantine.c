@@ -54,7 +54,10 @@ static void hk_quarantine_release_head(hk_heap *h) {
   h->q_bytes -= room;
   hk_quarantine_verify(b, room);
   hk_superslab *ss = hk_superslab_of(b);
-  if (hk_superslab_owner(ss) == h) hk_heap_tc_push(h, hk_slab_of_block(b), b);
+  /* Ours now: its bitmap bit goes clear here. It was cleared when it came
+   * in if it was ours then; a block of another thread's SuperSlab that we
+   * adopted meanwhile still has it set (its owner clears it on reclaim). */
+  if (hk_superslab_owner(ss) == h) hk_heap_free_tc(h, hk_slab_of_block(b), b);
   else hk_remote_free(h, ss, b);
 }
 
@@ -76,7 +79,7 @@ void hk_quarantine_put(hk_heap *h, void *p, size_t room) {
   }
   h->q_tail = b;
   h->q_bytes += room;
-  while (h->q_bytes > hk_opt.quarantine_bytes && h->q_head != NULL) hk_quarantine_release_head(h);
+  while (h->q_bytes > hk_opt_get(quarantine_bytes) && h->q_head != NULL) hk_quarantine_release_head(h);
 }
 
 void hk_quarantine_flush(hk_heap *h) {

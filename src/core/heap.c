@@ -229,7 +229,7 @@ void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss) {
   ss->in_avail = 0;
   if (ss->free_slabs != 0) hk_avail_push(h, ss);
   /* From the cache of retired ones with committed pages (hk_superslab_create). */
-  if (hk_purge_dirty(ss) != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt.decommit_delay_ms;
+  if (hk_purge_dirty(ss) != 0 && h->purge_at == 0) h->purge_at = hk_os_now_ms() + hk_opt_get(decommit_delay_ms);
 }
 
 /* Unlink ss from every list of h (owner only). */

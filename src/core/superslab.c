@@ -365,7 +365,7 @@ static bool hk_superslab_guard(hk_superslab *ss) {
   uint8_t *base = (uint8_t *)ss;
   if (mprotect(base + HK_SS_GUARD, HK_PAGE_SIZE, PROT_NONE) != 0 ||
       mprotect(base + HK_SS_SIZE - HK_SS_TAIL_GUARD, HK_SS_TAIL_GUARD, PROT_NONE) != 0) {
-    errno = ENOMEM;
+    errno = saved; /* the caller fails the request with ENOMEM (os.h) */
     return false;
   }
   errno = saved;

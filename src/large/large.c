@@ -20,11 +20,12 @@
  * a slot holds one word that says everything about its mapping: the
  * page number of its base, its page count and a dirty bit (pages may hold
  * old data). An allocation of N pages takes the best fit among cached
- * mappings of N to HK_LARGE_REUSE_MAX_FACTOR * N pages; the excess tail is
- * unmapped, so reuse holds no more memory or address space than a fresh
- * mapping would. A hit costs no page fault and at most that one munmap: the
- * pages the last user touched are still there (calloc clears what it hands
- * out again).
+ * mappings of N to HK_LARGE_REUSE_MAX_FACTOR * N pages; the block keeps the
+ * whole mapping and the excess tail's pages are given back (madvise), so
+ * reuse holds no more memory than a fresh mapping would (unmapping the tail
+ * split a VMA per reuse; see hk_large_alloc_impl). A hit costs no page
+ * fault and at most that one madvise: the pages the last user touched are
+ * still there (calloc clears what it hands out again).
  *
  * Bound: the cache holds at most max(HAKMEM_LARGE_CACHE_MB, peak live large
  * bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of address space (hk_config.h says
@@ -292,8 +293,11 @@ void hk_large_fork_child(void) {
 }
 
 size_t hk_large_cache_purge(bool all) {
-  if (hk_opt_get(large_cache_bytes) == 0) return 0; /* off: no slot is ever filled */
-  return all ? hk_lc_unmap_all() : hk_lc_purge_due(hk_os_now_ms());
+  /* Everything: whatever the option says now, a free before the options
+   * were read may have cached a mapping. */
+  if (all) return hk_lc_unmap_all();
+  if (hk_opt_get(large_cache_bytes) == 0) return 0; /* off: nothing is filled any more */
+  return hk_lc_purge_due(hk_os_now_ms());
 }
 
 static void hk_large_note_size(size_t map_size) {
