@@ -89,19 +89,13 @@ void hk_heap_stats_merge(hk_heap *h);
  * the block checks: onto the class's thread cache. s may be a view of the
  * block's slab (hk_slab_view_of) in the default build: only its class is
  * read here. Writes the block's key (never reads the block). The block
- * stays counted as used by its slab. hk_heap_tc_push is the same without
- * the hardened bitmap's update (for a block whose bit was cleared when it
- * entered the quarantine). */
-HK_INLINE void hk_heap_tc_push(hk_heap *h, hk_slab *s, hk_block *b) {
+ * stays counted as used by its slab. */
+HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
+  HK_HARDENED_BACK(s, b); /* hardened: the bit of a block out goes clear (clear already: harmless) */
   hk_tcache *t = &h->tc[s->class_idx];
   hk_block_link(b, t->head, hk_heap_secret(h), HK_TC_KEY_SALT);
   t->head = b;
   if (HK_UNLIKELY(--t->room == 0)) hk_heap_tc_flush(h, t);
-}
-
-HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
-  HK_HARDENED_BACK(s, b);
-  hk_heap_tc_push(h, s, b);
 }
 
 /* Push a block that came back (a thread-cache flush, a reclaimed remote
