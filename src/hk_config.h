@@ -13,6 +13,8 @@
 #define HK_INLINE      static inline __attribute__((always_inline))
 #define HK_CACHE_LINE  64
 #define HK_PAGE_SIZE   ((size_t)4096)
+/* n rounded up to whole pages (wraps to 0 past SIZE_MAX - 4095: callers check). */
+HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1); }
 
 /* A SuperSlab is SS_SIZE bytes at an SS_SIZE-aligned address; its header
  * occupies the first HK_SS_HEADER bytes: the first page, and in hardened

@@ -357,7 +357,7 @@ HK_EXPORT void *hak_memalign(size_t align, size_t n) {
 HK_EXPORT void *hak_valloc(size_t n) { return hk_malloc_aligned(HK_PAGE_SIZE, n); }
 
 HK_EXPORT void *hak_pvalloc(size_t n) {
-  size_t rounded = (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1);
+  size_t rounded = hk_page_up(n);
   if (rounded < n) {
     errno = ENOMEM;
     return NULL;

@@ -18,7 +18,7 @@ hk_slab hk_slab_empty;
  * so a view never differs from its slab when the owner frees. */
 static void hk_slab_sync_views(hk_slab *s) {
   if (s->kind != HK_KIND_MEDIUM) return;
-  for (hk_slab *v = s + 1; v < s + ((size_t)1 << (HK_SLAB_SHIFT_MEDIUM - HK_GRANULE_SHIFT)); v++) {
+  for (hk_slab *v = s + 1; v < s + HK_MEDIUM_VIEWS; v++) {
     v->start = s->start;
     v->carved = s->carved;
     v->limit = s->limit;
@@ -90,7 +90,7 @@ bool hk_slab_on_free_list(const hk_slab *s, const void *p) {
  * holds from 0 again, which costs nothing). Slab starts are page-aligned. */
 static void hk_slab_note_committed(const hk_slab *s) {
   _Atomic uint32_t *at = &hk_superslab_of(s)->committed[s->index];
-  uint32_t extent = (uint32_t)((s->carved + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1));
+  uint32_t extent = (uint32_t)hk_page_up(s->carved);
   uint32_t before = hk_load_relaxed(at);
   if (extent <= before) return;
   hk_store_relaxed(at, extent);

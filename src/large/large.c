@@ -120,8 +120,6 @@ static uint8_t *hk_lc_base(uintptr_t w) { return (uint8_t *)((w >> HK_LC_BASE_SH
 static size_t hk_lc_pages(uintptr_t w) { return (size_t)(w & (((uintptr_t)1 << HK_LC_BASE_SHIFT) - 1)) >> 1; }
 static size_t hk_lc_size(uintptr_t w) { return hk_lc_pages(w) << 12; }
 
-static size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAGE_SIZE - 1); }
-
 /* The key page of a user pointer: where its header starts (see above). */
 static uintptr_t hk_large_key(const void *p) { return ((uintptr_t)p - HK_LARGE_HDR) & ~(uintptr_t)(HK_PAGE_SIZE - 1); }
 
@@ -509,7 +507,7 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   size_t room = (size_t)((uint8_t *)hdr->map_base + hdr->map_size - (uint8_t *)p);
   if (n > room) return false;
   /* p + usable stays a page boundary (at most the mapping's end). */
-  size_t usable = hk_page_up((uintptr_t)p + n) - (uintptr_t)p;
+  size_t usable = hk_large_usable_at(p, n);
   /* Shrinking: the pages past the new end go back to the OS now (if it
    * refuses, they only stay: the mapping is dirty for calloc once freed). */
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);

@@ -16,7 +16,7 @@
  * hk_large_resize_in_place). The checked sized delete (api/operator_new.inc)
  * compares against it. */
 HK_INLINE size_t hk_large_usable_at(const void *p, size_t n) {
-  return (((uintptr_t)p + n + HK_PAGE_SIZE - 1) & ~(uintptr_t)(HK_PAGE_SIZE - 1)) - (uintptr_t)p;
+  return hk_page_up((uintptr_t)p + n) - (uintptr_t)p;
 }
 
 /* `align` is a power of two >= 16. NULL + ENOMEM when the size cannot be
