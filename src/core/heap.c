@@ -317,21 +317,11 @@ static bool hk_heap_confirm_empty(hk_heap *h, hk_slab *s) {
   return false;
 }
 
-/* s (off every list) emptied: kept for its class if the class keeps none
- * (see hk_heap.kept), else back to UNUSED if every block really is free,
- * else (a double free emptied it; reported) on the partial list. No block
- * check for a kept slab: it stays with its class, whose mallocs check each
- * block's key as they pop it, as for any listed block; the pass runs when
- * it is released. */
-static void hk_heap_slab_emptied(hk_heap *h, hk_superslab *ss, hk_slab *s) {
-  unsigned c = s->class_idx;
-  if (h->kept[c] == NULL) {
-    s->state = HK_SLAB_KEPT;
-    h->kept[c] = s;
-    h->kept_ms[c] = hk_os_now_ms();
-    uint64_t due = h->kept_ms[c] + hk_opt_get(decommit_delay_ms);
-    if (h->purge_at == 0 || due < h->purge_at) h->purge_at = due;
-  } else if (hk_heap_confirm_empty(h, s)) {
+/* s, off every list, with nothing out: back to UNUSED if every block
+ * really is free, else (a double free emptied it; reported) on the partial
+ * list. */
+static void hk_heap_slab_give_back(hk_heap *h, hk_superslab *ss, hk_slab *s) {
+  if (hk_heap_confirm_empty(h, s)) {
     hk_superslab_release_slab(ss, s);
     hk_heap_slab_released(h, ss);
   } else {
@@ -339,18 +329,28 @@ static void hk_heap_slab_emptied(hk_heap *h, hk_superslab *ss, hk_slab *s) {
   }
 }
 
-/* The kept slab of class c back to UNUSED (or, when its check finds a live
- * block, to the partial list). */
+/* s (off every list) emptied: kept for its class if the class keeps none
+ * (see hk_heap.kept), else given back. No block check for a kept slab: it
+ * stays with its class, whose mallocs check each block's key as they pop
+ * it, as for any listed block; the pass runs when it is given back. */
+static void hk_heap_slab_emptied(hk_heap *h, hk_superslab *ss, hk_slab *s) {
+  unsigned c = s->class_idx;
+  if (h->kept[c] != NULL) {
+    hk_heap_slab_give_back(h, ss, s);
+    return;
+  }
+  s->state = HK_SLAB_KEPT;
+  h->kept[c] = s;
+  h->kept_ms[c] = hk_os_now_ms();
+  uint64_t due = h->kept_ms[c] + hk_opt_get(decommit_delay_ms);
+  if (h->purge_at == 0 || due < h->purge_at) h->purge_at = due;
+}
+
+/* The kept slab of class c given back (its delay passed, or hak_collect). */
 static void hk_heap_release_kept(hk_heap *h, unsigned c) {
   hk_slab *s = h->kept[c];
   h->kept[c] = NULL;
-  hk_superslab *ss = hk_superslab_of(s);
-  if (hk_heap_confirm_empty(h, s)) {
-    hk_superslab_release_slab(ss, s);
-    hk_heap_slab_released(h, ss);
-  } else {
-    hk_partial_push(h, s);
-  }
+  hk_heap_slab_give_back(h, hk_superslab_of(s), s);
 }
 
 /* Blocks came back to s (a local free or a reclaimed batch). A FULL slab
