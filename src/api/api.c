@@ -135,6 +135,18 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
   hk_remote_free(hk_thread_heap_for_free(), ss, p);
 }
 
+/* A free of p, in a SuperSlab h owns; s is p's slab or a view of it
+ * (hk_slab_view_of). The local path, or the suspect one with the slab
+ * itself. No load of the block itself (see hk_heap_malloc): the double free
+ * caught here is the block at the head of the thread cache. */
+HK_INLINE void hk_free_owned(hk_heap *h, hk_slab *s, void *p) {
+  if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p))) {
+    HK_FREE_LOCAL(h, s, p);
+    return;
+  }
+  hk_free_own_suspect(h, hk_slab_of_block(p), p);
+}
+
 /* A SuperSlab block that is not a valid local free: someone else's block
  * (the remote path), or a bad pointer into our own. The remote case makes no
  * call but tail calls: no stack frame. */
@@ -142,10 +154,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
   hk_heap *h = hk_tls_heap;
   if (HK_UNLIKELY(hk_superslab_owner(ss) == h)) {
     hk_heap_own_note(h, ss); /* evicted from the cache by a neighbour */
-    if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p)))
-      HK_FREE_LOCAL(h, s, p);
-    else
-      hk_free_own_suspect(h, s, p);
+    hk_free_owned(h, s, p);
     return;
   }
   /* Another thread's slab: its metadata is not ours to read. Reject what
@@ -192,15 +201,9 @@ HK_EXPORT void hak_free(void *p) {
   __asm__("" : "+r"(s));
   hk_heap *h = hk_tls_heap;
   /* One load and compare says both "a SuperSlab block" and "ours": the
-   * cache names only SuperSlabs this heap owns (hk_heap.own). No load of
-   * the block itself (see hk_heap_malloc): the double free caught here is
-   * the block at the head of the thread cache. */
+   * cache names only SuperSlabs this heap owns (hk_heap.own). */
   if (HK_LIKELY(hk_heap_owns_chunk(h, hk_chunk_of(p)))) {
-    if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p))) {
-      HK_FREE_LOCAL(h, s, p);
-      return;
-    }
-    hk_free_own_suspect(h, hk_slab_of_block(p), p);
+    hk_free_owned(h, s, p);
     return;
   }
   hk_free_uncached(p);
