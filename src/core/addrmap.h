@@ -52,13 +52,16 @@ HK_INLINE bool hk_addrmap_in_superslab(const void *p) {
   return (hk_load_relaxed(&hk_ssmap[a >> (HK_SS_SHIFT + 6)]) >> ((a >> HK_SS_SHIFT) & 63)) & 1;
 }
 
-/* The entry for p's chunk. Relaxed: a pointer reaches a thread only through
- * synchronisation with whoever allocated it, which ordered the registration
- * before it; for a foreign pointer any value read is as good as another. */
+/* The entry for p's chunk. The entry relaxed: a pointer reaches a thread
+ * only through synchronisation with whoever allocated it, which ordered the
+ * registration before it; for a foreign pointer any value read is as good
+ * as another. The leaf pointer acquire (a plain load on x86): a large
+ * block's chunk may share a leaf that a thread we never synchronised with
+ * installed, and its zeroing must be ordered before our read. */
 HK_INLINE uintptr_t hk_addrmap_get(const void *p) {
   uintptr_t a = (uintptr_t)p;
   if (HK_UNLIKELY((a >> HK_VA_BITS) != 0)) return 0;
-  _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_addrmap_l1[a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)]);
+  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)]); /* pairs with hk_leaf's CAS */
   if (HK_UNLIKELY(leaf == NULL)) return 0;
   return hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]);
 }
@@ -106,13 +109,14 @@ bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry);
 #define HK_PMAP_L1_SIZE   ((size_t)1 << (HK_VA_BITS - 12 - HK_PMAP_LEAF_BITS))
 extern _Atomic(_Atomic uintptr_t *) hk_pmap_l1[HK_PMAP_L1_SIZE];
 
-/* The state of the page at `key` (any address in it). Relaxed, as
- * hk_addrmap_get: a valid pointer came through synchronisation with its
- * allocation, which ordered the registration (a release RMW) before it. */
+/* The state of the page at `key` (any address in it). The state relaxed,
+ * as hk_addrmap_get: a valid pointer came through synchronisation with its
+ * allocation, which ordered the registration (a release RMW) before it; the
+ * leaf pointer acquire, as there. */
 HK_INLINE uintptr_t hk_pmap_get(uintptr_t key) {
   if (HK_UNLIKELY((key >> HK_VA_BITS) != 0)) return 0;
   uintptr_t page = key >> 12;
-  _Atomic uintptr_t *leaf = hk_load_relaxed(&hk_pmap_l1[page >> HK_PMAP_LEAF_BITS]);
+  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_pmap_l1[page >> HK_PMAP_LEAF_BITS]); /* pairs with hk_leaf's CAS */
   if (HK_UNLIKELY(leaf == NULL)) return 0;
   size_t i = page & (((size_t)1 << HK_PMAP_LEAF_BITS) - 1);
   return (hk_load_relaxed(&leaf[i >> 5]) >> ((i & 31) * 2)) & 3;
