@@ -144,7 +144,9 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * size, wait in a cache of HK_LARGE_CACHE_SLOTS slots for reuse by any
  * request they fit with at most HK_LARGE_REUSE_MAX_FACTOR times its pages
  * (best fit; the excess tail of a reused mapping stays with the block, its
- * pages given back). The cache
+ * pages given back unless the tail is at most 1/2^HK_LARGE_TAIL_KEEP_SHIFT
+ * of the block: a bound on a live block's waste no worse than jemalloc's
+ * size-class rounding). The cache
  * holds at most max(HAKMEM_LARGE_CACHE_MB (default HK_LARGE_CACHE_MB, 0
  * turns it off), peak live large bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of
  * address space: a floor that lets small programs reuse, a share of the
@@ -168,6 +170,7 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #define HK_LARGE_CACHE_MB    64
 #define HK_LARGE_CACHE_PEAK_SHIFT 2
 #define HK_LARGE_REUSE_MAX_FACTOR 2
+#define HK_LARGE_TAIL_KEEP_SHIFT 2
 #define HK_LARGE_HUGE_MIN    ((size_t)8 << 20)
 #define HK_LARGE_CACHE_THREADS_PER_CPU 16
 #define HK_MAINTAIN_TICKS    64

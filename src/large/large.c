@@ -21,11 +21,13 @@
  * page number of its base, its page count and a dirty bit (pages may hold
  * old data). An allocation of N pages takes the best fit among cached
  * mappings of N to HK_LARGE_REUSE_MAX_FACTOR * N pages; the block keeps the
- * whole mapping and the excess tail's pages are given back (madvise), so
- * reuse holds no more memory than a fresh mapping would (unmapping the tail
- * split a VMA per reuse; see hk_large_alloc_impl). A hit costs no page
- * fault and at most that one madvise: the pages the last user touched are
- * still there (calloc clears what it hands out again).
+ * whole mapping and the excess tail's pages are given back (madvise) when
+ * the tail is more than 1/4 of the block, so reuse holds at most 1/4 more
+ * memory than a fresh mapping would (jemalloc's size classes round up as
+ * much) (unmapping the tail split a VMA per
+ * reuse; see hk_large_alloc_impl). A hit costs no page fault and at most
+ * that one madvise: the pages the last user touched are still there
+ * (calloc clears what it hands out again).
  *
  * Bound: the cache holds at most max(HAKMEM_LARGE_CACHE_MB, peak live large
  * bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of address space (hk_config.h says
@@ -70,8 +72,9 @@
  * written after the slot is filled (the purger may read its previous
  * occupant's: it then decommits a mapping a little early, which costs page
  * faults, never correctness). put starts at a slot hashed from the
- * mapping's address and a search at one hashed from the caller's stack, so
- * threads do not all contend on slot 0. No epoch is needed: a cached
+ * mapping's address, so threads do not all contend on slot 0; a search
+ * reads every slot and picks the best fit, so two threads after the same
+ * size race for the same slot, and the loser rescans. No epoch is needed: a cached
  * mapping is referenced by no live pointer, its key page is DEAD in the page
  * map, and nothing but a slot leads to it.
  *
@@ -112,6 +115,8 @@ _Static_assert(sizeof(hk_large) <= HK_LARGE_HDR, "the header fits before the use
 #define HK_LC_PAGES_MAX  (((size_t)1 << (HK_LC_BASE_SHIFT - 1)) - 1) /* 2^27 - 1 pages: 512 GiB */
 #define HK_LC_CLEAN      UINT64_MAX                                  /* `at` of a mapping the purge has done */
 #define HK_LC_RETRIES    4                                           /* lost take CASes before mapping afresh */
+#define HK_LC_SLOT_BITS  6                                           /* a slot index, in hk_lc_take's keys */
+_Static_assert(HK_LARGE_CACHE_SLOTS <= (1u << HK_LC_SLOT_BITS), "a slot index fits its bits");
 
 static uintptr_t hk_lc_word(const uint8_t *base, size_t pages, bool dirty) {
   return ((uintptr_t)base >> 12) << HK_LC_BASE_SHIFT | (uintptr_t)pages << 1 | (dirty ? HK_LC_DIRTY : 0);
@@ -206,30 +211,33 @@ static uintptr_t hk_lc_slot_take(unsigned i) {
   return w;
 }
 
-/* A cached mapping of lo to hi pages, the smallest such (best fit) or the
- * largest; 0 when there is none. */
-static uintptr_t hk_lc_take(size_t lo, size_t hi, bool smallest) {
-  size_t stack_probe = lo;
-  unsigned start = hk_lc_hash((uintptr_t)&stack_probe >> 12); /* per thread: its stack */
+/* A cached mapping of lo to hi pages, the smallest such (best fit); else,
+ * when `or_smaller`, the largest below lo pages (to grow); 0 when there is
+ * none. One scan looks for both, branch-free: the slots' sizes are random,
+ * so branches on them mispredict (the branchy scan, run twice on a miss,
+ * was a third of a large malloc). A slot's key is its page count above its
+ * index; the smallest fitting key and the largest one below lo are kept by
+ * selects. (Bins by size, to read fewer slots, were tried: a uniform size
+ * mix overfilled the top bins, and they were twice as slow.) */
+static uintptr_t hk_lc_take(size_t lo, size_t hi, bool or_smaller) {
+  size_t below_max = or_smaller ? lo - 1 : 0;
   for (unsigned attempt = 0; attempt < HK_LC_RETRIES; attempt++) {
-    uintptr_t best = 0;
-    unsigned at = 0;
-    for (unsigned k = 0; k < HK_LARGE_CACHE_SLOTS; k++) {
-      unsigned i = (start + k) & (HK_LARGE_CACHE_SLOTS - 1);
-      uintptr_t w = hk_load_relaxed(&hk_lc_slot[i]);
-      size_t c = hk_lc_pages(w);
-      if (w == 0 || c < lo || c > hi) continue;
-      if (best != 0 && (smallest ? c >= hk_lc_pages(best) : c <= hk_lc_pages(best))) continue;
-      best = w;
-      at = i;
-      if (c == (smallest ? lo : hi)) break; /* nothing fits better */
+    uint64_t fit = UINT64_MAX, below = 0;
+    for (unsigned i = 0; i < HK_LARGE_CACHE_SLOTS; i++) {
+      uint64_t c = hk_lc_pages(hk_load_relaxed(&hk_lc_slot[i])); /* 0: empty */
+      uint64_t key = c << HK_LC_SLOT_BITS | i;
+      fit = c - lo <= hi - lo && key < fit ? key : fit;
+      below = c - 1 < below_max && key > below ? key : below;
     }
-    if (best == 0) return 0;
-    uintptr_t expected = best;
+    uint64_t pick = fit != UINT64_MAX ? fit : below;
+    if (pick == 0) return 0;
+    unsigned at = (unsigned)(pick & (((uint64_t)1 << HK_LC_SLOT_BITS) - 1));
+    uintptr_t expected = hk_load_relaxed(&hk_lc_slot[at]);
+    if (hk_lc_pages(expected) != pick >> HK_LC_SLOT_BITS) continue; /* taken or replaced meanwhile */
     /* Acquire (acq_rel on success): pairs with put's release CAS. */
     if (hk_cas_strong_acq_rel(&hk_lc_slot[at], &expected, 0)) {
-      hk_sub_relaxed(&hk_lc.bytes, hk_lc_size(best));
-      return best;
+      hk_sub_relaxed(&hk_lc.bytes, hk_lc_size(expected));
+      return expected;
     }
   }
   return 0;
@@ -314,20 +322,11 @@ static void hk_large_advise(uint8_t *base, size_t map_size) {
 }
 
 /* The mapping [base, base+old_size), no longer registered to anyone, grown
- * to new_size: in place, else moved into a fresh reservation. Its new base,
- * or NULL with the mapping as it was. */
+ * to new_size: in place, else moved wherever the kernel finds room (one
+ * call either way). Its new base, or NULL with the mapping as it was. */
 static uint8_t *hk_large_remap_grow(uint8_t *base, size_t old_size, size_t new_size) {
-  if (hk_os_remap(base, old_size, new_size, NULL, NULL) == NULL) {
-    uint8_t *dest = hk_os_map_block(new_size, HK_PAGE_SIZE);
-    if (dest == NULL) return NULL;
-    bool lost = false;
-    if (hk_os_remap(base, old_size, new_size, dest, &lost) == NULL) {
-      if (!lost) hk_os_unmap(dest, new_size);
-      return NULL;
-    }
-    base = dest;
-  }
-  if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(base, new_size); /* else the advice came along */
+  base = hk_os_remap_anywhere(base, old_size, new_size);
+  if (base != NULL && old_size < HK_LARGE_HUGE_MIN) hk_large_advise(base, new_size); /* else the advice came along */
   return base;
 }
 
@@ -372,27 +371,36 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   /* Only mappings of ordinary alignment are cached: an over-aligned one
    * would serve only its own alignment. */
   bool cacheable = pad == HK_LARGE_HDR && pages <= HK_LC_PAGES_MAX && hk_lc_serving();
-  uintptr_t w = cacheable ? hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, true) : 0;
+  uintptr_t w = cacheable ? hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, pages > 1) : 0;
   uint8_t *base = hk_lc_base(w);
+  bool whole = false; /* a cached mapping as it was */
   if (w != 0) {
     dirty = (w & HK_LC_DIRTY) != 0;
-    /* A bigger mapping (at most HK_LARGE_REUSE_MAX_FACTOR times): the
-     * block keeps all of it, its tail's pages given back (madvise), and
-     * realloc can grow into it in place. Unmapping the tail instead (a VMA
-     * split per reuse, then mremap and fresh faults to grow the next one)
-     * made random churn of 32 KiB-4 MiB blocks 8x slower. The address
-     * space is given back when the mapping is; under an address-space
-     * limit a failed mapping empties the cache first (os.h). */
-    if (hk_lc_size(w) > map_size) {
-      if (dirty) hk_os_decommit(base + map_size, hk_lc_size(w) - map_size); /* a refusal keeps pages, not a promise */
-      map_size = hk_lc_size(w);
+    size_t have = hk_lc_size(w);
+    whole = have >= map_size;
+    if (have < map_size) {
+      /* Only smaller ones: grow the largest (its pages stay, only the rest
+       * faults), rather than leave it holding memory beside a fresh one. */
+      base = hk_large_remap_grow(base, have, map_size);
+      if (base == NULL) hk_os_unmap(hk_lc_base(w), have);
+    } else if (have > map_size) {
+      /* A bigger mapping (at most HK_LARGE_REUSE_MAX_FACTOR times): the
+       * block keeps all of it, so realloc can grow into it in place, and a
+       * tail of more than 1/2^HK_LARGE_TAIL_KEEP_SHIFT of the block gives
+       * its pages back (a smaller one keeps them: the call and the faults
+       * that refill them cost more than the memory). Unmapping the tail
+       * instead (a VMA split per reuse, then mremap and fresh faults to
+       * grow the next one) made random churn of 32 KiB-4 MiB blocks 8x
+       * slower, and splitting it off into the cache fragmented the cache
+       * into pieces too small for the next requests (4x slower). The
+       * address space is given back when the mapping is; under an
+       * address-space limit a failed mapping empties the cache first
+       * (os.h). */
+      size_t tail = have - map_size;
+      if (dirty && tail > map_size >> HK_LARGE_TAIL_KEEP_SHIFT)
+        hk_os_decommit(base + map_size, tail); /* a refusal keeps pages, not a promise */
+      map_size = have;
     }
-  } else if (cacheable && pages > 1 && (w = hk_lc_take(1, pages - 1, false)) != 0) {
-    /* Only smaller ones: grow the largest (its pages stay, only the rest
-     * faults), rather than leave it holding memory beside a fresh one. */
-    dirty = (w & HK_LC_DIRTY) != 0;
-    base = hk_large_remap_grow(hk_lc_base(w), hk_lc_size(w), map_size);
-    if (base == NULL) hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
   }
   if (base == NULL) {
     dirty = false;
@@ -418,7 +426,11 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   hdr->usable = usable;
   hdr->map_base = base;
   hdr->map_size = map_size;
-  hk_pmap_clear((uintptr_t)base, map_size); /* stale marks of blocks that were here before */
+  /* Stale marks of blocks that were here before. A cached mapping taken
+   * whole has none but its own key's DEAD, which the set below replaces:
+   * its block cleared the range when it registered, and no block can
+   * register inside a live one. */
+  if (!whole) hk_pmap_clear((uintptr_t)base, map_size);
   hk_large_note_size(map_size);
   hk_pmap_set((uintptr_t)hdr, HK_PMAP_LIVE); /* release: the header before the mark */
   hk_stat_add(HK_STAT_LARGE_LIVE, 1);
@@ -561,7 +573,7 @@ void *hk_large_grow(void *p, size_t n) {
    * HK_LARGE_REUSE_MAX_FACTOR times this one) needs no call. */
   size_t pages = new_size >> 12;
   uintptr_t w = pages <= HK_LC_PAGES_MAX && hk_lc_serving()
-                    ? hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, true)
+                    ? hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, false)
                     : 0;
   if (w != 0) {
     bool lost = false;

@@ -62,6 +62,12 @@ void hk_os_hugepage(void *p, size_t size);
  * took its place: then *dest_lost is set and dest must not be touched
  * (its entries, its pages) again. dest_lost may be NULL when dest is. */
 void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool *dest_lost);
+/* Grow the mapping [old, old+old_size) to new_size > old_size bytes, pages
+ * and contents kept, wherever the kernel finds room (MREMAP_MAYMOVE: in
+ * place when the address space after it is free, else moved, the old range
+ * unmapped). For a mapping nobody else refers to. The new start, or NULL
+ * with old unchanged. */
+void *hk_os_remap_anywhere(void *old, size_t old_size, size_t new_size);
 
 /* Milliseconds of a coarse monotonic clock (vDSO, no syscall): for the
  * decommit delay, never for anything that needs precision. */

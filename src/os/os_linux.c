@@ -139,6 +139,15 @@ void hk_os_hugepage(void *p, size_t size) {
 #define HK_OS_REMAP_MOVES 1
 #endif
 
+void *hk_os_remap_anywhere(void *old, size_t old_size, size_t new_size) {
+  int saved = errno;
+  void *r = mremap(old, old_size, new_size, HK_OS_REMAP_MOVES ? MREMAP_MAYMOVE : 0);
+  errno = saved;
+  if (r == MAP_FAILED) return NULL;
+  hk_stat_mapped(new_size - old_size);
+  return r;
+}
+
 void *hk_os_remap(void *old, size_t old_size, size_t new_size, void *dest, bool *dest_lost) {
   if (!HK_OS_REMAP_MOVES && dest != NULL) return NULL;
   int saved = errno;
