@@ -212,8 +212,19 @@ typedef struct hk_class_stats {
 } hk_class_stats;
 
 /* A heap's statistics besides the per-class ones, merged with them. */
+/* A thread's large-block calls since the last merge, kept here so that no
+ * large call writes a process-wide counter (a thread without a heap writes
+ * them directly). Byte counts wrap: a thread may free more than it
+ * allocated; the merge adds them modulo 2^64. */
+typedef struct hk_large_tally {
+  uint64_t allocs, frees;
+  uint64_t bytes;             /* usable bytes allocated minus freed */
+  uint64_t commit, decommit;  /* what the blocks could have committed / gave back */
+} hk_large_tally;
+
 typedef struct hk_heap_stats {
   hk_class_stats cls[HK_NCLASSES];
+  hk_large_tally large;
   uint64_t sent_hist[HK_STAT_HIST_BUCKETS];  /* chains this thread pushed, by size */
   uint64_t recv_hist[HK_STAT_HIST_BUCKETS];  /* queues this thread drained, by size */
   uint64_t recv_blocks;              /* blocks taken back from remote queues */

@@ -612,4 +612,6 @@ void hk_heap_stats_merge(hk_heap *h) {
   memset(h->stats.sent_hist, 0, sizeof h->stats.sent_hist);
   memset(h->stats.recv_hist, 0, sizeof h->stats.recv_hist);
   h->stats.recv_blocks = 0;
+  hk_stats_merge_large(&h->stats.large);
+  h->stats.large = (hk_large_tally){0};
 }

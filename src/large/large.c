@@ -79,8 +79,9 @@
  * map, and nothing but a slot leads to it.
  *
  * Counters: every large call updates the cache's byte count and the live
- * large bytes (for the bound), both relaxed and on one cache line, besides
- * the process-wide stats; a cache hit makes no mapped-bytes update.
+ * large bytes (for the bound), both relaxed and on one cache line; the
+ * statistics go to the calling thread's heap (hk_large_count), merged with
+ * its other counts; a cache hit makes no mapped-bytes update.
  *
  * Growth (realloc past the mapping's end): mremap, never a copy. Into a
  * cached mapping that fits (its address space takes the pages), else in
@@ -315,6 +316,41 @@ static void hk_large_note_size(size_t map_size) {
   }
 }
 
+/* Statistics of large calls: into the calling thread's heap (hk_large_tally,
+ * merged with its other counts), so that no large call writes a
+ * process-wide counter; a thread without a heap writes those directly. */
+static void hk_large_count(bool alloc, size_t usable, size_t committed) {
+  hk_heap *h = hk_tls_heap;
+  if (HK_UNLIKELY(!h->live)) {
+    hk_stat_add(HK_STAT_LARGE_LIVE, alloc ? 1 : -1);
+    if (alloc) hk_stat_large_alloc(usable, committed);
+    else hk_stat_large_free(usable, committed);
+    return;
+  }
+  hk_large_tally *t = &h->stats.large;
+  if (alloc) {
+    t->allocs++;
+    t->bytes += usable;
+    t->commit += committed;
+  } else {
+    t->frees++;
+    t->bytes -= usable;
+    t->decommit += committed;
+  }
+}
+
+static void hk_large_count_resize(size_t old_usable, size_t new_usable) {
+  hk_heap *h = hk_tls_heap;
+  if (HK_UNLIKELY(!h->live)) {
+    hk_stat_large_resize(old_usable, new_usable);
+    return;
+  }
+  hk_large_tally *t = &h->stats.large;
+  t->bytes += new_usable - old_usable; /* modulo 2^64 */
+  if (new_usable > old_usable) t->commit += new_usable - old_usable;
+  else t->decommit += old_usable - new_usable;
+}
+
 /* Transparent huge pages for a mapping big enough that its last, partly
  * used huge page is a small share of it (hk_config.h). */
 static void hk_large_advise(uint8_t *base, size_t map_size) {
@@ -433,8 +469,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   if (!whole) hk_pmap_clear((uintptr_t)base, map_size);
   hk_large_note_size(map_size);
   hk_pmap_set((uintptr_t)hdr, HK_PMAP_LIVE); /* release: the header before the mark */
-  hk_stat_add(HK_STAT_LARGE_LIVE, 1);
-  hk_stat_large_alloc(usable, hk_large_committed(hdr));
+  hk_large_count(true, usable, hk_large_committed(hdr));
   hk_lc_live_add(map_size);
   return user;
 }
@@ -478,8 +513,7 @@ bool hk_large_free(void *p) {
     hk_bad_free(p, "large block already released", 1);
     return true;
   }
-  hk_stat_add(HK_STAT_LARGE_LIVE, -1);
-  hk_stat_large_free(hdr->usable, hk_large_committed(hdr));
+  hk_large_count(false, hdr->usable, hk_large_committed(hdr));
   hk_sub_relaxed(&hk_lc.live, size);
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
    * touching the cache's shared byte counter or reading the clock. */
@@ -523,7 +557,7 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   /* Shrinking: the pages past the new end go back to the OS now (if it
    * refuses, they only stay: the mapping is dirty for calloc once freed). */
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
-  hk_stat_large_resize(hdr->usable, usable);
+  hk_large_count_resize(hdr->usable, usable);
   hdr->usable = usable;
   return true;
 }
@@ -599,7 +633,7 @@ void *hk_large_grow(void *p, size_t n) {
       if (q == NULL && !lost) hk_os_unmap(dest, new_size);
     }
   }
-  if (q != NULL) hk_stat_large_resize(old_usable, usable);
+  if (q != NULL) hk_large_count_resize(old_usable, usable);
   errno = saved;
   return q;
 }

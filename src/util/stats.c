@@ -3,6 +3,7 @@
 #include "util/stats.h"
 
 #include "hk_atomic.h"
+#include "hk_types.h"
 
 _Static_assert(HAK_STATS_CLASSES == HK_NCLASSES, "hakmem.h publishes one entry per size class");
 _Static_assert(HAK_STATS_HIST == HK_STAT_HIST_BUCKETS, "hakmem.h publishes the whole histogram");
@@ -56,6 +57,17 @@ void hk_stat_large_resize(size_t old_usable, size_t new_usable) {
     hk_sub_relaxed(&hk_large_live_bytes, old_usable - new_usable);
     hk_stat_decommit(old_usable - new_usable);
   }
+}
+
+void hk_stats_merge_large(const hk_large_tally *t) {
+  if (t->allocs == 0 && t->frees == 0 && t->commit == 0 && t->decommit == 0) return;
+  hk_add_relaxed(&hk_large_allocs, t->allocs);
+  hk_add_relaxed(&hk_large_frees, t->frees);
+  hk_add_relaxed(&hk_counters[HK_STAT_LARGE_LIVE], (long)(t->allocs - t->frees));
+  hk_add_relaxed(&hk_large_live_bytes, t->bytes); /* modulo 2^64: a net decrease wraps back */
+  /* Commits first: the peak sees this thread's net change at once. */
+  hk_stat_commit(t->commit);
+  hk_stat_decommit(t->decommit);
 }
 
 void hk_stat_sent_batch(uint32_t blocks) { hk_add_relaxed(&hk_sent_hist[hk_stat_hist_bucket(blocks)], 1); }

@@ -34,6 +34,9 @@ static inline unsigned hk_stat_hist_bucket(uint32_t n) {
   unsigned b = 31u - (unsigned)__builtin_clz(n | 1u);
   return b < HK_STAT_HIST_BUCKETS - 1 ? b : HK_STAT_HIST_BUCKETS - 1;
 }
+/* A heap's large-block tally since its last merge (hk_types.h). */
+struct hk_large_tally;
+void hk_stats_merge_large(const struct hk_large_tally *t);
 /* A heap's counts since its last merge (core/heap.c hk_heap_stats_merge). */
 void hk_stats_merge(const uint64_t allocs[HK_NCLASSES], const uint64_t frees[HK_NCLASSES],
                     const uint64_t sent_hist[HK_STAT_HIST_BUCKETS], const uint64_t recv_hist[HK_STAT_HIST_BUCKETS],
