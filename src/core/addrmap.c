@@ -4,7 +4,6 @@
 #include "os/os.h"
 
 _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
-_Atomic uint64_t hk_ssmap[HK_SSMAP_WORDS];
 _Atomic uint64_t hk_addrmap_leaves[HK_MAP_L1_SIZE / 64];
 _Atomic(_Atomic uintptr_t *) hk_pmap_l1[HK_PMAP_L1_SIZE];
 
@@ -34,9 +33,9 @@ static _Atomic uintptr_t *hk_leaf(_Atomic(_Atomic uintptr_t *) *slot, size_t byt
 static _Atomic uintptr_t *hk_addrmap_leaf(size_t i1) {
   bool installed = false;
   /* Chunk 0's entry is a tombstone: see addrmap.h. */
-  _Atomic uintptr_t *leaf = hk_leaf(&hk_addrmap_l1[i1], HK_MAP_L2_SIZE * sizeof(uintptr_t), i1 == 0 ? HK_MAP_DEAD : 0,
-                                    &installed);
-  /* Relaxed: the scan that reads it then reads bitmap words with acquire. */
+  _Atomic uintptr_t *leaf = hk_leaf(&hk_addrmap_l1[i1], HK_MAP_LEAF_BYTES, i1 == 0 ? HK_MAP_DEAD : 0, &installed);
+  /* Relaxed: the scan that reads it then loads the leaf pointer with
+   * acquire (hk_ssmap_word) and the bitmap words with acquire. */
   if (installed) hk_or_relaxed(&hk_addrmap_leaves[i1 >> 6], (uint64_t)1 << (i1 & 63));
   return leaf;
 }
@@ -156,7 +155,7 @@ bool hk_addrmap_set(uintptr_t start, size_t size, uintptr_t entry) {
     /* Release RMW (neighbours' bits share the word): the header before the
      * bit, for the purge scan's acquire load (core/purge.c); the free fast
      * path reads it relaxed, by the same argument as the entry's. */
-    _Atomic uint64_t *w = &hk_ssmap[a >> (HK_SS_SHIFT + 6)];
+    _Atomic uint64_t *w = hk_ssmap_leaf_word(leaf, a >> HK_SS_SHIFT);
     uint64_t bit = (uint64_t)1 << ((a >> HK_SS_SHIFT) & 63);
     bool is_ss = hk_entry_is_ss(entry) && entry == a;
     if (is_ss) hk_or_release(w, bit);

@@ -30,26 +30,48 @@ HK_INLINE bool hk_entry_is_ss(uintptr_t e) { return e != 0 && (e & HK_MAP_TAGS) 
 extern _Atomic(_Atomic uintptr_t *) hk_addrmap_l1[HK_MAP_L1_SIZE];
 
 /* The SuperSlab bitmap: one bit per chunk, set while the chunk's entry is a
- * SuperSlab (hk_addrmap_set keeps the two in step). 8 MiB of zero pages,
- * touched only where SuperSlabs are: one load answers the free fast path,
- * where the entry would take two dependent ones. */
+ * SuperSlab (hk_addrmap_set keeps the two in step). Its words live in the
+ * address-map leaves, after the entries (HK_SSMAP_WORDS_PER_LEAF words, 1
+ * KiB per 16 GiB), so they exist exactly where leaves do: a static bitmap
+ * of the whole 47-bit space was 8 MiB of address space, which counts
+ * against RLIMIT_AS (8 fewer 1 MiB blocks under `ulimit -v`). Word wi is
+ * word wi % HK_SSMAP_WORDS_PER_LEAF of leaf wi / HK_SSMAP_WORDS_PER_LEAF. */
 #define HK_SSMAP_WORDS ((size_t)1 << (HK_VA_BITS - HK_SS_SHIFT - 6))
-extern _Atomic uint64_t hk_ssmap[HK_SSMAP_WORDS];
-/* One bit per first-level index whose leaf exists: a scan of the SuperSlab
- * bitmap (core/purge.c) reads only the words that leaves cover. */
-extern _Atomic uint64_t hk_addrmap_leaves[HK_MAP_L1_SIZE / 64];
 #define HK_SSMAP_WORDS_PER_LEAF (HK_MAP_L2_SIZE / 64)
-/* The first SuperSlab-bitmap word at index >= wi that a leaf covers, or
+/* A leaf: its entries, then its bitmap words; whole pages (68 KiB). */
+#define HK_MAP_LEAF_BYTES \
+  ((HK_MAP_L2_SIZE * sizeof(uintptr_t) + HK_SSMAP_WORDS_PER_LEAF * sizeof(uint64_t) + HK_PAGE_SIZE - 1) & \
+   ~(HK_PAGE_SIZE - 1))
+/* One bit per first-level index whose leaf exists: a scan of the SuperSlab
+ * bitmap (core/purge.c) reads only the words that leaves hold. */
+extern _Atomic uint64_t hk_addrmap_leaves[HK_MAP_L1_SIZE / 64];
+/* The first SuperSlab-bitmap word at index >= wi that a leaf holds, or
  * HK_SSMAP_WORDS: a scan's step (the words of absent leaves are all zero). */
 size_t hk_ssmap_next_word(size_t wi);
 
+/* The bitmap word of a leaf (non-NULL) for chunk index `chunk`. */
+HK_INLINE _Atomic uint64_t *hk_ssmap_leaf_word(_Atomic uintptr_t *leaf, uintptr_t chunk) {
+  _Atomic uint64_t *words = (_Atomic uint64_t *)(leaf + HK_MAP_L2_SIZE);
+  return &words[(chunk & (HK_MAP_L2_SIZE - 1)) >> 6];
+}
+
+/* Bitmap word wi (< HK_SSMAP_WORDS), or NULL when its leaf does not exist
+ * (all its bits are 0). The leaf pointer acquire, as in hk_addrmap_get. */
+HK_INLINE _Atomic uint64_t *hk_ssmap_word(size_t wi) {
+  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[wi / HK_SSMAP_WORDS_PER_LEAF]); /* pairs with hk_leaf's CAS */
+  return leaf == NULL ? NULL : hk_ssmap_leaf_word(leaf, (uintptr_t)wi << 6);
+}
+
 /* True when p is in a SuperSlab; false when it is not (large, foreign, NULL,
- * beyond the 47-bit map). The free fast path's only map access. Relaxed, as
- * hk_addrmap_get below. */
+ * beyond the 47-bit map). Off the fast paths: free's uncached path, the
+ * hardened build's room. The bit relaxed, as the entry in hk_addrmap_get
+ * below; the leaf pointer acquire, as there. */
 HK_INLINE bool hk_addrmap_in_superslab(const void *p) {
   uintptr_t a = (uintptr_t)p;
   if (HK_UNLIKELY((a >> HK_VA_BITS) != 0)) return false;
-  return (hk_load_relaxed(&hk_ssmap[a >> (HK_SS_SHIFT + 6)]) >> ((a >> HK_SS_SHIFT) & 63)) & 1;
+  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)]); /* pairs with hk_leaf's CAS */
+  if (HK_UNLIKELY(leaf == NULL)) return false;
+  return (hk_load_relaxed(hk_ssmap_leaf_word(leaf, a >> HK_SS_SHIFT)) >> ((a >> HK_SS_SHIFT) & 63)) & 1;
 }
 
 /* The entry for p's chunk. The entry relaxed: a pointer reaches a thread

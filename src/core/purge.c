@@ -98,11 +98,12 @@ size_t hk_purge_others(hk_epoch_rec *rec, uint64_t now, bool all) {
   uint64_t before = now > 2 * delay ? now - 2 * delay : 0;
   size_t n = 0;
   for (size_t wi = hk_ssmap_next_word(0); wi < HK_SSMAP_WORDS; wi = hk_ssmap_next_word(wi + 1)) {
-    if (hk_load_relaxed(&hk_ssmap[wi]) == 0) continue;
+    _Atomic uint64_t *w = hk_ssmap_word(wi); /* NULL only if the summary bit's store was seen first */
+    if (w == NULL || hk_load_relaxed(w) == 0) continue;
     /* One section per bitmap word: a SuperSlab whose bit we read is
      * retired, if at all, after we leave (formal/retire.pml). */
     hk_epoch_enter(rec);
-    uint64_t bits = hk_load_acquire(&hk_ssmap[wi]); /* pairs with addrmap_set's release or */
+    uint64_t bits = hk_load_acquire(w); /* pairs with addrmap_set's release or */
     for (; bits != 0; bits &= bits - 1) {
       uintptr_t chunk = wi * 64 + (size_t)__builtin_ctzll(bits);
       n += hk_purge_foreign((hk_superslab *)(chunk << HK_SS_SHIFT), before, all);
@@ -115,7 +116,8 @@ size_t hk_purge_others(hk_epoch_rec *rec, uint64_t now, bool all) {
 
 void hk_purge_fork_child(void) {
   for (size_t wi = hk_ssmap_next_word(0); wi < HK_SSMAP_WORDS; wi = hk_ssmap_next_word(wi + 1)) {
-    for (uint64_t bits = hk_load_relaxed(&hk_ssmap[wi]); bits != 0; bits &= bits - 1) {
+    _Atomic uint64_t *word = hk_ssmap_word(wi); /* no other thread runs: its leaf exists */
+    for (uint64_t bits = word == NULL ? 0 : hk_load_relaxed(word); bits != 0; bits &= bits - 1) {
       hk_superslab *ss = (hk_superslab *)((wi * 64 + (size_t)__builtin_ctzll(bits)) << HK_SS_SHIFT);
       uint64_t w = hk_load_relaxed(&ss->purge); /* relaxed: nobody else runs */
       if ((w >> 32) != 0) hk_store_relaxed(&ss->purge, (w & 0xffffffffu) | (w >> 32));
