@@ -99,6 +99,7 @@
 #include "core/heap.h"
 #include "core/superslab.h"
 #include "os/os.h"
+#include "prof/prof.h"
 #include "util/diag.h"
 #include "util/options.h"
 #include "util/stats.h"
@@ -418,6 +419,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   hdr->usable = usable;
   hdr->map_base = base;
   hdr->map_size = map_size;
+  hdr->sampled = 0; /* the profiler marks its samples itself (prof/sample.c) */
   hk_pmap_clear((uintptr_t)base, map_size); /* stale marks of blocks that were here before */
   hk_large_note_size(map_size);
   hk_pmap_set((uintptr_t)hdr, HK_PMAP_LIVE); /* release: the header before the mark */
@@ -466,6 +468,7 @@ bool hk_large_free(void *p) {
     hk_bad_free(p, "large block already released", 1);
     return true;
   }
+  if (HK_UNLIKELY(hdr->sampled)) hk_prof_forget(p); /* a profiler sample: its record goes */
   hk_stat_add(HK_STAT_LARGE_LIVE, -1);
   hk_stat_large_free(hdr->usable, hk_large_committed(hdr));
   hk_sub_relaxed(&hk_lc.live, size);
@@ -588,6 +591,7 @@ void *hk_large_grow(void *p, size_t n) {
     }
   }
   if (q != NULL) hk_stat_large_resize(old_usable, usable);
+  if (q != NULL && q != p && hk_large_hdr(q)->sampled) hk_prof_moved(p, q); /* the header moved along */
   errno = saved;
   return q;
 }
