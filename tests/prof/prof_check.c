@@ -135,6 +135,9 @@ int main(int argc, char **argv) {
     leak_site();
     freed_site();
   } else if (strcmp(mode, "threads") == 0 || strcmp(mode, "threads-fork") == 0) {
+    hak_thread_flush();
+    hak_stats_get(&s);
+    size_t live_before = s.prof_samples_live;
 #ifndef TEST_PREFIXED
     pthread_t f;
     bool with_fork = strcmp(mode, "threads-fork") == 0;
@@ -148,7 +151,10 @@ int main(int argc, char **argv) {
     hak_thread_flush();
     hak_stats_get(&s);
     CHECK(s.prof_table_bytes != 0 && s.prof_stacks != 0, "no samples taken");
-    CHECK(s.prof_samples_live == 0, "%zu samples live after every block was freed", s.prof_samples_live);
+    /* Every block the test allocated is freed; glibc keeps a joined
+     * thread's DTV (calloc'd) with its cached stack, which may be sampled. */
+    CHECK(s.prof_samples_live <= live_before + THREADS + 1, "%zu samples live after every block was freed (%zu before)",
+          s.prof_samples_live, live_before);
     char path[512];
     snprintf(path, sizeof path, "%s/after.heap", dir);
     CHECK(hak_prof_dump(path) == 0, "dump: %s", strerror(errno));
