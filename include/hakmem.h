@@ -132,7 +132,23 @@ typedef struct hak_stats {
   int64_t live_blocks;
   int64_t live_bytes;
   hak_class_stats_t classes[HAK_STATS_CLASSES];
+  /* The heap profiler's side table (HAKMEM_PROF=1; all 0 when off): its
+   * mapping (the bound), live samples, distinct stacks, and samples not
+   * taken because it was full. */
+  size_t prof_table_bytes;
+  size_t prof_samples_live;
+  size_t prof_stacks;
+  size_t prof_samples_dropped;
 } hak_stats_t;
+
+/* Heap profiling (HAKMEM_PROF=1; docs/PROFILING.md). hak_prof_dump writes
+ * the live sampled heap, scaled to estimated totals, in the heap-profile
+ * text format of google-pprof and jeprof; hak_prof_dump_folded writes
+ * folded stacks ("outer;inner;site bytes") for flame graphs. In path, %p
+ * stands for the process id. Return 0, or -1 with errno (ENOTSUP when
+ * profiling is off; the file's open or write error). Never allocate. */
+HAK_API int hak_prof_dump(const char *path);
+HAK_API int hak_prof_dump_folded(const char *path);
 
 /* Merges the calling thread's counts, then fills *out. */
 HAK_API void hak_stats_get(hak_stats_t *out);

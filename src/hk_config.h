@@ -178,6 +178,24 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * it, a retired heap is unmapped after its grace period. */
 #define HK_HEAP_POOL_MAX     16
 
+/* The heap profiler (src/prof/). HK_PROF_SAMPLE_DEFAULT: mean bytes
+ * between samples (jemalloc's lg_prof_sample 19). A sample keeps at most
+ * HK_PROF_FRAMES frames. The side table is bounded, mapped once when
+ * profiling starts (MAP_NORESERVE: pages commit as they are used):
+ * HK_PROF_SAMPLE_SLOTS slots for live samples (filled to 3/4 at most, so
+ * 98,304 samples: about 48 GiB of live heap at the default rate), and
+ * HK_PROF_STACKS distinct stacks sharing HK_PROF_FRAME_POOL frames. A
+ * sample that finds either full is not taken (counted as dropped). */
+#define HK_PROF_SAMPLE_DEFAULT ((size_t)512 * 1024)
+#define HK_PROF_FRAMES       64
+#define HK_PROF_SAMPLE_SLOTS ((size_t)1 << 17)
+#define HK_PROF_STACKS       ((size_t)1 << 14)
+#define HK_PROF_FRAME_POOL   ((size_t)1 << 19)
+/* The longest value of a STRING option (a path), and the room for all of
+ * them (util/options.c copies each value there). */
+#define HK_OPT_STR_MAX       1023
+#define HK_OPT_STR_POOL      4096
+
 #ifdef HK_DEBUG
 #include <stdlib.h>
 void hk_assert_fail(const char *expr, const char *file, int line);

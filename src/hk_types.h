@@ -200,7 +200,8 @@ typedef struct hk_tcache {
  *   cache hits   pops + ticker's progress
  *   slab pops    sum(used) - used_base + trimmed + reclaimed - adopted
  *   local frees  cached - cached_base + cache hits + trimmed + dropped
- * (allocations = cache hits + slab pops, frees = local frees + reclaimed). */
+ * (allocations = cache hits + slab pops - primed, frees = local frees +
+ * reclaimed - primed). */
 typedef struct hk_class_stats {
   uint64_t pops;       /* cache hits settled at ticks (wraps: see the merge) */
   uint64_t trimmed;    /* cached blocks given back to their slabs */
@@ -209,6 +210,9 @@ typedef struct hk_class_stats {
   uint64_t used_base;  /* sum of this class's slabs' `used` at the merge */
   uint32_t cached_base; /* blocks in the cache at the merge */
   uint32_t dropped;    /* cached blocks dropped as corrupt (leaked) */
+  uint64_t primed;     /* slab blocks moved into the cache while profiling
+                          (hk_heap_tc_prime): as a slab pop and a local
+                          free they would count twice, so both subtract it */
 } hk_class_stats;
 
 /* A heap's statistics besides the per-class ones, merged with them. */
@@ -288,6 +292,12 @@ typedef struct hk_heap {
   _Atomic uintptr_t stack_next;    /* link on the global heap pool */
   hk_retired retire;               /* the epoch link (core/heap.c) */
   hk_heap_stats stats;             /* owner-only; see hk_heap_stats */
+  /* The profiler's countdown per class (prof/sample.c), owner-only: the
+   * class's sampled allocation is the one that runs its ticker out with
+   * prof_after[c] == 0; otherwise prof_after[c] allocations follow the
+   * ticker's window before it. prof_armed: drawn since profiling began. */
+  uint32_t prof_after[HK_NCLASSES];
+  bool prof_armed;
 #ifdef HK_HARDENED
   uint64_t secret;                 /* encodes the thread caches' links (core/block.h) */
   hk_block *q_head, *q_tail;       /* the quarantine, oldest first (api/quarantine.c) */
@@ -308,6 +318,8 @@ typedef struct hk_large {
   size_t usable;     /* bytes from user to the end of the mapping */
   void *map_base;
   size_t map_size;
+  uint64_t sampled;  /* 1: a profiler sample (prof/table.c holds its record);
+                        its free and its move tell the profiler */
 } hk_large;
 
 #define HK_LARGE_MAGIC 0x48414b4d454d4c47ull /* "HAKMEMLG" */

@@ -55,6 +55,18 @@ if [ "$n_opts" -lt 8 ] || [ "$n_opts" != "$n_verbose" ]; then
   failed=1
 fi
 
+# prof: the profiler on, the top sites at exit; --sample and --top are its
+# own names for --prof-sample and --prof-top, checked like every value.
+# python3, not sh: dash leaves by _exit, which runs no exit report.
+expect 0 '^ran$' '^hakmem: prof \(pid [0-9]+\): bytes allocated, by allocation site \(estimated from samples, 1 per 524288 bytes\)' -- prof -- python3 -c 'print("ran")'
+expect 0 '' '1 per 4096 bytes.*' -- prof --sample=4k --top=3 -- python3 -c 'x = [bytes(100) for i in range(20000)]'
+expect 0 '' '^hakmem:     #0 ' -- prof --sample=1k --top=1 -- python3 -c 'x = [bytes(1000) for i in range(20000)]'
+expect 2 '' '^hakmem: --sample=4q: malformed value \(accepted: bytes, or a size with a k, m or g suffix\)$' -- prof --sample=4q -- true
+expect 2 '' '^hakmem: unknown option --sample ' -- run --sample=4k -- true
+expect 2 '' '^hakmem: prof: no command given' -- prof --top=3
+expect 0 '' '^hakmem: HAKMEM_PROF_SIGNAL=USR2 \(default 0\)$' -- run --prof-signal=SIGUSR2 --verbose=1 -- true
+expect 2 '' '^hakmem: --prof-signal=NOPE: malformed value' -- run --prof-signal=NOPE -- true
+
 # run: the library is preloaded and the options reach it
 expect 0 '^ran$' '^hakmem: HAKMEM_DECOMMIT_DELAY_MS=50 \(default 250\)$' -- run --decommit-delay-ms=50 --verbose=1 -- sh -c 'echo ran'
 expect 0 '' '^hakmem: HAKMEM_LARGE_CACHE_MB=2048 \(default 64\)$' -- run --large-cache-mb=2g --verbose=1 -- true

@@ -16,6 +16,7 @@
 #include "core/sizeclass.h"
 #include "large/large.h"
 #include "os/os.h"
+#include "prof/prof.h"
 #include "remote/remote.h"
 #include "util/diag.h"
 #include "util/options.h"
@@ -55,7 +56,7 @@ static void *hk_guarded(void *p, size_t n) {
 
 static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   if (n <= HK_MAX_SMALL) return hk_heap_malloc(hk_tls_heap, hk_class_medium(n));
-  return hk_large_alloc(n, 16);
+  return hk_prof_large_alloc(n, 16);
 }
 
 /* malloc's body, also inlined into operator new (api/operator_new.inc). */
@@ -256,7 +257,7 @@ HK_EXPORT void *hak_calloc(size_t n, size_t size) {
     return NULL;
   }
   if (total > HK_MAX_SMALL) /* zero pages, or cleared when reused */
-    return HK_GUARDED(hk_large_calloc(HK_PADDED(total)), total);
+    return HK_GUARDED(hk_prof_large_calloc(HK_PADDED(total)), total);
   void *p = hak_malloc(total);
   if (p != NULL) memset(p, 0, total); /* small blocks may be reused */
   return p;
@@ -324,8 +325,13 @@ static void *hk_malloc_aligned(size_t align, size_t n) {
   if (align <= 16) return hak_malloc(n);
   size_t want = HK_PADDED(n);
   unsigned c = hk_class_for(align, want);
-  if (c < HK_NCLASSES) return HK_GUARDED(hk_heap_malloc(hk_tls_heap, c), n);
-  return HK_GUARDED(hk_large_alloc(want, align), n);
+  if (c < HK_NCLASSES) {
+    void *p = hk_heap_malloc(hk_tls_heap, c);
+    /* A profiler sample is a large block, 64-byte aligned (prof/sample.c). */
+    if (HK_UNLIKELY(((uintptr_t)p & (align - 1)) != 0)) p = hk_prof_realign(p, hk_class_size[c], align);
+    return HK_GUARDED(p, n);
+  }
+  return HK_GUARDED(hk_prof_large_alloc(want, align), n);
 }
 
 HK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) {

@@ -6,6 +6,7 @@
 #include "core/heap.h"
 #include "core/sizeclass.h"
 #include "large/large.h"
+#include "prof/prof.h"
 #include "remote/abandon.h"
 #include "remote/remote.h"
 #include "util/diag.h"
@@ -58,6 +59,45 @@ static void hk_slow_tick(hk_heap *h) {
   }
 }
 
+/* The slow path of a cache miss, once the thread is set up. With
+ * `profiling` (a constant: hk_malloc_miss_prof below is the profiling
+ * copy, so the ordinary slow path carries no profiler code), the miss
+ * counts as the cache pop it replaces and the slab blocks go into the
+ * cache (prof/sample.c says why). */
+HK_INLINE void *hk_malloc_miss(hk_heap *h, unsigned cls, bool profiling) {
+  /* As every slow path of the class does, restart its ticker, settling
+   * the hits it counted (at least 1 left: only a pop runs it out). */
+  uint32_t left = h->tc[cls].ticker;
+  h->stats.cls[cls].pops += HK_TC_TICK - left;
+  h->tc[cls].ticker = HK_TC_TICK;
+  hk_slow_tick(h);
+  if (profiling) hk_prof_miss(h, cls, left);
+  hk_slab *s = h->cur[cls];
+  if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
+    s->free = s->local_free;
+    s->local_free = NULL;
+    if (profiling) hk_heap_tc_prime(h, cls);
+    return hk_heap_malloc(h, cls);
+  }
+  s = hk_heap_refill(h, cls);
+  if (s == NULL) s = hk_refill_with_superslab(h, cls);
+  if (HK_UNLIKELY(s == NULL)) {
+    hk_trace_failure(hk_class_size[cls], "pool exhaustion: no SuperSlab could be mapped");
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (profiling) hk_heap_tc_prime(h, cls);
+  return hk_heap_malloc(h, cls); /* s is cur[cls] with a free block now */
+}
+
+static HK_NOINLINE void *hk_malloc_miss_prof(hk_heap *h, unsigned cls) { return hk_malloc_miss(h, cls, true); }
+
+/* The ticker ran out while profiling: this pop may be the class's sample. */
+static HK_NOINLINE void *hk_malloc_tick_prof(hk_heap *h, unsigned cls) {
+  void *p = hk_prof_tick(h, cls);
+  return p != NULL ? p : hk_heap_malloc(h, cls);
+}
+
 HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
   if (HK_UNLIKELY(t->head != NULL)) { /* the ticker ran out, or the head lacks its key */
@@ -69,6 +109,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       h->stats.cls[cls].pops += HK_TC_TICK - 1;
       t->ticker = HK_TC_TICK;
       hk_slow_tick(h);
+      if (HK_UNLIKELY(hk_prof_on())) return hk_malloc_tick_prof(h, cls);
     }
     return hk_heap_malloc(h, cls);
   }
@@ -81,23 +122,6 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       return NULL;
     }
   }
-  /* As every slow path of the class does, restart its ticker, settling
-   * the hits it counted (at least 1 left: only a pop runs it out). */
-  h->stats.cls[cls].pops += HK_TC_TICK - h->tc[cls].ticker;
-  h->tc[cls].ticker = HK_TC_TICK;
-  hk_slow_tick(h);
-  hk_slab *s = h->cur[cls];
-  if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
-    s->free = s->local_free;
-    s->local_free = NULL;
-    return hk_heap_malloc(h, cls);
-  }
-  s = hk_heap_refill(h, cls);
-  if (s == NULL) s = hk_refill_with_superslab(h, cls);
-  if (HK_UNLIKELY(s == NULL)) {
-    hk_trace_failure(hk_class_size[cls], "pool exhaustion: no SuperSlab could be mapped");
-    errno = ENOMEM;
-    return NULL;
-  }
-  return hk_heap_malloc(h, cls); /* s is cur[cls] with a free block now */
+  if (HK_UNLIKELY(hk_prof_on())) return hk_malloc_miss_prof(h, cls);
+  return hk_malloc_miss(h, cls, false);
 }

@@ -14,6 +14,7 @@
 #include "core/heap.h"
 #include "core/sizeclass.h"
 #include "large/large.h"
+#include "prof/prof.h"
 #include "remote/remote.h"
 #include "util/stats.h"
 
@@ -26,6 +27,8 @@ void hk_report_snapshot(hak_stats_t *out) {
   }
   hk_stats_snapshot(out);
   out->large_cached_bytes = hk_large_cached_bytes();
+  hk_prof_table_stats(&out->prof_table_bytes, &out->prof_samples_live, &out->prof_stacks,
+                      &out->prof_samples_dropped);
   out->live_bytes = 0;
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     hak_class_stats_t *k = &out->classes[c];
@@ -173,6 +176,10 @@ static size_t hk_rows(const hak_stats_t *s, hk_row *r) {
   ROW("remote", "blocks_sent", "blocks sent", s->remote_blocks_pushed, false);
   ROW("remote", "blocks_received", "blocks received by their owners", s->remote_blocks_received, false);
   ROW("errors", "invalid_frees", "invalid or double frees reported", s->invalid_frees, false);
+  ROW("prof", "table_bytes", "heap profiler's side table (mapped, its bound)", s->prof_table_bytes, true);
+  ROW("prof", "samples_live", "live sampled blocks", s->prof_samples_live, false);
+  ROW("prof", "stacks", "distinct call stacks", s->prof_stacks, false);
+  ROW("prof", "samples_dropped", "samples not taken (table full)", s->prof_samples_dropped, false);
 #undef ROW
   return n;
 }

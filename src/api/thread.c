@@ -14,6 +14,7 @@
 #include "core/purge.h"
 #include "core/superslab.h"
 #include "large/large.h"
+#include "prof/prof.h"
 #include "epoch/epoch.h"
 #include "os/os.h"
 #include "remote/abandon.h"
@@ -119,8 +120,10 @@ __attribute__((constructor(101))) static void hk_constructor(void) {
   hk_os_set_pressure_hook(hk_release_for_retry); /* before any thread but this one exists */
   hk_process_init();
   pthread_atfork(NULL, NULL, hk_fork_child);
+  hk_prof_start(); /* HAKMEM_PROF=1: here, where backtrace's first call may allocate */
 }
 
 __attribute__((destructor)) static void hk_destructor(void) {
+  hk_prof_at_exit();
   if (hk_opt_get(show_stats)) hk_report_print();
 }

@@ -168,6 +168,7 @@ hk_heap *hk_heap_create(void) {
   h->tick = 0;
   h->tc_gc = 0;
   memset(&h->stats, 0, sizeof h->stats);
+  h->prof_armed = false; /* the tickers restarted: draw the countdowns afresh */
   h->purge_at = 0;
   h->spare[HK_KIND_SMALL] = h->spare[HK_KIND_MEDIUM] = NULL;
   hk_store_relaxed(&h->pend_summary, 0);
@@ -572,6 +573,42 @@ void hk_heap_tc_gc(hk_heap *h) {
   if (hk_tc_cap(g) - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
 }
 
+/* Profiling only (prof/sample.c counts a class's allocations by its
+ * ticker, which only cache pops run): the blocks of cur[cls]'s `free` go
+ * into the class's empty cache, in list order, as a malloc then a free of
+ * each would put them (used by the slab, keyed for the cache), leaving room
+ * for one free; what does not fit waits on the slab's local_free, empty
+ * after every refill (hk_slab_refill swaps it in, or carves only when it
+ * is empty). So the fast path's second branch finds `free` empty and every
+ * allocation of the class is a pop. A head without its key stays where it
+ * is: the fast path finds it and the slow path reports it. */
+void hk_heap_tc_prime(hk_heap *h, unsigned cls) {
+  hk_slab *s = h->cur[cls];
+  hk_tcache *t = &h->tc[cls];
+  hk_block *first = NULL, *last = NULL, *b;
+  uint32_t n = 0;
+  while (t->room - n > 1 && (b = s->free) != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT)) {
+    s->free = hk_block_next(b, hk_ss_secret(b));
+    HK_HARDENED_IN_SLAB(s, b, s->free);
+    s->used++;
+    if (last != NULL) hk_block_link(last, b, hk_heap_secret(h), HK_TC_KEY_SALT);
+    else first = b;
+    last = b;
+    n++;
+  }
+  if (n != 0) {
+    hk_block_link(last, t->head, hk_heap_secret(h), HK_TC_KEY_SALT);
+    t->head = first;
+    t->room -= n;
+    h->stats.cls[cls].primed += n;
+  }
+  b = s->free;
+  if (b != NULL && s->local_free == NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT)) {
+    s->local_free = b;
+    s->free = NULL;
+  }
+}
+
 void hk_heap_tc_flush_all(hk_heap *h) {
   for (unsigned c = 0; c < HK_NCLASSES; c++)
     if (h->tc[c].head != NULL) hk_tc_trim(h, &h->tc[c], true);
@@ -604,8 +641,8 @@ void hk_heap_stats_merge(hk_heap *h) {
     uint64_t hits = st->pops + ticked;
     uint64_t slab = used[c] - st->used_base + st->trimmed + st->reclaimed - st->adopted;
     uint64_t local = (uint64_t)cached - st->cached_base + hits + st->trimmed + st->dropped;
-    allocs[c] = hits + slab;
-    frees[c] = local + st->reclaimed;
+    allocs[c] = hits + slab - st->primed;
+    frees[c] = local + st->reclaimed - st->primed;
     *st = (hk_class_stats){.pops = 0 - (uint64_t)ticked, .used_base = used[c], .cached_base = cached};
   }
   hk_stats_merge(allocs, frees, h->stats.sent_hist, h->stats.recv_hist, h->stats.recv_blocks);

@@ -115,6 +115,8 @@ bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b);
 /* Every thread-cache block back to its slab (hak_collect, thread exit,
  * hak_thread_flush). */
 void hk_heap_tc_flush_all(hk_heap *h);
+/* Profiling: cur[cls]'s free list into the class's empty cache (core/heap.c). */
+void hk_heap_tc_prime(hk_heap *h, unsigned cls);
 
 /* The pending bucket of ss (hk_superslab_hash). */
 HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {

@@ -103,6 +103,7 @@
 #include "core/heap.h"
 #include "core/superslab.h"
 #include "os/os.h"
+#include "prof/prof.h"
 #include "util/diag.h"
 #include "util/options.h"
 #include "util/stats.h"
@@ -462,6 +463,7 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   hdr->usable = usable;
   hdr->map_base = base;
   hdr->map_size = map_size;
+  hdr->sampled = 0; /* the profiler marks its samples itself (prof/sample.c) */
   /* Stale marks of blocks that were here before. A cached mapping taken
    * whole has none but its own key's DEAD, which the set below replaces:
    * its block cleared the range when it registered, and no block can
@@ -513,6 +515,7 @@ bool hk_large_free(void *p) {
     hk_bad_free(p, "large block already released", 1);
     return true;
   }
+  if (HK_UNLIKELY(hdr->sampled)) hk_prof_forget(p); /* a profiler sample: its record goes */
   hk_large_count(false, hdr->usable, hk_large_committed(hdr));
   hk_sub_relaxed(&hk_lc.live, size);
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
@@ -634,6 +637,7 @@ void *hk_large_grow(void *p, size_t n) {
     }
   }
   if (q != NULL) hk_large_count_resize(old_usable, usable);
+  if (q != NULL && q != p && hk_large_hdr(q)->sampled) hk_prof_moved(p, q); /* the header moved along */
   errno = saved;
   return q;
 }

@@ -19,6 +19,13 @@ HK_INLINE size_t hk_large_usable_at(const void *p, size_t n) {
   return hk_page_up((uintptr_t)p + n) - (uintptr_t)p;
 }
 
+/* The header of p, a live large block known to be one (just allocated,
+ * or validated): the page of p - HK_LARGE_HDR (large.c). For the
+ * profiler's `sampled` mark (prof/sample.c). */
+HK_INLINE hk_large *hk_large_hdr(const void *p) {
+  return (hk_large *)(((uintptr_t)p - HK_LARGE_HDR) & ~(uintptr_t)(HK_PAGE_SIZE - 1));
+}
+
 /* `align` is a power of two >= 16. NULL + ENOMEM when the size cannot be
  * represented or the OS refuses. Fresh mappings are zeroed. */
 void *hk_large_alloc(size_t size, size_t align);

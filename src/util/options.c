@@ -13,7 +13,7 @@
 
 extern char **environ;
 
-enum { HK_KIND_BOOL, HK_KIND_POLICY, HK_KIND_UINT, HK_KIND_SIZE };
+enum { HK_KIND_BOOL, HK_KIND_POLICY, HK_KIND_UINT, HK_KIND_SIZE, HK_KIND_STRING, HK_KIND_SIGNAL };
 
 typedef struct hk_option_row {
   const char *name;    /* "HAKMEM_..." */
@@ -52,7 +52,20 @@ static const hk_option_row hk_rows[] = {
 static const char *const hk_policy_names[] = {"abort", "warn", "ignore"};
 _Static_assert(HK_POLICY_ABORT == 0 && HK_POLICY_WARN == 1 && HK_POLICY_IGNORE == 2,
                "hk_policy_names is indexed by the policy");
-static const char *const hk_kind_names[] = {"bool", "policy", "uint", "size"};
+static const char *const hk_kind_names[] = {"bool", "policy", "uint", "size", "string", "signal"};
+
+/* SIGNAL options: the names accepted besides numbers (Linux numbering,
+ * index = signal number; "" where a name is not worth accepting). */
+static const char *const hk_signal_names[] = {
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
+    "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
+    "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS"};
+#define HK_SIGNAL_NAMES (sizeof(hk_signal_names) / sizeof(hk_signal_names[0]))
+
+/* STRING options' values: copied here by the one parse (options are read
+ * once), so they do not depend on environ staying as it was. */
+static char hk_str_pool[HK_OPT_STR_POOL];
+static size_t hk_str_used;
 
 static const char *hk_env(const char *name) {
   size_t n = strlen(name);
@@ -96,6 +109,23 @@ static bool hk_parse(const hk_option_row *r, const char *v, size_t *out) {
       return hk_in(v, hk_policy_names, 3, out);
     case HK_KIND_UINT:
       return hk_parse_dec(v, out, &end) && *end == '\0' && *out <= r->arg;
+    case HK_KIND_STRING: {
+      size_t len = strlen(v);
+      if (len > r->arg || len + 1 > sizeof hk_str_pool - hk_str_used) return false;
+      if (len == 0) {
+        *out = 0;
+        return true;
+      }
+      char *copy = hk_str_pool + hk_str_used;
+      memcpy(copy, v, len + 1);
+      hk_str_used += len + 1;
+      *out = (uintptr_t)copy;
+      return true;
+    }
+    case HK_KIND_SIGNAL:
+      if (hk_parse_dec(v, out, &end)) return *end == '\0' && *out <= r->arg;
+      if (strncmp(v, "SIG", 3) == 0) v += 3;
+      return *v != '\0' && hk_in(v, hk_signal_names, HK_SIGNAL_NAMES, out);
     default: { /* HK_KIND_SIZE */
       if (!hk_parse_dec(v, &n, &end)) return false;
       size_t unit = r->arg;
@@ -114,6 +144,14 @@ static bool hk_parse(const hk_option_row *r, const char *v, size_t *out) {
 static void hk_format(hk_line *l, const hk_option_row *r, size_t v) {
   if (r->kind == HK_KIND_POLICY) {
     hk_line_str(l, v < 3 ? hk_policy_names[v] : "?");
+    return;
+  }
+  if (r->kind == HK_KIND_STRING) {
+    if (v != 0) hk_line_str(l, (const char *)v);
+    return;
+  }
+  if (r->kind == HK_KIND_SIGNAL && v != 0 && v < HK_SIGNAL_NAMES) {
+    hk_line_str(l, hk_signal_names[v]);
     return;
   }
   if (r->kind == HK_KIND_SIZE && v % r->arg != 0) {

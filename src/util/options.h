@@ -29,6 +29,8 @@ extern hk_options hk_opt;
 
 /* relaxed: an option orders nothing; see hk_options above. */
 #define hk_opt_get(field) hk_load_relaxed(&hk_opt.field)
+/* A STRING option's value: "" when unset. */
+#define hk_opt_str(field) (hk_opt_get(field) != 0 ? (const char *)hk_opt_get(field) : "")
 
 /* Parse the environment once (the first call that finds environ set does
  * it; later calls are no-ops). It warns on stderr about each malformed value

@@ -1,0 +1,243 @@
+/* sample.c -- which allocations the profiler samples: each byte allocated
+ * is a sample point with probability 1/R (HAKMEM_PROF_SAMPLE = R), a
+ * Poisson process, so an allocation of s bytes is sampled with probability
+ * 1 - exp(-s/R) and the gaps between samples are exponential (unbiased, as
+ * tcmalloc and jemalloc sample).
+ *
+ * Small classes. The process splits exactly into one per class: for class
+ * c of size s_c, the allocations until its next sample are geometric with
+ * p_c = 1 - exp(-s_c/R), drawn as 1 + floor(-ln(u) R / s_c). The countdown
+ * rides on the class's thread-cache ticker, which malloc's fast path already
+ * decrements on every cache pop: the slow path sets the ticker to
+ * min(HK_TC_TICK, allocations left) (prof_after in the heap keeps the rest),
+ * so the sampled allocation is exactly the pop that runs the ticker out
+ * (hk_prof_tick). While profiling, every small allocation is a cache pop:
+ * the slow path hands slab blocks over only through the cache
+ * (hk_heap_tc_prime), and a slow-path miss counts as the pop it replaces
+ * (hk_prof_miss). The fast path is untouched.
+ *
+ * Large blocks count down bytes per thread instead (their allocations have
+ * no ticker): a sample when the countdown passes 0, then an exponential
+ * draw afresh (memoryless, so starting at the block's end is exact).
+ *
+ * A sampled allocation is a large block (hk_large_alloc) marked `sampled`,
+ * so its free reaches the profiler through hk_large_free without any test
+ * on the free fast path, and realloc, malloc_usable_size and the aligned
+ * family see an ordinary large block. Nothing the profiler does inside
+ * malloc is sampled again (hk_prof_busy). */
+#include "prof/prof.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include "core/heap.h"
+#include "core/sizeclass.h"
+#include "large/large.h"
+#include "os/os.h"
+#include "util/diag.h"
+#include "util/options.h"
+
+_Atomic bool hk_prof_enabled;
+static size_t hk_prof_rate_bytes = HK_PROF_SAMPLE_DEFAULT; /* written before hk_prof_enabled */
+static double hk_prof_inv_rate = 1.0 / (double)HK_PROF_SAMPLE_DEFAULT;
+
+/* Per thread (initial-exec TLS: no allocation on first use). */
+static __thread uint64_t hk_prof_rng __attribute__((tls_model("initial-exec")));      /* xorshift64*; 0: unseeded */
+static __thread int64_t hk_prof_large_left __attribute__((tls_model("initial-exec"))); /* bytes; 0: not drawn */
+static __thread bool hk_prof_busy __attribute__((tls_model("initial-exec")));         /* inside the profiler */
+
+/* ---- numbers without libm (libhakmem.so needs only libc) ----------------- */
+
+/* ln x for x > 0 (normal): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
+ * ln m = 2 atanh((m-1)/(m+1)), whose series in s = (m-1)/(m+1), |s| <
+ * 0.172, is exact to double precision in 15 terms. */
+static double hk_ln(double x) {
+  union {
+    double d;
+    uint64_t u;
+  } v = {x};
+  int e = (int)((v.u >> 52) & 0x7ff) - 1023;
+  v.u = (v.u & ~(0x7ffull << 52)) | (1023ull << 52);
+  double m = v.d;
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e++;
+  }
+  double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
+  for (int k = 1; k < 31; k += 2) {
+    sum += term / k;
+    term *= s2;
+  }
+  return 2 * sum + e * 0.6931471805599453;
+}
+
+/* 1 - exp(-x) for x >= 0, accurate for tiny x (a 16-byte class at 512 KiB:
+ * x = 3e-5) where 1 - exp(-x) would cancel: its series below 1/2, else
+ * exp(-x) as exp(-x/2^k) squared k times. */
+static double hk_one_minus_exp_neg(double x) {
+  if (x > 45) return 1.0;
+  int k = 0;
+  while (x > 0.5) {
+    x *= 0.5;
+    k++;
+  }
+  double sum = 0, term = x; /* x - x^2/2! + x^3/3! - ... */
+  for (int n = 1; n < 20; n++) {
+    sum += term;
+    term *= -x / (n + 1);
+  }
+  if (k == 0) return sum;
+  double e = 1 - sum;
+  while (k-- > 0) e *= e;
+  return 1 - e;
+}
+
+double hk_prof_weight(size_t size) { return 1.0 / hk_one_minus_exp_neg((double)size * hk_prof_inv_rate); }
+size_t hk_prof_rate(void) { return hk_prof_rate_bytes; }
+
+/* -ln u for u uniform in (0, 1]: an exponential with mean 1. */
+static double hk_prof_exp1(void) {
+  uint64_t x = hk_prof_rng;
+  if (HK_UNLIKELY(x == 0)) { /* seed: this thread's TLS address, the clock and a counter, mixed */
+    static _Atomic uint64_t seq;
+    x = (uintptr_t)&hk_prof_rng ^ (hk_os_now_ms() << 20) ^ (hk_add_relaxed(&seq, 1) * 0x9e3779b97f4a7c15ull);
+    x ^= (uint64_t)getpid() << 40;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    if (x == 0) x = 1;
+  }
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  hk_prof_rng = x;
+  uint64_t r = x * 0x2545f4914f6cdd1dull;
+  double u = (double)((r >> 11) + 1) * (1.0 / 9007199254740992.0); /* (0, 1] */
+  return -hk_ln(u);
+}
+
+/* Allocations of class cls up to and including its next sample (>= 1). */
+static uint64_t hk_prof_draw(unsigned cls) {
+  double n = hk_prof_exp1() * (double)hk_prof_rate_bytes / (double)hk_class_size[cls];
+  return n >= (double)(1u << 31) ? (uint64_t)1 << 31 : 1 + (uint64_t)n;
+}
+
+/* ---- small classes: the ticker as the countdown --------------------------- */
+
+/* The class's sample is the n-th allocation from now (the one being served
+ * counts when it is a pop). The ticker's window becomes min(HK_TC_TICK, n);
+ * the statistics count a class's cache hits as pops + HK_TC_TICK - ticker,
+ * so `pops` takes back the change of the ticker (hk_heap_stats_merge). */
+static void hk_prof_window(hk_heap *h, unsigned cls, uint64_t n) {
+  hk_tcache *t = &h->tc[cls];
+  uint32_t k = n < HK_TC_TICK ? (uint32_t)n : HK_TC_TICK;
+  h->prof_after[cls] = (uint32_t)(n - k);
+  h->stats.cls[cls].pops += (uint64_t)k - t->ticker;
+  t->ticker = k;
+}
+
+/* Profiling has just begun for this heap (or the heap was reset): every
+ * class's countdown starts now, its ticker's window cut to it, so that no
+ * class's first HK_TC_TICK allocations go unsampled. The allocation being
+ * served is the first of its class's window. */
+static void hk_prof_arm(hk_heap *h) {
+  for (unsigned c = 0; c < HK_NCLASSES; c++) hk_prof_window(h, c, hk_prof_draw(c));
+  h->prof_armed = true;
+}
+
+void hk_prof_miss(hk_heap *h, unsigned cls, uint32_t left) {
+  if (HK_UNLIKELY(!h->prof_armed)) hk_prof_arm(h);
+  else hk_prof_window(h, cls, (uint64_t)left + h->prof_after[cls]);
+}
+
+/* A sampled block of `size` bytes: a large block, recorded with the
+ * caller's stack and marked, or unmarked when the table is full. */
+static void *hk_prof_sample(size_t size, size_t align, bool zero) {
+  uintptr_t frames[HK_PROF_FRAMES];
+  hk_prof_busy = true;
+  unsigned depth = hk_prof_capture(frames, HK_PROF_FRAMES);
+  void *p = zero ? hk_large_calloc(size) : hk_large_alloc(size, align);
+  /* The record before the mark: p is not the program's yet, so nobody frees it meanwhile. */
+  if (p != NULL && depth != 0 && hk_prof_record(p, size, frames, depth)) hk_large_hdr(p)->sampled = 1;
+  hk_prof_busy = false;
+  return p;
+}
+
+void *hk_prof_tick(hk_heap *h, unsigned cls) {
+  if (HK_UNLIKELY(!h->prof_armed)) {
+    hk_prof_arm(h);
+    return NULL;
+  }
+  if (h->prof_after[cls] != 0) { /* a tick only: the pop that ran it out is the window's first */
+    hk_prof_window(h, cls, (uint64_t)h->prof_after[cls] + 1);
+    return NULL;
+  }
+  uint64_t next = hk_prof_draw(cls);
+  void *p = hk_prof_busy ? NULL : hk_prof_sample(hk_class_size[cls], 16, false);
+  /* Not sampled (inside the profiler, or out of memory): this allocation
+   * is a pop after all, the first of the next window. */
+  hk_prof_window(h, cls, next + (p == NULL));
+  return p;
+}
+
+void *hk_prof_realign(void *p, size_t size, size_t align) {
+  void *q = hk_large_alloc(size, align);
+  if (q != NULL && hk_large_hdr(p)->sampled) {
+    hk_large_hdr(q)->sampled = 1;
+    hk_prof_moved(p, q);
+    hk_large_hdr(p)->sampled = 0;
+  }
+  hk_large_free(p);
+  return q;
+}
+
+/* ---- large blocks: a byte countdown ------------------------------------------ */
+
+static bool hk_prof_large_due(size_t size) {
+  if (hk_prof_busy) return false;
+  int64_t left = hk_prof_large_left;
+  if (HK_UNLIKELY(left == 0)) left = 1 + (int64_t)(hk_prof_exp1() * (double)hk_prof_rate_bytes);
+  left -= size > (size_t)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)size;
+  if (left > 0) {
+    hk_prof_large_left = left;
+    return false;
+  }
+  hk_prof_large_left = 1 + (int64_t)(hk_prof_exp1() * (double)hk_prof_rate_bytes);
+  return true;
+}
+
+void *hk_prof_large_alloc(size_t size, size_t align) {
+  if (HK_LIKELY(!hk_prof_on()) || !hk_prof_large_due(size)) return hk_large_alloc(size, align);
+  return hk_prof_sample(size, align, false);
+}
+
+void *hk_prof_large_calloc(size_t size) {
+  if (HK_LIKELY(!hk_prof_on()) || !hk_prof_large_due(size)) return hk_large_calloc(size);
+  return hk_prof_sample(size, 16, true);
+}
+
+/* ---- start-up ------------------------------------------------------------------ */
+
+void hk_prof_start(void) {
+#ifndef HK_HARDENED
+  if (!hk_opt_get(prof) || hk_load_relaxed(&hk_prof_enabled)) return;
+  size_t rate = hk_opt_get(prof_sample);
+  hk_prof_rate_bytes = rate == 0 ? 1 : rate;
+  hk_prof_inv_rate = 1.0 / (double)hk_prof_rate_bytes;
+  if (!hk_prof_table_init()) {
+    hk_line l = {.len = 0};
+    hk_line_str(&l, "hakmem: HAKMEM_PROF: the profiler's table could not be mapped; profiling is off");
+    hk_line_emit(&l);
+    return;
+  }
+  hk_prof_busy = true; /* backtrace's first call allocates: nothing of it is sampled */
+  hk_prof_capture_init();
+  hk_prof_busy = false;
+  pthread_atfork(hk_prof_fork_prepare, hk_prof_fork_parent, hk_prof_fork_child);
+  hk_prof_note_start_pid();
+  hk_prof_signal_install();
+  /* Release: pairs with the acquire in hk_prof_on (the rate and the table
+   * before any thread samples). */
+  atomic_store_explicit(&hk_prof_enabled, true, memory_order_release);
+#endif
+}
