@@ -62,14 +62,14 @@ static HK_NOINLINE void *hk_malloc_generic(size_t n) {
 #ifdef HK_HARDENED
 /* The class is known here: no lookup of the room for the common sizes. */
 HK_INLINE void *hk_malloc_inline(size_t n) {
-  size_t m = hk_canary_pad(n);
-  if (HK_LIKELY(m <= HK_TABLE_MAX)) {
-    unsigned c = hk_class_small(m);
+  size_t r = hk_canary_request(n);
+  if (HK_LIKELY(r <= HK_TABLE_MAX - HK_CANARY_MIN)) { /* no overflow check of the pad needed */
+    unsigned c = hk_class_small(r + HK_CANARY_MIN);
     void *p = hk_heap_malloc(hk_tls_heap, c);
-    if (HK_LIKELY(p != NULL)) hk_canary_set(p, n, hk_class_size[c]);
+    if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size[c]);
     return p;
   }
-  return hk_guarded(hk_malloc_generic(m), n);
+  return hk_guarded(hk_malloc_generic(hk_canary_pad(n)), n);
 }
 #else
 HK_INLINE void *hk_malloc_inline(size_t n) {
