@@ -53,25 +53,37 @@ static void *hk_guarded(void *p, size_t n) {
 
 /* ---- malloc ------------------------------------------------------------ */
 
+#ifdef HK_HARDENED
+/* The slow path of hk_heap_malloc_as (core/heap.h): the block, with its
+ * canary for a request of r. */
+HK_NOINLINE void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r) {
+  void *p = hk_malloc_slow(h, cls);
+  if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size[cls]);
+  return p;
+}
+
+/* The medium classes and large blocks; r is hk_canary_request(n). The
+ * class is known here: no lookup of the room. */
+static HK_NOINLINE void *hk_malloc_generic(size_t n) {
+  size_t r = hk_canary_request(n);
+  if (r <= HK_MAX_SMALL - HK_CANARY_MIN) return hk_heap_malloc_as(hk_tls_heap, hk_class_medium(r + HK_CANARY_MIN), r);
+  return hk_guarded(hk_large_alloc(hk_canary_pad(n), 16), n);
+}
+
+/* malloc's body, also inlined into operator new (api/operator_new.inc). */
+HK_INLINE void *hk_malloc_inline(size_t n) {
+  size_t r = hk_canary_request(n);
+  if (HK_LIKELY(r <= HK_TABLE_MAX - HK_CANARY_MIN)) /* no overflow check of the pad needed */
+    return hk_heap_malloc_as(hk_tls_heap, hk_class_small(r + HK_CANARY_MIN), r);
+  return hk_malloc_generic(n);
+}
+#else
 static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   if (n <= HK_MAX_SMALL) return hk_heap_malloc(hk_tls_heap, hk_class_medium(n));
   return hk_large_alloc(n, 16);
 }
 
 /* malloc's body, also inlined into operator new (api/operator_new.inc). */
-#ifdef HK_HARDENED
-/* The class is known here: no lookup of the room for the common sizes. */
-HK_INLINE void *hk_malloc_inline(size_t n) {
-  size_t r = hk_canary_request(n);
-  if (HK_LIKELY(r <= HK_TABLE_MAX - HK_CANARY_MIN)) { /* no overflow check of the pad needed */
-    unsigned c = hk_class_small(r + HK_CANARY_MIN);
-    void *p = hk_heap_malloc(hk_tls_heap, c);
-    if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size[c]);
-    return p;
-  }
-  return hk_guarded(hk_malloc_generic(hk_canary_pad(n)), n);
-}
-#else
 HK_INLINE void *hk_malloc_inline(size_t n) {
   if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
   return hk_malloc_generic(n);
@@ -90,7 +102,7 @@ HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
   size_t room = hk_class_size[s->class_idx];
   hk_canary_check(p, room);
   if (HK_UNLIKELY(hk_opt_get(quarantine_bytes) != 0)) {
-    HK_HARDENED_BACK(s, p);
+    HK_HARDENED_BACK(p);
     hk_quarantine_put(h, p, room);
     return;
   }
@@ -126,7 +138,7 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
  * checks: a bad pointer, or a double free of the thread cache's head. */
 static HK_NOINLINE void hk_free_own_suspect(hk_heap *h, hk_slab *s, void *p) {
   if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
-  else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
+  else if (s->used == 0 || !hk_block_is_out(p) || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
   else HK_FREE_LOCAL(h, s, p);
 }
 
@@ -140,7 +152,7 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
  * itself. No load of the block itself (see hk_heap_malloc): the double free
  * caught here is the block at the head of the thread cache. */
 HK_INLINE void hk_free_owned(hk_heap *h, hk_slab *s, void *p) {
-  if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p))) {
+  if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_block_is_out(p))) {
     HK_FREE_LOCAL(h, s, p);
     return;
   }
