@@ -147,12 +147,27 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
   hk_remote_free(hk_thread_heap_for_free(), ss, p);
 }
 
+/* p (a block of s, one of h's SuperSlabs) is not free as far as the fast
+ * path can tell: the default build compares it with the thread cache's
+ * head; hardened builds read its bitmap bit, which is clear for every free
+ * block, that head included. */
+HK_INLINE bool hk_free_looks_live(const hk_heap *h, const hk_slab *s, const void *p) {
+#ifdef HK_HARDENED
+  (void)h;
+  (void)s;
+  return hk_block_is_out(p);
+#else
+  return p != h->tc[s->class_idx].head;
+#endif
+}
+
 /* A free of p, in a SuperSlab h owns; s is p's slab or a view of it
  * (hk_slab_view_of). The local path, or the suspect one with the slab
  * itself. No load of the block itself (see hk_heap_malloc): the double free
- * caught here is the block at the head of the thread cache. */
+ * caught here is the block at the head of the thread cache (hardened
+ * builds: every one, by the bitmap). */
 HK_INLINE void hk_free_owned(hk_heap *h, hk_slab *s, void *p) {
-  if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_block_is_out(p))) {
+  if (HK_LIKELY(hk_slab_is_block(s, p) && hk_free_looks_live(h, s, p))) {
     HK_FREE_LOCAL(h, s, p);
     return;
   }
