@@ -51,6 +51,33 @@ HK_INLINE void hk_heap_hand_out(void *b, unsigned cls, size_t r) {
 #define hk_heap_hand_out(b, cls, r) ((void)(r))
 #endif
 
+/* The second half of the fast path (hk_heap_malloc_as): the thread cache
+ * is empty, pop the current slab's list. */
+HK_INLINE void *hk_heap_malloc_list(hk_heap *h, unsigned cls, size_t r) {
+  hk_slab *s = h->cur[cls];
+  hk_block *b = s->free;
+  HK_IN_RETURN_REG(b);
+  if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
+    s->free = hk_block_next(b, hk_ss_secret(b));
+    HK_HARDENED_IN_SLAB(s, b, s->free);
+    s->used++;
+    hk_block_unkey(b);
+    HK_HARDENED_OUT(b);
+    hk_heap_hand_out(b, cls, r);
+    return b;
+  }
+  return hk_heap_malloc_miss(h, cls, r);
+}
+#ifdef HK_HARDENED
+/* Out of line in hardened builds (core/heap.c): its checks need more
+ * registers than the thread cache's pop, which then saved and restored
+ * three on every call. */
+void *hk_heap_malloc_list_call(hk_heap *h, unsigned cls, size_t r);
+#define HK_HEAP_MALLOC_LIST(h, cls, r) hk_heap_malloc_list_call((h), (cls), (r))
+#else
+#define HK_HEAP_MALLOC_LIST(h, cls, r) hk_heap_malloc_list((h), (cls), (r))
+#endif
+
 /* Fast path: pop the class's thread cache (the block freed last), else the
  * current slab's list. No atomic, no lock, no call.
  * The popped block must carry the key of the list it is on (every block on
@@ -74,19 +101,7 @@ HK_INLINE void *hk_heap_malloc_as(hk_heap *h, unsigned cls, size_t r) {
     hk_heap_hand_out(b, cls, r);
     return b;
   }
-  hk_slab *s = h->cur[cls];
-  b = s->free;
-  HK_IN_RETURN_REG(b);
-  if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
-    s->free = hk_block_next(b, hk_ss_secret(b));
-    HK_HARDENED_IN_SLAB(s, b, s->free);
-    s->used++;
-    hk_block_unkey(b);
-    HK_HARDENED_OUT(b);
-    hk_heap_hand_out(b, cls, r);
-    return b;
-  }
-  return hk_heap_malloc_miss(h, cls, r);
+  return HK_HEAP_MALLOC_LIST(h, cls, r);
 }
 
 HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) { return hk_heap_malloc_as(h, cls, HK_AS_IS); }
