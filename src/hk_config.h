@@ -18,9 +18,7 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 
 /* A SuperSlab is SS_SIZE bytes at an SS_SIZE-aligned address; its header
  * occupies the first HK_SS_HEADER bytes: the first page, and in hardened
- * builds also the allocation bitmap (HK_SS_BITMAP_BYTES: a bit per 16-byte
- * granule, core/slab.h) and a
- * guard page (PROT_NONE) between them and the first block. Hardened builds
+ * builds also a guard page (PROT_NONE) between it and the first block. Hardened builds
  * also keep the SuperSlab's last page as a guard (HK_SS_TAIL_GUARD): a
  * linear overflow or underflow from any block stops at a guard page before
  * it reaches a header, this SuperSlab's or the next one's in the region. */
@@ -28,8 +26,7 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #define HK_SS_SIZE    ((size_t)1 << HK_SS_SHIFT)
 #define HK_SS_MASK    (HK_SS_SIZE - 1)
 #ifdef HK_HARDENED
-#define HK_SS_BITMAP_BYTES (HK_SS_SIZE / 128) /* 16 KiB: one bit per 16-byte granule */
-#define HK_SS_GUARD   (HK_PAGE_SIZE + HK_SS_BITMAP_BYTES) /* offset of the header's guard page */
+#define HK_SS_GUARD   HK_PAGE_SIZE /* offset of the header's guard page */
 #define HK_SS_HEADER  (HK_SS_GUARD + HK_PAGE_SIZE)
 #define HK_SS_TAIL_GUARD HK_PAGE_SIZE
 #else

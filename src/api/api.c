@@ -95,14 +95,16 @@ HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
 /* ---- free -------------------------------------------------------------- */
 
 /* A local free that passed the block checks. Hardened builds check the
- * canary first, and with HAKMEM_QUARANTINE the block waits in the
- * quarantine (its bitmap bit cleared now: a second free is a double free). */
+ * canary first and mark the tail freed (a second free is a double free),
+ * and with HAKMEM_QUARANTINE the block waits in the quarantine. */
 #ifdef HK_HARDENED
 HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
   size_t room = hk_class_size[s->class_idx];
-  hk_canary_check(p, room);
+  if (HK_UNLIKELY(!hk_canary_free(p, room))) {
+    hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
+    return;
+  }
   if (HK_UNLIKELY(hk_opt_get(quarantine_bytes) != 0)) {
-    HK_HARDENED_BACK(p);
     hk_quarantine_put(h, p, room);
     return;
   }
@@ -123,7 +125,10 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
     return true;
   }
   size_t room = hk_class_size[s->class_idx];
-  hk_canary_check(p, room);
+  if (HK_UNLIKELY(!hk_canary_free(p, room))) {
+    hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
+    return true;
+  }
   if (HK_LIKELY(hk_opt_get(quarantine_bytes) == 0 || !h->live)) return false;
   hk_quarantine_put(h, p, room);
   return true;
@@ -138,7 +143,7 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
  * checks: a bad pointer, or a double free of the thread cache's head. */
 static HK_NOINLINE void hk_free_own_suspect(hk_heap *h, hk_slab *s, void *p) {
   if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
-  else if (s->used == 0 || !hk_block_is_out(p) || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
+  else if (s->used == 0 || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
   else HK_FREE_LOCAL(h, s, p);
 }
 
@@ -149,13 +154,14 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
 
 /* p (a block of s, one of h's SuperSlabs) is not free as far as the fast
  * path can tell: the default build compares it with the thread cache's
- * head; hardened builds read its bitmap bit, which is clear for every free
- * block, that head included. */
+ * head; hardened builds leave it to the canary's tail, which free marks
+ * (hk_canary_free: every double free, that head's included). */
 HK_INLINE bool hk_free_looks_live(const hk_heap *h, const hk_slab *s, const void *p) {
 #ifdef HK_HARDENED
   (void)h;
   (void)s;
-  return hk_block_is_out(p);
+  (void)p;
+  return true;
 #else
   return p != h->tc[s->class_idx].head;
 #endif
@@ -165,7 +171,7 @@ HK_INLINE bool hk_free_looks_live(const hk_heap *h, const hk_slab *s, const void
  * (hk_slab_view_of). The local path, or the suspect one with the slab
  * itself. No load of the block itself (see hk_heap_malloc): the double free
  * caught here is the block at the head of the thread cache (hardened
- * builds: every one, by the bitmap). */
+ * builds: every one, by the tail that free marks). */
 HK_INLINE void hk_free_owned(hk_heap *h, hk_slab *s, void *p) {
   if (HK_LIKELY(hk_slab_is_block(s, p) && hk_free_looks_live(h, s, p))) {
     HK_FREE_LOCAL(h, s, p);

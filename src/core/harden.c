@@ -55,11 +55,19 @@ void hk_canary_fail(const void *p, size_t room) {
   uint64_t mask = hk_canary_mask(p), t, w = hk_canary_word(mask);
   memcpy(&t, b + room - 8, 8);
   size_t gap = hk_canary_gap(t, mask);
+  if (hk_canary_gap_ok(gap ^ HK_CANARY_FREED, room)) hk_fatal("use of a freed block", b); /* realloc, usable_size */
   if (!hk_canary_gap_ok(gap, room)) hk_fatal("heap overflow", b + room - 8);
   size_t n = room - gap;
   for (size_t i = 0; i < 8; i++)
     if (b[n + i] != (uint8_t)(w >> (8 * i))) hk_fatal("heap overflow", b + n + i);
   hk_fatal("heap overflow", b + n); /* not reached: the check saw a difference */
+}
+
+void hk_canary_free_fail(const void *p, size_t room) {
+  uint64_t t;
+  memcpy(&t, (const uint8_t *)p + room - 8, 8);
+  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p)) ^ HK_CANARY_FREED, room)) hk_canary_fail(p, room);
+  hk_bad_free(p, "block already free", 1);
 }
 
 #else

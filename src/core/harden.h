@@ -92,8 +92,22 @@ HK_INLINE void hk_canary_set_served(void *p, size_t r, size_t room) {
 /* p: a block of `room` bytes (room >= hk_canary_pad(n)) now serving n. */
 HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) { hk_canary_set_served(p, hk_canary_request(n), room); }
 
-/* Reports the first changed byte (or the tail) and aborts (core/harden.c). */
+/* Reports the first changed byte (or the tail) and aborts (core/harden.c);
+ * a freed block's tail (HK_CANARY_FREED) is reported as such. */
 __attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
+
+/* Free marks the tail: its top bit flipped, the gap decodes as gap + 2^63,
+ * out of range whatever the room (HK_CANARY_MUL is odd: 2^63 * MUL is
+ * 2^63 mod 2^64). A second free of the block before malloc hands it out
+ * again (and writes a new tail) finds it: every double free is caught at
+ * the free, local or remote, and the owner need not keep a bitmap. */
+#define HK_CANARY_FREED ((uint64_t)1 << 63)
+
+/* hk_canary_free's tail was out of range: a tail that says the block is
+ * free is reported as a double free (under its policy: this returns when
+ * that is not abort, and the free is dropped); any other is an overflow
+ * (hk_canary_fail). */
+__attribute__((cold)) void hk_canary_free_fail(const void *p, size_t room);
 
 /* p: a live block of `room` bytes. Its requested size; a changed canary
  * or tail aborts with "hakmem: heap overflow at <first bad byte>". A
@@ -108,6 +122,24 @@ HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
   __builtin_memcpy(&x, b + room - gap, 8);
   if (HK_UNLIKELY(x != hk_canary_word(mask))) hk_canary_fail(p, room);
   return room - gap;
+}
+
+/* free of p, a block of `room` bytes: the checks of hk_canary_check, then
+ * the tail marked freed. False when the tail is out of range: the caller
+ * then calls hk_canary_free_fail and drops the free (left to it, not
+ * called here, so that the fast path ends in a tail call and saves no
+ * registers). */
+HK_INLINE bool hk_canary_free(void *p, size_t room) {
+  uint8_t *b = p;
+  uint64_t mask = hk_canary_mask(p), t, x;
+  __builtin_memcpy(&t, b + room - 8, 8);
+  size_t gap = hk_canary_gap(t, mask);
+  if (HK_UNLIKELY(!hk_canary_gap_ok(gap, room))) return false;
+  __builtin_memcpy(&x, b + room - gap, 8);
+  if (HK_UNLIKELY(x != hk_canary_word(mask))) hk_canary_fail(p, room);
+  t ^= HK_CANARY_FREED;
+  __builtin_memcpy(b + room - 8, &t, 8);
+  return true;
 }
 
 /* Randomised carving (core/slab.c): a number below n from a per-thread

@@ -62,7 +62,6 @@ HK_INLINE void *hk_heap_malloc_list(hk_heap *h, unsigned cls, size_t r) {
     HK_HARDENED_IN_SLAB(s, b, s->free);
     s->used++;
     hk_block_unkey(b);
-    HK_HARDENED_OUT(b);
     hk_heap_hand_out(b, cls, r);
     return b;
   }
@@ -97,7 +96,6 @@ HK_INLINE void *hk_heap_malloc_as(hk_heap *h, unsigned cls, size_t r) {
     t->head = hk_block_next(b, hk_heap_secret(h));
     t->room++;
     hk_block_unkey(b);
-    HK_HARDENED_OUT(b);
     hk_heap_hand_out(b, cls, r);
     return b;
   }
@@ -132,7 +130,6 @@ void hk_heap_stats_merge(hk_heap *h);
  * block's slab (hk_slab_view_of): only its class is read here. Writes the block's key (never reads the block). The block
  * stays counted as used by its slab. */
 HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
-  HK_HARDENED_BACK(b); /* hardened: the bit of a block out goes clear (clear already: harmless) */
   hk_tcache *t = &h->tc[s->class_idx];
   hk_block_link(b, t->head, hk_heap_secret(h), HK_TC_KEY_SALT);
   t->head = b;

@@ -205,15 +205,10 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
     hk_slab *s = hk_slab_of(ss, b);
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
       hk_bad_free(b, "freed by another thread; not the start of a block", 0);
-#ifdef HK_HARDENED
-    } else if (HK_UNLIKELY(s->used == 0 || !HK_HARDENED_BACK(b))) { /* the bitmap: every double free */
-#else /* a free list's key, confirmed by a walk of the lists */
     } else if (HK_UNLIKELY(s->used == 0 ||
                            ((hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT) ||
                              hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT)) &&
-                            hk_heap_block_is_free(h, s, b)) ||
-                           !HK_HARDENED_BACK(b))) {
-#endif
+                            hk_heap_block_is_free(h, s, b)))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
     } else {
       h->stats.cls[s->class_idx].reclaimed++; /* a free of this class, counted by its owner */

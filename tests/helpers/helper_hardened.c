@@ -176,7 +176,7 @@ static void guard(size_t off) {
   *(volatile unsigned char *)(ss + off) = 1;
   survived();
 }
-static void mode_guard_header(void) { guard(4096 + 32 * 512); }
+static void mode_guard_header(void) { guard(4096); }
 static void mode_guard_end(void) { guard((2u << 20) - 4096); }
 
 /* Fresh blocks of one class in a new process: how many follow the previous
