@@ -134,7 +134,12 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
   return true;
 }
 #define HK_FREE_REMOTE_TAKEN(h, s, p) hk_free_remote_hardened((h), (s), (p))
+/* hk_free_nonlocal's slab: every field it reads (hk_free_owned's, and the
+ * boundary and class above) is one a view carries, and a view costs a
+ * shift and a mask, not the kind's arithmetic (core/superslab.h). */
+#define HK_NONLOCAL_SLAB(p) hk_slab_view_of(p)
 #else
+#define HK_NONLOCAL_SLAB(p) hk_slab_of_block(p)
 #define HK_FREE_LOCAL(h, s, p) hk_heap_free_tc((h), (s), (p))
 #define HK_FREE_REMOTE_TAKEN(h, s, p) false
 #endif
@@ -222,7 +227,7 @@ static HK_NOINLINE void hk_free_other(void *p) {
 /* p is in no SuperSlab of this thread's owned-chunk cache: another thread's
  * block, one of ours evicted from the cache, or no SuperSlab block at all. */
 static HK_NOINLINE void hk_free_uncached(void *p) {
-  if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), hk_slab_of_block(p), p);
+  if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), HK_NONLOCAL_SLAB(p), p);
   else hk_free_other(p);
 }
 
