@@ -1,7 +1,7 @@
 /* harden.h -- the hardened build's checks (HK_HARDENED) besides the block
- * encoding of core/block.h and the double-free bitmap of core/slab.h:
- * secrets, the canary after every block's requested size, and the guard
- * pages of the SuperSlab layout (hk_config.h). Nothing here exists in the
+ * encoding of core/block.h: secrets, the canary after every block's
+ * requested size (whose tail, marked by free, also catches every double
+ * free), and the guard pages of the SuperSlab layout (hk_config.h). Nothing here exists in the
  * default build.
  *
  * Canary. A request of n bytes is served from a block of at least

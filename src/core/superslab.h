@@ -41,8 +41,7 @@ HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
 
 /* What free's fast path reads for p: the descriptor of p's granule, the
  * slab itself or one of its views (above); one shift and a mask, with no
- * kind in it. (The hardened build's double-free bitmap is indexed by the
- * address, core/slab.h, so its free reads views too.) */
+ * kind in it. */
 HK_INLINE hk_slab *hk_slab_view_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t slabs = (a & ~(uintptr_t)HK_SS_MASK) + offsetof(hk_superslab, slabs);
