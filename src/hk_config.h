@@ -18,8 +18,7 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 
 /* A SuperSlab is SS_SIZE bytes at an SS_SIZE-aligned address; its header
  * occupies the first HK_SS_HEADER bytes: the first page, and in hardened
- * builds also one allocation bitmap per slab (HK_BITMAP_BYTES each) and a
- * guard page (PROT_NONE) between them and the first block. Hardened builds
+ * builds also a guard page (PROT_NONE) between it and the first block. Hardened builds
  * also keep the SuperSlab's last page as a guard (HK_SS_TAIL_GUARD): a
  * linear overflow or underflow from any block stops at a guard page before
  * it reaches a header, this SuperSlab's or the next one's in the region. */
@@ -27,8 +26,7 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #define HK_SS_SIZE    ((size_t)1 << HK_SS_SHIFT)
 #define HK_SS_MASK    (HK_SS_SIZE - 1)
 #ifdef HK_HARDENED
-#define HK_BITMAP_BYTES 512 /* one bit per block of a 64 KiB slab of 16 B blocks */
-#define HK_SS_GUARD   (HK_PAGE_SIZE + 32 * HK_BITMAP_BYTES) /* offset of the header's guard page */
+#define HK_SS_GUARD   HK_PAGE_SIZE /* offset of the header's guard page */
 #define HK_SS_HEADER  (HK_SS_GUARD + HK_PAGE_SIZE)
 #define HK_SS_TAIL_GUARD HK_PAGE_SIZE
 #else

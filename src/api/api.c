@@ -54,25 +54,37 @@ static void *hk_guarded(void *p, size_t n) {
 
 /* ---- malloc ------------------------------------------------------------ */
 
+#ifdef HK_HARDENED
+/* The slow path of hk_heap_malloc_as (core/heap.h): the block, with its
+ * canary for a request of r. */
+HK_NOINLINE void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r) {
+  void *p = hk_malloc_slow(h, cls);
+  if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size[cls]);
+  return p;
+}
+
+/* The medium classes and large blocks; r is hk_canary_request(n). The
+ * class is known here: no lookup of the room. */
+static HK_NOINLINE void *hk_malloc_generic(size_t n) {
+  size_t r = hk_canary_request(n);
+  if (r <= HK_MAX_SMALL - HK_CANARY_MIN) return hk_heap_malloc_as(hk_tls_heap, hk_class_medium(r + HK_CANARY_MIN), r);
+  return hk_guarded(hk_large_alloc(hk_canary_pad(n), 16), n);
+}
+
+/* malloc's body, also inlined into operator new (api/operator_new.inc). */
+HK_INLINE void *hk_malloc_inline(size_t n) {
+  size_t r = hk_canary_request(n);
+  if (HK_LIKELY(r <= HK_TABLE_MAX - HK_CANARY_MIN)) /* no overflow check of the pad needed */
+    return hk_heap_malloc_as(hk_tls_heap, hk_class_small(r + HK_CANARY_MIN), r);
+  return hk_malloc_generic(n);
+}
+#else
 static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   if (n <= HK_MAX_SMALL) return hk_heap_malloc(hk_tls_heap, hk_class_medium(n));
   return hk_prof_large_alloc(n, 16);
 }
 
 /* malloc's body, also inlined into operator new (api/operator_new.inc). */
-#ifdef HK_HARDENED
-/* The class is known here: no lookup of the room for the common sizes. */
-HK_INLINE void *hk_malloc_inline(size_t n) {
-  size_t m = hk_canary_pad(n);
-  if (HK_LIKELY(m <= HK_TABLE_MAX)) {
-    unsigned c = hk_class_small(m);
-    void *p = hk_heap_malloc(hk_tls_heap, c);
-    if (HK_LIKELY(p != NULL)) hk_canary_set(p, n, hk_class_size[c]);
-    return p;
-  }
-  return hk_guarded(hk_malloc_generic(m), n);
-}
-#else
 HK_INLINE void *hk_malloc_inline(size_t n) {
   if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
   return hk_malloc_generic(n);
@@ -84,14 +96,16 @@ HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
 /* ---- free -------------------------------------------------------------- */
 
 /* A local free that passed the block checks. Hardened builds check the
- * canary first, and with HAKMEM_QUARANTINE the block waits in the
- * quarantine (its bitmap bit cleared now: a second free is a double free). */
+ * canary first and mark the tail freed (a second free is a double free),
+ * and with HAKMEM_QUARANTINE the block waits in the quarantine. */
 #ifdef HK_HARDENED
 HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
   size_t room = hk_class_size[s->class_idx];
-  hk_canary_check(p, room);
+  if (HK_UNLIKELY(!hk_canary_free(p, room))) {
+    hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
+    return;
+  }
   if (HK_UNLIKELY(hk_opt_get(quarantine_bytes) != 0)) {
-    HK_HARDENED_BACK(s, p);
     hk_quarantine_put(h, p, room);
     return;
   }
@@ -112,13 +126,21 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
     return true;
   }
   size_t room = hk_class_size[s->class_idx];
-  hk_canary_check(p, room);
+  if (HK_UNLIKELY(!hk_canary_free(p, room))) {
+    hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
+    return true;
+  }
   if (HK_LIKELY(hk_opt_get(quarantine_bytes) == 0 || !h->live)) return false;
   hk_quarantine_put(h, p, room);
   return true;
 }
 #define HK_FREE_REMOTE_TAKEN(h, s, p) hk_free_remote_hardened((h), (s), (p))
+/* hk_free_nonlocal's slab: every field it reads (hk_free_owned's, and the
+ * boundary and class above) is one a view carries, and a view costs a
+ * shift and a mask, not the kind's arithmetic (core/superslab.h). */
+#define HK_NONLOCAL_SLAB(p) hk_slab_view_of(p)
 #else
+#define HK_NONLOCAL_SLAB(p) hk_slab_of_block(p)
 #define HK_FREE_LOCAL(h, s, p) hk_heap_free_tc((h), (s), (p))
 #define HK_FREE_REMOTE_TAKEN(h, s, p) false
 #endif
@@ -127,7 +149,7 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
  * checks: a bad pointer, or a double free of the thread cache's head. */
 static HK_NOINLINE void hk_free_own_suspect(hk_heap *h, hk_slab *s, void *p) {
   if (!hk_slab_is_block(s, p)) hk_bad_free(p, "not the start of a block", 0);
-  else if (s->used == 0 || !hk_slab_is_out(s, p) || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
+  else if (s->used == 0 || hk_heap_block_is_free(h, s, p)) hk_bad_free(p, "block already free", 1);
   else HK_FREE_LOCAL(h, s, p);
 }
 
@@ -136,12 +158,28 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
   hk_remote_free(hk_thread_heap_for_free(), ss, p);
 }
 
+/* p (a block of s, one of h's SuperSlabs) is not free as far as the fast
+ * path can tell: the default build compares it with the thread cache's
+ * head; hardened builds leave it to the canary's tail, which free marks
+ * (hk_canary_free: every double free, that head's included). */
+HK_INLINE bool hk_free_looks_live(const hk_heap *h, const hk_slab *s, const void *p) {
+#ifdef HK_HARDENED
+  (void)h;
+  (void)s;
+  (void)p;
+  return true;
+#else
+  return p != h->tc[s->class_idx].head;
+#endif
+}
+
 /* A free of p, in a SuperSlab h owns; s is p's slab or a view of it
  * (hk_slab_view_of). The local path, or the suspect one with the slab
  * itself. No load of the block itself (see hk_heap_malloc): the double free
- * caught here is the block at the head of the thread cache. */
+ * caught here is the block at the head of the thread cache (hardened
+ * builds: every one, by the tail that free marks). */
 HK_INLINE void hk_free_owned(hk_heap *h, hk_slab *s, void *p) {
-  if (HK_LIKELY(hk_slab_is_block(s, p) && p != h->tc[s->class_idx].head && hk_slab_is_out(s, p))) {
+  if (HK_LIKELY(hk_slab_is_block(s, p) && hk_free_looks_live(h, s, p))) {
     HK_FREE_LOCAL(h, s, p);
     return;
   }
@@ -190,7 +228,7 @@ static HK_NOINLINE void hk_free_other(void *p) {
 /* p is in no SuperSlab of this thread's owned-chunk cache: another thread's
  * block, one of ours evicted from the cache, or no SuperSlab block at all. */
 static HK_NOINLINE void hk_free_uncached(void *p) {
-  if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), hk_slab_of_block(p), p);
+  if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), HK_NONLOCAL_SLAB(p), p);
   else hk_free_other(p);
 }
 

@@ -1,6 +1,7 @@
 /* quarantine.c -- hardened builds: a per-thread FIFO of freed small blocks
  * (HAKMEM_QUARANTINE bytes of class sizes, default 0: off). A freed block
- * waits there, filled with HK_QUARANTINE_FILL past its two list words,
+ * waits there, filled with HK_QUARANTINE_FILL between its two list words
+ * and its canary's tail (which free marked freed, and which stays so),
  * until the blocks freed after it exceed the bound; only then does it go
  * to the thread cache (our own SuperSlab) or its owner (remote free), so a
  * read after free sees the fill instead of a new owner's data for that
@@ -10,9 +11,9 @@
  *
  * Owner-only (the heap's thread). A block of this heap's SuperSlabs still
  * counts as used by its slab while quarantined, so the slab and SuperSlab
- * cannot be released under it; its bitmap bit is clear (the caller cleared
- * it), so a second free of it is a double free. A second free of a remote
- * block we hold is recognised by its quarantine key. Large blocks are not
+ * cannot be released under it; its tail says freed, so a second free of
+ * it, ours or a remote one, is a double free (and the quarantine key
+ * recognises a second free that reaches hk_quarantine_put). Large blocks are not
  * quarantined: their pages go back to the OS or the large cache. */
 #include "api/quarantine.h"
 
@@ -21,6 +22,7 @@
 #include <string.h>
 
 #include "core/block.h"
+#include "core/harden.h"
 #include "core/heap.h"
 #include "core/sizeclass.h"
 #include "remote/remote.h"
@@ -32,16 +34,21 @@
 
 static size_t hk_room_of(const hk_block *b) { return hk_class_size[hk_slab_of_block(b)->class_idx]; }
 
-/* b's fill past its two words is intact, or abort naming the first byte written. */
+/* b's fill between its two words and its tail is intact, and the tail
+ * still says freed; or abort naming the first byte written. */
 static void hk_quarantine_verify(const hk_block *b, size_t room) {
   const uint8_t *p = (const uint8_t *)b;
-  for (size_t off = 2 * sizeof(uint64_t); off < room; off += sizeof(uint64_t)) {
+  uint64_t t;
+  memcpy(&t, p + room - 8, sizeof t);
+  for (size_t off = 2 * sizeof(uint64_t); off < room - 8; off += sizeof(uint64_t)) {
     uint64_t w;
     memcpy(&w, p + off, sizeof w);
     if (HK_LIKELY(w == HK_QUARANTINE_WORD)) continue;
     for (size_t i = 0; i < sizeof w; i++)
       if (p[off + i] != HK_QUARANTINE_FILL) hk_fatal("use after free write", p + off + i);
   }
+  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p)) ^ HK_CANARY_FREED, room))
+    hk_fatal("use after free write", p + room - 8);
 }
 
 /* The oldest block leaves: checked, then freed for real. */
@@ -54,9 +61,7 @@ static void hk_quarantine_release_head(hk_heap *h) {
   h->q_bytes -= room;
   hk_quarantine_verify(b, room);
   hk_superslab *ss = hk_superslab_of(b);
-  /* Ours now: its bitmap bit goes clear here. It was cleared when it came
-   * in if it was ours then; a block of another thread's SuperSlab that we
-   * adopted meanwhile still has it set (its owner clears it on reclaim). */
+  /* Ours now (maybe by adoption since it came in): our thread cache. */
   if (hk_superslab_owner(ss) == h) hk_heap_free_tc(h, hk_slab_of_block(b), b);
   else hk_remote_free(h, ss, b);
 }
@@ -68,7 +73,7 @@ void hk_quarantine_put(hk_heap *h, void *p, size_t room) {
     hk_bad_free(p, "block already free (it is in the quarantine)", 1);
     return;
   }
-  memset((uint8_t *)p + 2 * sizeof(uint64_t), HK_QUARANTINE_FILL, room - 2 * sizeof(uint64_t));
+  memset((uint8_t *)p + 2 * sizeof(uint64_t), HK_QUARANTINE_FILL, room - 3 * sizeof(uint64_t)); /* not the tail */
   hk_block_link(b, NULL, sec, HK_QUARANTINE_KEY_SALT);
   if (h->q_tail != NULL) { /* its words are rewritten: check them first */
     if (HK_UNLIKELY(!hk_block_keyed(h->q_tail, sec, HK_QUARANTINE_KEY_SALT)))

@@ -6,8 +6,8 @@
 #include "hk_types.h"
 
 #ifdef HK_HARDENED
-/* Free p (a small block of `room` bytes whose checks passed; a block of
- * this heap's SuperSlabs has its bitmap bit cleared already) into h's
+/* Free p (a small block of `room` bytes whose checks passed, its canary's
+ * tail marked freed: core/harden.h) into h's
  * quarantine, releasing the oldest blocks beyond the byte bound. */
 void hk_quarantine_put(hk_heap *h, void *p, size_t room);
 /* Release every quarantined block (thread exit, hak_thread_flush, collect). */

@@ -120,9 +120,10 @@ HK_INLINE hk_block *hk_chain_next(const hk_block *b) {
 #endif
 }
 
-/* A key mismatch on a list: in hardened builds, whose bitmap catches every
- * double free before a block reaches a list twice, only a write can cause
- * it, and that aborts; the default build goes on to report a double free. */
+/* A key mismatch on a list: in hardened builds, whose canary tail catches
+ * every double free at the free (core/harden.h; two frees racing in two
+ * threads, at reclaim by the keys) before a block reaches a list twice,
+ * only a write can cause it, and that aborts; the default build goes on to report a double free. */
 #ifdef HK_HARDENED
 #define HK_HARDENED_CORRUPT(b) hk_block_corrupt(b)
 #else

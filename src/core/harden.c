@@ -48,18 +48,26 @@ uint32_t hk_harden_rand_below(uint32_t n) {
 void hk_block_corrupt(const void *b) { hk_fatal("forged or overwritten free-list link", b); }
 
 /* hk_canary_check found a difference: name the first changed byte. A tail
- * that fails its check was overwritten (an overflow that ran through the
- * canary bytes into it): n is lost, the tail is named. */
+ * whose gap is out of range was overwritten (an overflow that ran through
+ * the canary word into it): n is lost, the tail is named. */
 void hk_canary_fail(const void *p, size_t room) {
   const uint8_t *b = p;
   uint64_t mask = hk_canary_mask(p), t, w = hk_canary_word(mask);
   memcpy(&t, b + room - 8, 8);
-  size_t gap = (size_t)((t ^ mask) & (((uint64_t)1 << 48) - 1));
-  if (gap < HK_CANARY_MIN || gap > room || hk_canary_tail(gap, mask) != t) hk_fatal("heap overflow", b + room - 8);
-  size_t n = room - gap, c = gap - 8 < HK_CANARY_SPAN ? gap - 8 : HK_CANARY_SPAN;
-  for (size_t i = 0; i < c; i++)
-    if (b[n + i] != (uint8_t)(w >> (8 * (i & 7)))) hk_fatal("heap overflow", b + n + i);
+  size_t gap = hk_canary_gap(t, mask);
+  if (hk_canary_gap_ok(gap ^ HK_CANARY_FREED, room)) hk_fatal("use of a freed block", b); /* realloc, usable_size */
+  if (!hk_canary_gap_ok(gap, room)) hk_fatal("heap overflow", b + room - 8);
+  size_t n = room - gap;
+  for (size_t i = 0; i < 8; i++)
+    if (b[n + i] != (uint8_t)(w >> (8 * i))) hk_fatal("heap overflow", b + n + i);
   hk_fatal("heap overflow", b + n); /* not reached: the check saw a difference */
+}
+
+void hk_canary_free_fail(const void *p, size_t room) {
+  uint64_t t;
+  memcpy(&t, (const uint8_t *)p + room - 8, 8);
+  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p)) ^ HK_CANARY_FREED, room)) hk_canary_fail(p, room);
+  hk_bad_free(p, "block already free", 1);
 }
 
 #else

@@ -1,21 +1,29 @@
 /* harden.h -- the hardened build's checks (HK_HARDENED) besides the block
- * encoding of core/block.h and the double-free bitmap of core/slab.h:
- * secrets, the canary after every block's requested size, and the guard
- * pages of the SuperSlab layout (hk_config.h). Nothing here exists in the
+ * encoding of core/block.h: secrets, the canary after every block's
+ * requested size (whose tail, marked by free, also catches every double
+ * free), and the guard pages of the SuperSlab layout (hk_config.h). Nothing here exists in the
  * default build.
  *
  * Canary. A request of n bytes is served from a block of at least
  * n + HK_CANARY_MIN bytes (its room: the class size, or a large block's
  * usable size). The block then holds, after the program's n bytes:
- *   [n, n + c)          c = min(room - n - 8, HK_CANARY_SPAN) canary bytes,
- *                       at least one, each with its top bit set (so an ASCII
- *                       or NUL byte written past the end always differs)
- *   [room - 8, room)    the tail word: the gap room - n (48 bits) and a
- *                       16-bit check of it, xored with the process secret
- *                       and the block's address
- * free, realloc and malloc_usable_size decode the tail (a corrupted tail
- * fails the check), find n, and compare the canary bytes: a linear write
- * past the end changes the byte at n first. usable_size reports n, so
+ *   [n, n + 8)          the canary word: eight bytes of the block's mask
+ *                       (the process secret xor its address), each with
+ *                       its top bit set (so an ASCII or NUL byte written
+ *                       past the end always differs)
+ *   [room - 8, room)    the tail word: the gap room - n times an odd
+ *                       constant, xored with the mask
+ * (adjacent when the gap is 16; the bytes between are not looked at).
+ * free, realloc and malloc_usable_size decode the tail (one xor and one
+ * multiply by the constant's inverse), check that the gap is in range and
+ * compare the canary word: a linear write past the end changes the byte at
+ * n first. A tail changed in any bit decodes to a gap that is out of range
+ * but for a chance of about room / 2^64 (the multiply by the inverse
+ * carries any change into the high bits), so no separate check of the tail is needed; and a
+ * gap that passes by chance points the canary compare at bytes that are
+ * not the canary word. The fixed 16-byte minimum (an 8-byte canary whatever
+ * the gap) keeps the compare one word, with no mask of variable width.
+ * usable_size reports n, so
  * realloc(p, malloc_usable_size(p)) stays in place, as in scudo. */
 #ifndef HK_HARDEN_H
 #define HK_HARDEN_H
@@ -29,8 +37,11 @@
 #include "hk_atomic.h"
 #include "hk_config.h"
 
-#define HK_CANARY_MIN  9   /* one canary byte and the tail word */
-#define HK_CANARY_SPAN 8   /* canary bytes written and checked at most */
+#define HK_CANARY_MIN 16 /* the canary word and the tail word */
+/* The tail's multiplier (odd: a bijection mod 2^64) and its inverse. */
+#define HK_CANARY_MUL 0x9e3779b97f4a7c15ull
+#define HK_CANARY_INV 0xf1de83e19937733dull
+_Static_assert(HK_CANARY_MUL * HK_CANARY_INV == 1, "HK_CANARY_INV is HK_CANARY_MUL's inverse mod 2^64");
 
 /* The process secret, from the kernel's AT_RANDOM bytes. hk_harden_init
  * sets it before the first block exists: at process init (api/thread.c,
@@ -50,48 +61,85 @@ uint64_t hk_harden_random(void);
  * neither frees it nor moves it. */
 HK_INLINE size_t hk_canary_request(size_t n) { return n + (n == 0); }
 
-/* Bytes to ask the size classes for, to serve n with its canary (malloc(0)
- * too: the smallest class, 16 bytes, has room for 1 + HK_CANARY_MIN). */
-HK_INLINE size_t hk_canary_pad(size_t n) { return n > SIZE_MAX - HK_CANARY_MIN ? SIZE_MAX : n + HK_CANARY_MIN; }
+/* Bytes to ask the size classes for, to serve n with its canary: the
+ * request it is served as (malloc(0) as 1), the canary word and the tail. */
+HK_INLINE size_t hk_canary_pad(size_t n) {
+  n = hk_canary_request(n);
+  return n > SIZE_MAX - HK_CANARY_MIN ? SIZE_MAX : n + HK_CANARY_MIN;
+}
 
 HK_INLINE uint64_t hk_canary_mask(const void *p) { return hk_harden_secret() ^ (uintptr_t)p; }
 
-/* Eight canary bytes: the mask's, each with its top bit set. */
+/* The canary word: the mask's bytes, each with its top bit set. */
 HK_INLINE uint64_t hk_canary_word(uint64_t mask) { return mask | 0x8080808080808080ull; }
 
-HK_INLINE uint64_t hk_canary_tail(size_t gap, uint64_t mask) {
-  return (gap | ((gap * 0xd6e8feb86659fd93ull) >> 48) << 48) ^ mask;
-}
+HK_INLINE uint64_t hk_canary_tail(size_t gap, uint64_t mask) { return (uint64_t)gap * HK_CANARY_MUL ^ mask; }
+/* The gap a tail word says; any value when the tail was changed. */
+HK_INLINE size_t hk_canary_gap(uint64_t t, uint64_t mask) { return (size_t)((t ^ mask) * HK_CANARY_INV); }
+/* The gap's range in a block of `room` bytes: one compare. */
+HK_INLINE bool hk_canary_gap_ok(size_t gap, size_t room) { return gap - HK_CANARY_MIN <= room - HK_CANARY_MIN; }
 
-/* p: a block of `room` bytes (room >= hk_canary_pad(n)) now serving n.
- * One word store and the tail: a canary word that runs into the tail's
- * bytes (gap < 16) is overwritten by the tail, stored last; it never passes
- * room, since gap >= HK_CANARY_MIN > 8. */
-HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) {
+/* p: a block of `room` bytes now serving r bytes, r already
+ * hk_canary_request's (room >= r + HK_CANARY_MIN). Two word stores, which
+ * never overlap: the gap is at least 16. */
+HK_INLINE void hk_canary_set_served(void *p, size_t r, size_t room) {
   uint8_t *b = p;
-  n = hk_canary_request(n);
-  uint64_t mask = hk_canary_mask(p), w = hk_canary_word(mask), t = hk_canary_tail(room - n, mask);
-  __builtin_memcpy(b + n, &w, 8);
+  uint64_t mask = hk_canary_mask(p), w = hk_canary_word(mask), t = hk_canary_tail(room - r, mask);
+  __builtin_memcpy(b + r, &w, 8);
   __builtin_memcpy(b + room - 8, &t, 8);
 }
 
-/* Reports the first changed byte (or the tail) and aborts (core/harden.c). */
+/* p: a block of `room` bytes (room >= hk_canary_pad(n)) now serving n. */
+HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) { hk_canary_set_served(p, hk_canary_request(n), room); }
+
+/* Reports the first changed byte (or the tail) and aborts (core/harden.c);
+ * a freed block's tail (HK_CANARY_FREED) is reported as such. */
 __attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
 
+/* Free marks the tail: its top bit flipped, the gap decodes as gap + 2^63,
+ * out of range whatever the room (HK_CANARY_MUL is odd: 2^63 * MUL is
+ * 2^63 mod 2^64). A second free of the block before malloc hands it out
+ * again (and writes a new tail) finds it: every double free is caught at
+ * the free, local or remote, and the owner need not keep a bitmap. */
+#define HK_CANARY_FREED ((uint64_t)1 << 63)
+
+/* hk_canary_free's tail was out of range: a tail that says the block is
+ * free is reported as a double free (under its policy: this returns when
+ * that is not abort, and the free is dropped); any other is an overflow
+ * (hk_canary_fail). */
+__attribute__((cold)) void hk_canary_free_fail(const void *p, size_t room);
+
 /* p: a live block of `room` bytes. Its requested size; a changed canary
- * or tail aborts with "hakmem: heap overflow at <first bad byte>". The
- * canary bytes are the min(gap - 8, 8) after n: a linear overflow changes
- * the first of them, whatever its length. */
+ * or tail aborts with "hakmem: heap overflow at <first bad byte>". A
+ * linear overflow changes the canary word's first byte, whatever its
+ * length; one that reached the tail makes the gap out of range. */
 HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
   const uint8_t *b = p;
   uint64_t mask = hk_canary_mask(p), t, x;
   __builtin_memcpy(&t, b + room - 8, 8);
-  size_t gap = (size_t)((t ^ mask) & (((uint64_t)1 << 48) - 1));
-  if (HK_UNLIKELY(gap < HK_CANARY_MIN || gap > room || hk_canary_tail(gap, mask) != t)) hk_canary_fail(p, room);
-  size_t n = room - gap, c = gap - 8 < 8 ? gap - 8 : 8;
-  __builtin_memcpy(&x, b + n, 8);
-  if (HK_UNLIKELY(((x ^ hk_canary_word(mask)) & (~(uint64_t)0 >> (64 - 8 * c))) != 0)) hk_canary_fail(p, room);
-  return n;
+  size_t gap = hk_canary_gap(t, mask);
+  if (HK_UNLIKELY(!hk_canary_gap_ok(gap, room))) hk_canary_fail(p, room);
+  __builtin_memcpy(&x, b + room - gap, 8);
+  if (HK_UNLIKELY(x != hk_canary_word(mask))) hk_canary_fail(p, room);
+  return room - gap;
+}
+
+/* free of p, a block of `room` bytes: the checks of hk_canary_check, then
+ * the tail marked freed. False when the tail is out of range: the caller
+ * then calls hk_canary_free_fail and drops the free (left to it, not
+ * called here, so that the fast path ends in a tail call and saves no
+ * registers). */
+HK_INLINE bool hk_canary_free(void *p, size_t room) {
+  uint8_t *b = p;
+  uint64_t mask = hk_canary_mask(p), t, x;
+  __builtin_memcpy(&t, b + room - 8, 8);
+  size_t gap = hk_canary_gap(t, mask);
+  if (HK_UNLIKELY(!hk_canary_gap_ok(gap, room))) return false;
+  __builtin_memcpy(&x, b + room - gap, 8);
+  if (HK_UNLIKELY(x != hk_canary_word(mask))) hk_canary_fail(p, room);
+  t ^= HK_CANARY_FREED;
+  __builtin_memcpy(b + room - 8, &t, 8);
+  return true;
 }
 
 /* Randomised carving (core/slab.c): a number below n from a per-thread

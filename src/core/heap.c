@@ -18,6 +18,10 @@
 hk_heap hk_heap_empty = {.cur = {[0 ... HK_NCLASSES - 1] = &hk_slab_empty}, .own = {[0 ... HK_OWN_SLOTS - 1] = HK_OWN_NONE}};
 __thread hk_heap *hk_tls_heap __attribute__((tls_model("initial-exec"))) = &hk_heap_empty;
 
+#ifdef HK_HARDENED
+void *hk_heap_malloc_list_call(hk_heap *h, unsigned cls, size_t r) { return hk_heap_malloc_list(h, cls, r); }
+#endif
+
 /* Heaps of exited threads, retired through the epoch like empty SuperSlabs.
  * Model: formal/retire.pml (the retired object there stands for either).
  *

@@ -7,6 +7,8 @@
 #define HK_HEAP_H
 
 #include "core/block.h"
+#include "core/harden.h"
+#include "core/sizeclass.h"
 #include "core/slab.h"
 #include "core/superslab.h"
 #include "hk_types.h"
@@ -28,6 +30,53 @@ void *hk_malloc_slow(hk_heap *h, unsigned cls);
 #define HK_IN_RETURN_REG(b) ((void)0)
 #endif
 
+#ifdef HK_HARDENED
+/* Hardened builds (core/harden.h): hk_heap_malloc_as(h, cls, r) hands the
+ * block out with its canary for a request of r bytes (r already
+ * hk_canary_request's), on the fast path and through the slow one alike,
+ * so the slow path is a tail call and the fast path saves no registers.
+ * HK_AS_IS (hk_heap_malloc): no canary, the caller sets it. */
+#define HK_AS_IS SIZE_MAX
+/* hk_malloc_slow, then the canary (api/api.c). */
+void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r);
+HK_INLINE void *hk_heap_malloc_miss(hk_heap *h, unsigned cls, size_t r) {
+  return r == HK_AS_IS ? hk_malloc_slow(h, cls) : hk_malloc_slow_served(h, cls, r);
+}
+HK_INLINE void hk_heap_hand_out(void *b, unsigned cls, size_t r) {
+  if (r != HK_AS_IS) hk_canary_set_served(b, r, hk_class_size[cls]);
+}
+#else
+#define HK_AS_IS ((size_t)0)
+#define hk_heap_malloc_miss(h, cls, r) ((void)(r), hk_malloc_slow((h), (cls)))
+#define hk_heap_hand_out(b, cls, r) ((void)(r))
+#endif
+
+/* The second half of the fast path (hk_heap_malloc_as): the thread cache
+ * is empty, pop the current slab's list. */
+HK_INLINE void *hk_heap_malloc_list(hk_heap *h, unsigned cls, size_t r) {
+  hk_slab *s = h->cur[cls];
+  hk_block *b = s->free;
+  HK_IN_RETURN_REG(b);
+  if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
+    s->free = hk_block_next(b, hk_ss_secret(b));
+    HK_HARDENED_IN_SLAB(s, b, s->free);
+    s->used++;
+    hk_block_unkey(b);
+    hk_heap_hand_out(b, cls, r);
+    return b;
+  }
+  return hk_heap_malloc_miss(h, cls, r);
+}
+#ifdef HK_HARDENED
+/* Out of line in hardened builds (core/heap.c): its checks need more
+ * registers than the thread cache's pop, which then saved and restored
+ * three on every call. */
+void *hk_heap_malloc_list_call(hk_heap *h, unsigned cls, size_t r);
+#define HK_HEAP_MALLOC_LIST(h, cls, r) hk_heap_malloc_list_call((h), (cls), (r))
+#else
+#define HK_HEAP_MALLOC_LIST(h, cls, r) hk_heap_malloc_list((h), (cls), (r))
+#endif
+
 /* Fast path: pop the class's thread cache (the block freed last), else the
  * current slab's list. No atomic, no lock, no call.
  * The popped block must carry the key of the list it is on (every block on
@@ -37,32 +86,23 @@ void *hk_malloc_slow(hk_heap *h, unsigned cls);
  * it). Checking here, not in free, keeps free from reading the block: that
  * load missed the cache on every free of a large working set and stalled
  * the free behind it, where malloc loads the block's line anyway (b->next). */
-HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) {
+HK_INLINE void *hk_heap_malloc_as(hk_heap *h, unsigned cls, size_t r) {
   hk_tcache *t = &h->tc[cls];
   hk_block *b = t->head;
   HK_IN_RETURN_REG(b);
   if (HK_LIKELY(b != NULL)) {
     if (HK_UNLIKELY(!hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT) || --t->ticker == 0))
-      return hk_malloc_slow(h, cls);
+      return hk_heap_malloc_miss(h, cls, r);
     t->head = hk_block_next(b, hk_heap_secret(h));
     t->room++;
     hk_block_unkey(b);
-    HK_HARDENED_OUT(hk_slab_of_block(b), b);
+    hk_heap_hand_out(b, cls, r);
     return b;
   }
-  hk_slab *s = h->cur[cls];
-  b = s->free;
-  HK_IN_RETURN_REG(b);
-  if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
-    s->free = hk_block_next(b, hk_ss_secret(b));
-    HK_HARDENED_IN_SLAB(s, b, s->free);
-    s->used++;
-    hk_block_unkey(b);
-    HK_HARDENED_OUT(s, b);
-    return b;
-  }
-  return hk_malloc_slow(h, cls);
+  return HK_HEAP_MALLOC_LIST(h, cls, r);
 }
+
+HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) { return hk_heap_malloc_as(h, cls, HK_AS_IS); }
 
 /* The owned-chunk cache (hk_heap.own). p's chunk number; p is in a
  * SuperSlab h owns when h's entry for it equals it. */
@@ -87,11 +127,9 @@ void hk_heap_stats_merge(hk_heap *h);
 
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
  * the block checks: onto the class's thread cache. s may be a view of the
- * block's slab (hk_slab_view_of) in the default build: only its class is
- * read here. Writes the block's key (never reads the block). The block
+ * block's slab (hk_slab_view_of): only its class is read here. Writes the block's key (never reads the block). The block
  * stays counted as used by its slab. */
 HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
-  HK_HARDENED_BACK(s, b); /* hardened: the bit of a block out goes clear (clear already: harmless) */
   hk_tcache *t = &h->tc[s->class_idx];
   hk_block_link(b, t->head, hk_heap_secret(h), HK_TC_KEY_SALT);
   t->head = b;

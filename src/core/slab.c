@@ -1,7 +1,6 @@
 /* slab.c -- binding slabs to classes and carving their blocks lazily. */
 #include "core/slab.h"
 
-#include <string.h>
 
 #include "core/block.h"
 #include "core/harden.h"
@@ -49,9 +48,6 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
 }
 
 void hk_slab_reset(hk_slab *s) {
-#ifdef HK_HARDENED
-  memset(hk_slab_bitmap(s), 0, HK_BITMAP_BYTES);
-#endif
   s->free = s->local_free = NULL;
   s->used = s->carved = s->limit = 0;
   s->magic = 0;

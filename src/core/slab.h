@@ -39,53 +39,16 @@ HK_INLINE bool hk_slab_is_boundary(const hk_slab *s, const void *p) {
 }
 
 #ifdef HK_HARDENED
-/* Hardened builds: one bit per block, set while the block is handed out, so
- * every double free is detected (the bitmap lives after the header page). */
-HK_INLINE uint64_t *hk_slab_bitmap(const hk_slab *s) {
-  uintptr_t ss = (uintptr_t)s & ~(uintptr_t)HK_SS_MASK;
-  return (uint64_t *)(ss + HK_PAGE_SIZE + (size_t)s->index * HK_BITMAP_BYTES);
-}
-HK_INLINE uint32_t hk_slab_index_of(const hk_slab *s, const void *p) {
-  return (uint32_t)(((unsigned __int128)((uintptr_t)p - (uintptr_t)s->start) * s->magic) >> 64);
-}
-HK_INLINE void hk_slab_mark_out(const hk_slab *s, const void *p) {
-  uint32_t i = hk_slab_index_of(s, p);
-  hk_slab_bitmap(s)[i >> 6] |= (uint64_t)1 << (i & 63);
-}
-/* Clears p's bit; false when it was clear (p is already free). */
-HK_INLINE bool hk_slab_mark_back(const hk_slab *s, const void *p) {
-  uint32_t i = hk_slab_index_of(s, p);
-  uint64_t *w = &hk_slab_bitmap(s)[i >> 6], bit = (uint64_t)1 << (i & 63);
-  bool was_out = (*w & bit) != 0;
-  *w &= ~bit;
-  return was_out;
-}
-#define HK_HARDENED_OUT(s, p) hk_slab_mark_out((s), (p))
-#define HK_HARDENED_BACK(s, p) hk_slab_mark_back((s), (p))
 /* The successor n of b popped from a list of slab s must be a carved block
  * of s, or NULL (core/block.h: a link that passed its key check). */
 #define HK_HARDENED_IN_SLAB(s, b, n) \
   ((n) == NULL || hk_slab_is_block((s), (n)) ? (void)0 : hk_block_corrupt(b))
 #else
-#define HK_HARDENED_OUT(s, p) ((void)0)
-#define HK_HARDENED_BACK(s, p) true
 #define HK_HARDENED_IN_SLAB(s, b, n) ((void)0)
 #endif
 
 /* The slow confirmation behind a matching block key: is p on one of the
  * owner's free lists? Walks at most as many links as the slab has bytes. */
 bool hk_slab_on_free_list(const hk_slab *s, const void *p);
-
-/* Hardened builds: p's bit says it is handed out. Always true otherwise. */
-HK_INLINE bool hk_slab_is_out(const hk_slab *s, const void *p) {
-#ifdef HK_HARDENED
-  uint32_t i = hk_slab_index_of(s, p);
-  return (hk_slab_bitmap(s)[i >> 6] >> (i & 63)) & 1;
-#else
-  (void)s;
-  (void)p;
-  return true;
-#endif
-}
 
 #endif /* HK_SLAB_H */

@@ -399,9 +399,6 @@ hk_superslab *hk_superslab_create(int kind, struct hk_heap *heap) {
     for (unsigned i = 0; i < HK_MAX_SLABS; i++) committed[i] = hk_load_relaxed(&ss->committed[i]);
     memset(ss, 0, sizeof *ss);
     for (unsigned i = 0; i < HK_MAX_SLABS; i++) hk_store_relaxed(&ss->committed[i], committed[i]);
-#ifdef HK_HARDENED
-    memset((uint8_t *)ss + HK_PAGE_SIZE, 0, HK_SS_GUARD - HK_PAGE_SIZE); /* the bitmaps, not the guard page */
-#endif
     hk_superslab_init(ss, kind, heap);
     for (uint32_t d = dirty; d != 0; d &= d - 1) {
       unsigned i = (unsigned)__builtin_ctz(d);

@@ -41,16 +41,11 @@ HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
 
 /* What free's fast path reads for p: the descriptor of p's granule, the
  * slab itself or one of its views (above); one shift and a mask, with no
- * kind in it. The hardened build's double-free bitmap belongs to the slab
- * itself, so there it is the slab. */
+ * kind in it. */
 HK_INLINE hk_slab *hk_slab_view_of(const void *p) {
-#ifdef HK_HARDENED
-  return hk_slab_of_block(p);
-#else
   uintptr_t a = (uintptr_t)p;
   uintptr_t slabs = (a & ~(uintptr_t)HK_SS_MASK) + offsetof(hk_superslab, slabs);
   return (hk_slab *)(slabs + ((a & HK_SS_MASK) >> HK_GRANULE_SHIFT) * sizeof(hk_slab));
-#endif
 }
 
 /* ss's index in a table of `size` (a power of two) entries: a heap's

@@ -208,8 +208,7 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
     } else if (HK_UNLIKELY(s->used == 0 ||
                            ((hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT) ||
                              hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT)) &&
-                            hk_heap_block_is_free(h, s, b)) ||
-                           !HK_HARDENED_BACK(s, b))) {
+                            hk_heap_block_is_free(h, s, b)))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
     } else {
       h->stats.cls[s->class_idx].reclaimed++; /* a free of this class, counted by its owner */

@@ -234,7 +234,8 @@ static void mode_double_small(void) {
 }
 
 /* A double free with other blocks freed in between: the block is no longer at
- * the head of a free list, so only the hardened build's bitmap sees it. */
+ * the head of a free list, so only the hardened build (whose free marks the
+ * block's canary tail) sees it at the free. */
 static void mode_double_small_hidden(void) {
   void *keep = malloc(48);
   void *p = malloc(48), *q = malloc(48), *r = malloc(48);

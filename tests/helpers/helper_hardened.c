@@ -165,8 +165,8 @@ static void mode_double_free_quarantine(void) {
 
 /* ---- guard pages and carving order --------------------------------------- */
 
-/* The guard page after the SuperSlab header and bitmaps (hk_config.h:
- * 4 KiB header + 32 * 512 B of bitmaps), and the SuperSlab's last page:
+/* The guard page after the SuperSlab's 4 KiB header page (hk_config.h:
+ * HK_SS_GUARD), and the SuperSlab's last page:
  * a write there faults (the test expects SIGSEGV). */
 static void guard(size_t off) {
   void *p = malloc(hk_opaque(32));
@@ -176,7 +176,7 @@ static void guard(size_t off) {
   *(volatile unsigned char *)(ss + off) = 1;
   survived();
 }
-static void mode_guard_header(void) { guard(4096 + 32 * 512); }
+static void mode_guard_header(void) { guard(4096); }
 static void mode_guard_end(void) { guard((2u << 20) - 4096); }
 
 /* Fresh blocks of one class in a new process: how many follow the previous
