@@ -92,11 +92,6 @@ HK_INLINE void *hk_malloc_miss(hk_heap *h, unsigned cls, bool profiling) {
 
 static HK_NOINLINE void *hk_malloc_miss_prof(hk_heap *h, unsigned cls) { return hk_malloc_miss(h, cls, true); }
 
-/* The ticker ran out while profiling: this pop may be the class's sample. */
-static HK_NOINLINE void *hk_malloc_tick_prof(hk_heap *h, unsigned cls) {
-  void *p = hk_prof_tick(h, cls);
-  return p != NULL ? p : hk_heap_malloc(h, cls);
-}
 
 HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
@@ -109,7 +104,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       h->stats.cls[cls].pops += HK_TC_TICK - 1;
       t->ticker = HK_TC_TICK;
       hk_slow_tick(h);
-      if (HK_UNLIKELY(hk_prof_on())) return hk_malloc_tick_prof(h, cls);
+      if (HK_UNLIKELY(hk_prof_on())) return hk_prof_tick(h, cls); /* a tail call: see prof.h */
     }
     return hk_heap_malloc(h, cls);
   }

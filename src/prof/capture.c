@@ -1,5 +1,5 @@
-/* capture.c -- a sample's call stack: glibc's backtrace(), HAKMEM's own
- * frames left out.
+/* capture.c -- setting up a sample's call stack capture (prof.h's
+ * hk_prof_capture): glibc's backtrace(), HAKMEM's own frames left out.
  *
  * Why backtrace(): it walks by the unwind tables (.eh_frame), so it works
  * through code built without frame pointers (Debian's libraries, -O2
@@ -12,8 +12,8 @@
  * HAKMEM's frames: the leading frames whose return address lies in the
  * text of the object holding this code (found with dl_iterate_phdr at
  * start-up). When that object is the program itself (libhakmem.a linked
- * in), its text is also the program's, so only the capture's own frame is
- * left out and the stack starts with HAKMEM's entry functions. */
+ * in), its text is also the program's, so nothing is left out and the
+ * stack starts with HAKMEM's sampling function. */
 #define _GNU_SOURCE
 #include "prof/prof.h"
 
@@ -21,7 +21,7 @@
 #include <execinfo.h>
 #include <link.h>
 
-static uintptr_t hk_self_lo, hk_self_hi; /* our text; 0, 0 in a static link */
+uintptr_t hk_prof_self_lo, hk_prof_self_hi; /* our text; 0, 0 in a static link */
 
 typedef struct hk_find_self {
   uintptr_t addr;
@@ -39,8 +39,8 @@ static int hk_find_self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
     if (f->addr < lo || f->addr >= hi) continue;
     if (!is_program) {
-      hk_self_lo = lo;
-      hk_self_hi = hi;
+      hk_prof_self_lo = lo;
+      hk_prof_self_hi = hi;
     }
     return 1;
   }
@@ -52,14 +52,4 @@ void hk_prof_capture_init(void) {
   dl_iterate_phdr(hk_find_self_cb, &f);
   void *warm[4];
   backtrace(warm, 4); /* loads libgcc_s now, allocating outside any malloc */
-}
-
-unsigned hk_prof_capture(uintptr_t *frames, unsigned max) {
-  void *raw[HK_PROF_FRAMES + 24];
-  int n = backtrace(raw, HK_PROF_FRAMES + 24);
-  int i = 1; /* raw[0] is this function */
-  while (i < n && (uintptr_t)raw[i] >= hk_self_lo && (uintptr_t)raw[i] < hk_self_hi) i++;
-  unsigned d = 0;
-  for (; i < n && d < max; i++) frames[d++] = (uintptr_t)raw[i];
-  return d;
 }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <execinfo.h>
+
 #include "hk_types.h"
 
 /* Set once, by the start-up constructor when HAKMEM_PROF=1 and the table
@@ -40,9 +42,11 @@ void hk_prof_start(void);
  * class's next window (the allocation now being served counts as its
  * first). */
 void hk_prof_miss(hk_heap *h, unsigned cls, uint32_t left);
-/* The ticker of class cls ran out (and has just restarted): the sampled
- * block when this allocation is the class's sample, else NULL (the caller
- * pops the cache). Sets the class's next window either way. */
+/* The ticker of class cls ran out (and has just restarted): this
+ * allocation, the sampled block when it is the class's sample, else the
+ * cache's pop (NULL only when that fails). Sets the class's next window
+ * either way. malloc's slow path tail-calls it, so that its frame is the
+ * only one of ours the stack walk meets. */
 void *hk_prof_tick(hk_heap *h, unsigned cls);
 /* The large path (api.c): hk_large_alloc / hk_large_calloc, sampled by a
  * per-thread byte countdown while profiling. */
@@ -63,9 +67,24 @@ size_t hk_prof_rate(void);
  * backtrace() once, so that its first call, which loads libgcc_s and
  * allocates, happens here at start-up and not inside malloc. */
 void hk_prof_capture_init(void);
+/* HAKMEM's text (0, 0 in a static link): its frames are left out. */
+extern uintptr_t hk_prof_self_lo, hk_prof_self_hi;
+
 /* The caller's stack, innermost first, HAKMEM's frames left out: return
- * addresses into frames[0..max); returns how many (at least 1 when any). */
-unsigned hk_prof_capture(uintptr_t *frames, unsigned max);
+ * addresses into frames[0..max); returns how many (at least 1 when any).
+ * Inline, so that its caller's frame is the only one of ours the unwinder
+ * walks: the walk costs about 130 ns a frame, almost all of a sample's
+ * cost, and the sampling paths reach here by tail calls (malloc_slow.c)
+ * so that no other frame of ours is left on the stack. */
+HK_INLINE unsigned hk_prof_capture(uintptr_t *frames, unsigned max) {
+  void *raw[HK_PROF_FRAMES + 8];
+  int n = backtrace(raw, HK_PROF_FRAMES + 8);
+  int i = 0;
+  while (i < n && (uintptr_t)raw[i] >= hk_prof_self_lo && (uintptr_t)raw[i] < hk_prof_self_hi) i++;
+  unsigned d = 0;
+  for (; i < n && d < max; i++) frames[d++] = (uintptr_t)raw[i];
+  return d;
+}
 
 /* ---- table.c: the side table ---------------------------------------------- */
 

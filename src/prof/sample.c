@@ -152,7 +152,7 @@ void hk_prof_miss(hk_heap *h, unsigned cls, uint32_t left) {
 
 /* A sampled block of `size` bytes: a large block, recorded with the
  * caller's stack and marked, or unmarked when the table is full. */
-static void *hk_prof_sample(size_t size, size_t align, bool zero) {
+HK_INLINE void *hk_prof_sample(size_t size, size_t align, bool zero) {
   uintptr_t frames[HK_PROF_FRAMES];
   hk_prof_busy = true;
   unsigned depth = hk_prof_capture(frames, HK_PROF_FRAMES);
@@ -166,18 +166,18 @@ static void *hk_prof_sample(size_t size, size_t align, bool zero) {
 void *hk_prof_tick(hk_heap *h, unsigned cls) {
   if (HK_UNLIKELY(!h->prof_armed)) {
     hk_prof_arm(h);
-    return NULL;
+    return hk_heap_malloc(h, cls);
   }
   if (h->prof_after[cls] != 0) { /* a tick only: the pop that ran it out is the window's first */
     hk_prof_window(h, cls, (uint64_t)h->prof_after[cls] + 1);
-    return NULL;
+    return hk_heap_malloc(h, cls);
   }
   uint64_t next = hk_prof_draw(cls);
   void *p = hk_prof_busy ? NULL : hk_prof_sample(hk_class_size[cls], 16, false);
   /* Not sampled (inside the profiler, or out of memory): this allocation
    * is a pop after all, the first of the next window. */
   hk_prof_window(h, cls, next + (p == NULL));
-  return p;
+  return p != NULL ? p : hk_heap_malloc(h, cls);
 }
 
 void *hk_prof_realign(void *p, size_t size, size_t align) {
