@@ -285,7 +285,7 @@ typedef struct hk_heap {
   uint32_t stat_chains;            /* remote pushes not yet added to the */
   uint32_t stat_blocks;            /* global counters (see hk_remote_stats_flush) */
   bool live;                       /* owned by a running thread */
-  uint32_t tick;
+  uint32_t tick;                   /* plus HK_TICK_PROF while the profiler samples (malloc_slow.c) */
   uint64_t purge_at;
   struct ck_epoch_record *erec;
   hk_superslab *spare[HK_KINDS];

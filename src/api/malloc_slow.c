@@ -48,30 +48,33 @@ static HK_NOINLINE void hk_tc_corrupt(hk_heap *h, unsigned cls) {
 
 /* The periodic work of a slow path, for every path into it: the outbox,
  * remote frees, the maintenance clock, and one class's cache trimmed, so a
- * thread whose mallocs all miss its caches still shrinks the idle ones. */
-static void hk_slow_tick(hk_heap *h) {
+ * thread whose mallocs all miss its caches still shrinks the idle ones.
+ * True when the profiler takes this slow path. While it is on, every
+ * heap's tick carries HK_TICK_PROF (hk_heap_ticks_for_profiler), so every
+ * slow path enters the branch below, and what tells the profiler's turn
+ * from maintenance is tested inside it, where the ordinary slow path goes
+ * once per HK_MAINTAIN_TICKS: the ordinary slow path carries no profiler
+ * instruction (the `false` it returns folds into its callers' branches). */
+HK_INLINE bool hk_slow_tick(hk_heap *h) {
   hk_heap_tc_gc(h);
   hk_outbox_flush_due(h);
   hk_remote_collect(h);
-  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) { /* decommit, reclaim */
-    hk_heap_maintain(h);
-    hk_large_cache_purge(false); /* so cached large mappings lose their pages without large calls */
+  if (HK_UNLIKELY(++h->tick >= HK_MAINTAIN_TICKS)) {
+    bool profiling = h->tick >= HK_TICK_PROF;
+    if (!profiling || h->tick - HK_TICK_PROF >= HK_MAINTAIN_TICKS) { /* decommit, reclaim */
+      hk_heap_maintain(h);
+      hk_large_cache_purge(false); /* so cached large mappings lose their pages without large calls */
+    }
+    return profiling;
   }
+  return false;
 }
 
-/* The slow path of a cache miss, once the thread is set up. With
- * `profiling` (a constant: hk_malloc_miss_prof below is the profiling
- * copy, so the ordinary slow path carries no profiler code), the miss
- * counts as the cache pop it replaces and the slab blocks go into the
- * cache (prof/sample.c says why). */
-HK_INLINE void *hk_malloc_miss(hk_heap *h, unsigned cls, bool profiling) {
-  /* As every slow path of the class does, restart its ticker, settling
-   * the hits it counted (at least 1 left: only a pop runs it out). */
-  uint32_t left = h->tc[cls].ticker;
-  h->stats.cls[cls].pops += HK_TC_TICK - left;
-  h->tc[cls].ticker = HK_TC_TICK;
-  hk_slow_tick(h);
-  if (profiling) hk_prof_miss(h, cls, left);
+/* A cache miss's refill, once the thread is set up and its slow tick done.
+ * With `profiling` (a constant: hk_malloc_miss_prof below is the profiling
+ * copy, so the ordinary slow path carries no profiler code) the slab
+ * blocks go into the cache (prof/sample.c says why). */
+HK_INLINE void *hk_malloc_refill(hk_heap *h, unsigned cls, bool profiling) {
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
     s->free = s->local_free;
@@ -90,8 +93,21 @@ HK_INLINE void *hk_malloc_miss(hk_heap *h, unsigned cls, bool profiling) {
   return hk_heap_malloc(h, cls); /* s is cur[cls] with a free block now */
 }
 
-static HK_NOINLINE void *hk_malloc_miss_prof(hk_heap *h, unsigned cls) { return hk_malloc_miss(h, cls, true); }
+/* The restart of class cls's ticker that every slow path of the class
+ * makes, settling the hits it counted (at least 1 left: only a pop runs it
+ * out); what was left. */
+HK_INLINE uint32_t hk_ticker_restart(hk_heap *h, unsigned cls) {
+  uint32_t left = h->tc[cls].ticker;
+  h->stats.cls[cls].pops += HK_TC_TICK - left;
+  h->tc[cls].ticker = HK_TC_TICK;
+  return left;
+}
 
+/* The profiler's miss: it counts as the cache pop it replaces. */
+static HK_NOINLINE void *hk_malloc_miss_prof(hk_heap *h, unsigned cls) {
+  hk_prof_miss(h, cls, hk_ticker_restart(h, cls));
+  return hk_malloc_refill(h, cls, true);
+}
 
 HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
@@ -103,8 +119,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
        * out, which comes back through the fast path after the restart. */
       h->stats.cls[cls].pops += HK_TC_TICK - 1;
       t->ticker = HK_TC_TICK;
-      hk_slow_tick(h);
-      if (HK_UNLIKELY(hk_prof_on())) return hk_prof_tick(h, cls); /* a tail call: see prof.h */
+      if (HK_UNLIKELY(hk_slow_tick(h))) return hk_prof_tick(h, cls); /* a tail call: see prof.h */
     }
     return hk_heap_malloc(h, cls);
   }
@@ -117,6 +132,9 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
       return NULL;
     }
   }
-  if (HK_UNLIKELY(hk_prof_on())) return hk_malloc_miss_prof(h, cls);
-  return hk_malloc_miss(h, cls, false);
+  /* The tick first, so that the profiler's copy restarts the ticker itself
+   * (it needs what was left) and this path keeps nothing across the tick. */
+  if (HK_UNLIKELY(hk_slow_tick(h))) return hk_malloc_miss_prof(h, cls);
+  hk_ticker_restart(h, cls);
+  return hk_malloc_refill(h, cls, false);
 }

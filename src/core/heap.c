@@ -16,6 +16,8 @@
 
 /* Owns nothing: every free by a thread without a heap misses its cache. */
 hk_heap hk_heap_empty = {.cur = {[0 ... HK_NCLASSES - 1] = &hk_slab_empty}, .own = {[0 ... HK_OWN_SLOTS - 1] = HK_OWN_NONE}};
+/* What a new heap's tick starts at: HK_TICK_PROF once the profiler is on. */
+static _Atomic uint32_t hk_heap_tick_base;
 __thread hk_heap *hk_tls_heap __attribute__((tls_model("initial-exec"))) = &hk_heap_empty;
 
 #ifdef HK_HARDENED
@@ -169,7 +171,9 @@ hk_heap *hk_heap_create(void) {
   h->outbox_units = 0;
   h->stat_chains = h->stat_blocks = 0;
   memset(h->bucket, 0, sizeof h->bucket);
-  h->tick = 0;
+  /* Acquire: pairs with hk_heap_ticks_for_profiler's release (the
+   * profiler's table before this heap's first profiled slow path). */
+  h->tick = hk_load_acquire(&hk_heap_tick_base);
   h->tc_gc = 0;
   memset(&h->stats, 0, sizeof h->stats);
   h->prof_armed = false; /* the tickers restarted: draw the countdowns afresh */
@@ -411,8 +415,13 @@ static void hk_heap_purge(hk_heap *h, uint64_t now, uint64_t delay) {
   h->purge_at = next;
 }
 
+void hk_heap_ticks_for_profiler(void) {
+  hk_store_release(&hk_heap_tick_base, HK_TICK_PROF); /* pairs with the heap init's acquire */
+  if (hk_tls_heap->live) hk_tls_heap->tick |= HK_TICK_PROF; /* the starting thread's own heap */
+}
+
 void hk_heap_maintain(hk_heap *h) {
-  h->tick = 0;
+  h->tick &= HK_TICK_PROF; /* the count restarts; the profiler's mark stays */
   uint64_t now = hk_os_now_ms();
   if (h->purge_at != 0 && now >= h->purge_at) hk_heap_purge(h, now, hk_opt_get(decommit_delay_ms));
   /* Idle threads' dirty slabs: some running thread's slow path purges them. */

@@ -120,6 +120,13 @@ HK_INLINE void hk_heap_own_note(hk_heap *h, const hk_superslab *ss) {
 void hk_heap_tc_flush(hk_heap *h, hk_tcache *t);
 /* Every slow path: trim the next class's cache in turn (round robin). */
 void hk_heap_tc_gc(hk_heap *h);
+/* The profiler starts (prof/sample.c): from now on every heap's tick
+ * carries HK_TICK_PROF, so all its slow paths take the tick branch where
+ * the profiler has its turn (api/malloc_slow.c). The calling thread's heap
+ * now, the others as they are set up. A power of two above any count, and
+ * a multiple of HK_OUTBOX_FLUSH_TICKS, whose cadence reads the low bits. */
+#define HK_TICK_PROF ((uint32_t)1 << 30)
+void hk_heap_ticks_for_profiler(void);
 /* Fold this heap's statistics into the process-wide counters (owner only:
  * thread exit, hak_thread_flush, and the statistics calls for the calling
  * thread). Walks the heap's SuperSlabs once. */

@@ -239,5 +239,6 @@ void hk_prof_start(void) {
   /* Release: pairs with the acquire in hk_prof_on (the rate and the table
    * before any thread samples). */
   atomic_store_explicit(&hk_prof_enabled, true, memory_order_release);
+  hk_heap_ticks_for_profiler();
 #endif
 }
