@@ -75,9 +75,8 @@
  * mapping's address, so threads do not all contend on slot 0; a search
  * reads every slot and picks the best fit, so two threads after the same
  * size race for the same slot, and the loser rescans. No epoch is needed:
- * a cached
- * mapping is referenced by no live pointer, its key page is DEAD in the page
- * map, and nothing but a slot leads to it.
+ * a cached mapping is referenced by no live pointer, its key page is DEAD
+ * in the page map, and nothing but a slot leads to it.
  *
  * Counters: every large call updates the cache's byte count and the live
  * large bytes (for the bound), both relaxed and on one cache line; the
