@@ -426,12 +426,15 @@ Test(memory_return, an_idle_threads_empty_slabs_are_decommitted_by_others) {
 
 #ifndef HK_SANITIZED
 Test(memory_return, empty_slabs_are_decommitted_after_the_delay) {
-  /* One live block keeps its SuperSlab; 1.5 MiB of 1 KiB blocks around it
-   * come and go. After the delay (default 250 ms) and one slow-path pass,
-   * their pages are gone from RSS without any trim. */
+  /* One live block keeps its SuperSlab; 1.8 MiB of 1 KiB blocks around it
+   * (28 of its 32 slabs) come and go. After the delay (default 250 ms) and
+   * one slow-path pass, their pages are gone from RSS without any trim.
+   * Some stay: the thread cache's blocks, the current slab, the 4 KiB
+   * class's slab, about 400 KiB in all; 1.5 MiB of blocks left CI with
+   * 1020 KiB of margin against the 1 MiB asked, so the test frees more. */
   T_TRIM();
   void *keep = T_MALLOC(1000);
-  enum { N = 1500 };
+  enum { N = 1800 };
   static void *b[N];
   for (int i = 0; i < N; i++) {
     b[i] = T_MALLOC(1000);
@@ -444,7 +447,7 @@ Test(memory_return, empty_slabs_are_decommitted_after_the_delay) {
   /* Slow paths of another class: each refill ticks the owner's purge timer. */
   for (int i = 0; i < 20000; i++) T_FREE(T_MALLOC(4096));
   size_t rss_after = hk_rss_bytes();
-  cr_log_info("RSS with 1.5 MiB of blocks %zu KiB, after freeing them and the delay %zu KiB", rss_full >> 10,
+  cr_log_info("RSS with 1.8 MiB of blocks %zu KiB, after freeing them and the delay %zu KiB", rss_full >> 10,
               rss_after >> 10);
   cr_assert(rss_after + HK_MIB <= rss_full, "RSS %zu KiB after the delay, %zu KiB with the blocks live",
             rss_after >> 10, rss_full >> 10);
