@@ -168,6 +168,9 @@ typedef struct hk_outbox_slot {
   hk_block *head;
   hk_block *tail;
   uint32_t count;
+  /* The chain's last HK_REMOTE_AHEAD blocks by count modulo HK_REMOTE_AHEAD:
+   * the hint a new head gets is the block pushed that many pushes ago. */
+  hk_block *ahead[HK_REMOTE_AHEAD];
 } hk_outbox_slot;
 
 /* A heap's thread cache of one size class: a LIFO of blocks the thread

@@ -172,6 +172,22 @@ Test(bad_input, double_free_below_the_head_is_caught_before_the_block_is_reused)
   expect_outcome_of(HELPER_BAD_FREE_HARDENED, "double_small_empties_slab", NULL, ABORT, "double free");
 }
 
+/* A block on its owner's free list freed again by another thread: the
+ * owner's reclaim catches it (the sender's chain must not overwrite the key
+ * that says "free"; remote/remote.c's prefetch hint keeps it). The hardened
+ * build catches it at the second free, by the canary's tail. */
+Test(bad_input, double_free_by_another_thread_is_caught_by_the_owner) {
+  static const char *const modes[] = {"double_remote_cached", "double_remote_slab"};
+  for (size_t i = 0; i < 2; i++) {
+    /* At the reclaim, by name: a later check (the slab's count, the hand-out)
+     * would also catch it, but after the block was on a list twice. */
+    expect_outcome_of(HELPER_BAD_FREE, modes[i], NULL, ABORT, "freed by another thread; block already free");
+    expect_outcome_of(HELPER_BAD_FREE, modes[i], "HAKMEM_DOUBLE_FREE=warn", WARN,
+                      "freed by another thread; block already free");
+    expect_outcome_of(HELPER_BAD_FREE_HARDENED, modes[i], NULL, ABORT, "double free");
+  }
+}
+
 /* ---- the hardened build detects every double free ------------------------ */
 
 /* helper_bad_free_hardened is the same helper linked to

@@ -120,6 +120,32 @@ HK_INLINE hk_block *hk_chain_next(const hk_block *b) {
 #endif
 }
 
+/* The prefetch hint of a remote chain's block (HK_REMOTE_AHEAD): a block
+ * further down the chain, kept in the key word, which a chain does not use.
+ * Not when the word holds a key: a block that is already free (a double
+ * free) keeps it, so the owner's reclaim still sees that the block was on a
+ * list. A key is b ^ salt, a non-canonical address, so no hint reads as one.
+ * Only a hint: the owner prefetches it and never follows it; a stale or
+ * garbage one costs a useless prefetch. Hardened builds keep keys encoded
+ * and write no hint. */
+HK_INLINE void hk_chain_hint(hk_block *b, hk_block *ahead) {
+#ifdef HK_HARDENED
+  (void)b;
+  (void)ahead;
+#else
+  uintptr_t k = b->key ^ (uintptr_t)b;
+  if (HK_LIKELY(k != HK_BLOCK_KEY_SALT && k != HK_TC_KEY_SALT)) b->key = (uintptr_t)ahead;
+#endif
+}
+
+HK_INLINE void hk_chain_prefetch(const hk_block *b) {
+#ifndef HK_HARDENED
+  __builtin_prefetch((const void *)b->key, 0);
+#else
+  (void)b;
+#endif
+}
+
 /* A key mismatch on a list: in hardened builds, whose canary tail catches
  * every double free at the free (core/harden.h; two frees racing in two
  * threads, at reclaim by the keys) before a block reaches a list twice,

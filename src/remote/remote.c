@@ -163,6 +163,9 @@ static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_supers
   o->head = o->tail = b;
   hk_chain_link(b, NULL);
   o->count = 1;
+  for (unsigned i = 0; i < HK_REMOTE_AHEAD; i++) o->ahead[i] = NULL; /* no stale hints */
+  hk_chain_hint(b, NULL);
+  o->ahead[1] = b;
   h->outbox_units += hk_outbox_units_of(ss);
   if (HK_UNLIKELY(h->outbox_units >= HK_OUTBOX_UNITS)) hk_outbox_flush_all(h);
 }
@@ -182,6 +185,9 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   hk_chain_link(b, o->head);
   o->head = b;
   uint32_t n = ++o->count;
+  hk_block **a = &o->ahead[n % HK_REMOTE_AHEAD];
+  hk_chain_hint(b, *a);
+  *a = b;
   uint32_t units = h->outbox_units += hk_outbox_units_of(ss);
   if (HK_UNLIKELY(n >= HK_OUTBOX_CHAIN || units >= HK_OUTBOX_UNITS)) hk_outbox_over(h, o);
 }
@@ -202,6 +208,7 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
   uint32_t n = 0;
   for (; b != NULL; n++) {
     hk_block *next = hk_chain_next(b);
+    hk_chain_prefetch(b);
     hk_slab *s = hk_slab_of(ss, b);
     if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
       hk_bad_free(b, "freed by another thread; not the start of a block", 0);

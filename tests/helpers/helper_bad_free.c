@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,37 @@ static void mode_double_small(void) {
   survived();
 }
 
+/* A double free by another thread: the block is on its owner's free list
+ * (the thread cache's, or with to_slab its slab's after malloc_trim), and a
+ * second thread frees it again. The sender cannot read the owner's
+ * metadata; the owner's reclaim must see that the block was already free
+ * (its key, which the sender's chain must leave in place) before the block
+ * reaches a list twice. */
+static void *free_in_thread(void *p) {
+  bad_free(p);
+  return NULL;
+}
+
+static void remote_double(int to_slab) {
+  void *keep = malloc(48);
+  void *p = malloc(48), *q = malloc(48);
+  if (keep == NULL || p == NULL || q == NULL || !hak_owns(p)) fail(X_OVERRIDE, "%s", "malloc(48) is not a HAKMEM block");
+  free(p);
+  free(q);
+  if (to_slab) malloc_trim(0); /* the thread cache goes back to the slabs; keep holds the slab */
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_in_thread, p) != 0) fail(X_SETUP, "%s", "pthread_create failed");
+  pthread_join(t, NULL); /* its exit pushes its outbox to p's SuperSlab */
+  malloc_trim(0);        /* the owner reclaims what was pushed to it */
+  for (int i = 0; i < 1000; i++) free(malloc(4096));
+  assert_distinct_blocks(48);
+  free(keep);
+  survived();
+}
+
+static void mode_double_remote_cached(void) { remote_double(0); }
+static void mode_double_remote_slab(void) { remote_double(1); }
+
 /* A double free with other blocks freed in between: the block is no longer at
  * the head of a free list, so only the hardened build (whose free marks the
  * block's canary tail) sees it at the free. */
@@ -365,6 +397,8 @@ int main(int argc, char **argv) {
       {"interior_large", mode_interior_large},
       {"double_small", mode_double_small},
       {"double_small_hidden", mode_double_small_hidden},
+      {"double_remote_cached", mode_double_remote_cached},
+      {"double_remote_slab", mode_double_remote_slab},
       {"double_small_empties_slab", mode_double_small_empties_slab},
       {"double_large", mode_double_large},
       {"realloc_foreign", mode_realloc_foreign},
