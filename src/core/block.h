@@ -126,12 +126,14 @@ HK_INLINE hk_block *hk_chain_next(const hk_block *b) {
  * free) keeps it, so the owner's reclaim still sees that the block was on a
  * list. A key is b ^ salt, a non-canonical address, so no hint reads as one.
  * Only a hint: the owner prefetches it and never follows it; a stale or
- * garbage one costs a useless prefetch. Hardened builds keep keys encoded
- * and write no hint. */
+ * garbage one costs a useless prefetch. Hardened builds write it always:
+ * their free has checked the block's canary tail before it reaches a chain
+ * (core/harden.h), which catches a block already free there, so no key
+ * need survive; and they encode it with the SuperSlab's secret, so a
+ * use-after-free read of a freed block learns no heap address from it. */
 HK_INLINE void hk_chain_hint(hk_block *b, hk_block *ahead) {
 #ifdef HK_HARDENED
-  (void)b;
-  (void)ahead;
+  b->key = (uintptr_t)ahead ^ hk_ss_secret(b);
 #else
   uintptr_t k = b->key ^ (uintptr_t)b;
   if (HK_LIKELY(k != HK_BLOCK_KEY_SALT && k != HK_TC_KEY_SALT)) b->key = (uintptr_t)ahead;
@@ -139,11 +141,7 @@ HK_INLINE void hk_chain_hint(hk_block *b, hk_block *ahead) {
 }
 
 HK_INLINE void hk_chain_prefetch(const hk_block *b) {
-#ifndef HK_HARDENED
-  __builtin_prefetch((const void *)b->key, 0);
-#else
-  (void)b;
-#endif
+  __builtin_prefetch((const void *)(b->key ^ hk_ss_secret(b)), 0);
 }
 
 /* A key mismatch on a list: in hardened builds, whose canary tail catches
