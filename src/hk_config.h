@@ -150,8 +150,10 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * request they fit with at most HK_LARGE_REUSE_MAX_FACTOR times its pages
  * (best fit; the excess tail of a reused mapping stays with the block, its
  * pages given back unless the tail is at most 1/2^HK_LARGE_TAIL_KEEP_SHIFT
- * of the block: a bound on a live block's waste no worse than jemalloc's
- * size-class rounding). The cache
+ * of the block: a live block holds at most half again its size; at a
+ * quarter, the churn of 20 live 5-25 MiB buffers gave back and refaulted
+ * 370 MiB per 200 replacements and took 0.54-1.23 CPU s against 0.44-0.49
+ * at a half, peak RSS 405 against 416 MiB, tcmalloc's 438). The cache
  * holds at most max(HAKMEM_LARGE_CACHE_MB (default HK_LARGE_CACHE_MB, 0
  * turns it off), peak live large bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of
  * address space: a floor that lets small programs reuse, a share of the
@@ -175,7 +177,7 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #define HK_LARGE_CACHE_MB    64
 #define HK_LARGE_CACHE_PEAK_SHIFT 2
 #define HK_LARGE_REUSE_MAX_FACTOR 2
-#define HK_LARGE_TAIL_KEEP_SHIFT 2
+#define HK_LARGE_TAIL_KEEP_SHIFT 1
 #define HK_LARGE_HUGE_MIN    ((size_t)8 << 20)
 #define HK_LARGE_CACHE_THREADS_PER_CPU 16
 #define HK_MAINTAIN_TICKS    64

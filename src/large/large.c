@@ -22,9 +22,10 @@
  * old data). An allocation of N pages takes the best fit among cached
  * mappings of N to HK_LARGE_REUSE_MAX_FACTOR * N pages; the block keeps the
  * whole mapping and the excess tail's pages are given back (madvise) when
- * the tail is more than 1/4 of the block, so reuse holds at most 1/4 more
- * memory than a fresh mapping would, as much as jemalloc's size classes
- * round up. Unmapping the tail instead split a VMA per reuse (see
+ * the tail is more than 1/2 of the block, so reuse holds at most half
+ * again the memory a fresh mapping would (a quarter, jemalloc's size-class
+ * rounding, refaulted a third of all churned bytes: hk_config.h).
+ * Unmapping the tail instead split a VMA per reuse (see
  * hk_large_alloc_impl). A hit costs no page fault and at most that one
  * madvise: the pages the last user touched are still there (calloc clears
  * what it hands out again).
