@@ -203,7 +203,10 @@ void hk_outbox_flush_all(hk_heap *h) {
  * read the owner's slab metadata). Per block, like a local free: the slab
  * needs attention only when it was FULL or its last block came back.
  * (Settling runs of same-slab blocks once per run paid off less: in mixed
- * workloads consecutive blocks rarely share a slab.) */
+ * workloads consecutive blocks rarely share a slab.) Each block's hint
+ * (core/block.h) was written before the push's release CAS, so the drain's
+ * acquire exchange makes it visible like the link; it is only ever
+ * prefetched, never followed. */
 static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
   uint32_t n = 0;
   for (; b != NULL; n++) {
