@@ -20,9 +20,16 @@
  *     under a seccomp filter): it still reads as zeros
  *   a_mapping_whose_decommit_failed_stays_dirty: the cache's timed
  *     decommit of a freed mapping fails; a later calloc reusing it still
- *     gets zeros (the mapping was not taken for clean) */
+ *     gets zeros (the mapping was not taken for clean)
+ *   owns_never_faults_while_a_neighbouring_block_is_unmapped: hak_owns of
+ *     a pointer just past a large block that another thread frees and
+ *     unmaps over and over: it read the block's header after the unmap
+ *     and faulted (every run, within a second); it must answer */
 #define _GNU_SOURCE
 #include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -288,4 +295,39 @@ Test(large, a_mapping_whose_decommit_failed_stays_dirty) {
   cr_assert(bad == SIZE_MAX, "calloc of a mapping whose decommit failed: byte %zu is 0x%02x", bad, c[bad]);
   T_FREE(c);
   T_TRIM();
+}
+
+/* Blocks of 96 MiB: over the large cache's 64 MiB floor and a quarter of
+ * the peak, so each free unmaps at once. */
+#define OWNS_BLOCK ((size_t)96 << 20)
+static _Atomic(char *) owns_block;
+static _Atomic int owns_stop;
+
+static void *owns_churn(void *arg) {
+  (void)arg;
+  while (!atomic_load(&owns_stop)) {
+    char *p = T_MALLOC(OWNS_BLOCK);
+    cr_assert(p != NULL);
+    atomic_store(&owns_block, p);
+    T_FREE(p);
+  }
+  return NULL;
+}
+
+Test(large, owns_never_faults_while_a_neighbouring_block_is_unmapped) {
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, owns_churn, NULL) == 0);
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  size_t queries = 0;
+  do {
+    for (int i = 0; i < 1000; i++, queries++) {
+      char *p = atomic_load(&owns_block);
+      if (p != NULL) (void)hak_owns(p + OWNS_BLOCK + 100); /* past its end: not a live block's */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while (now.tv_sec - t0.tv_sec < 2);
+  atomic_store(&owns_stop, 1);
+  cr_assert(pthread_join(t, NULL) == 0);
+  cr_log_info("%zu hak_owns queries beside a block unmapped and remapped meanwhile", queries);
 }

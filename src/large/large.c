@@ -542,8 +542,15 @@ bool hk_large_covers(const void *p) {
   if (reach == 0 || (a >> HK_VA_BITS) != 0) return false;
   uintptr_t key = hk_pmap_live_below(a, a > reach ? a - reach : 0);
   if (key == 0) return false;
-  const hk_large *hdr = (const hk_large *)key; /* a live block's header: mapped and ours */
-  return a >= (uintptr_t)hdr->user && a < (uintptr_t)hdr->user + hdr->usable;
+  /* A live block's header when we read the page map, but hak_owns is asked
+   * about pointers the caller does not own: another thread may free that
+   * block and unmap it before we read its header (a fault, as the test
+   * owns_never_faults_while_a_neighbouring_block_is_unmapped showed). So
+   * the header is copied without faulting; a header that is gone, or was
+   * replaced by something else, says no. */
+  hk_large hdr;
+  if (!hk_os_read_safe(&hdr, (const void *)key, sizeof hdr) || hdr.magic != HK_LARGE_MAGIC) return false;
+  return a >= (uintptr_t)hdr.user && a < (uintptr_t)hdr.user + hdr.usable;
 }
 
 size_t hk_large_usable(const void *p) {

@@ -45,7 +45,9 @@ bool hk_large_free(void *p);
 size_t hk_large_usable(const void *p);
 /* True when p lies in a live large block's usable bytes (hak_owns). Looks
  * back through the page map at most as far as the largest block ever
- * (a word per 128 KiB); reads only a live block's header. */
+ * (a word per 128 KiB); copies the header of the live block it finds
+ * there through the kernel, so a block freed and unmapped meanwhile by
+ * another thread makes it say no instead of faulting. */
 bool hk_large_covers(const void *p);
 
 /* realloc of a large block p (already validated) to n > 0 bytes without

@@ -53,6 +53,13 @@ bool hk_os_decommit(void *p, size_t size);
 /* Ask for transparent huge pages on [p, p+size) (MADV_HUGEPAGE; a no-op
  * where the kernel has none). Applies to the whole mapping (VMA) range. */
 void hk_os_hugepage(void *p, size_t size);
+/* Copy n bytes from src, which another thread may unmap at any moment, to
+ * dst without faulting: false when src is not (all) mapped. Through the
+ * kernel (process_vm_readv on this process), so a syscall per call: only
+ * for queries about memory the caller does not own (hak_owns). Where the
+ * call is not allowed (a seccomp filter, a kernel without it) it falls
+ * back to a plain copy, which faults as before if src is gone. */
+bool hk_os_read_safe(void *dst, const void *src, size_t n);
 /* Grow the mapping [old, old+old_size) to new_size > old_size bytes, pages
  * and contents kept. dest == NULL: in place only (the address space after
  * it must be free). Otherwise move it to dest, which must be a mapping of

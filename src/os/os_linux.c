@@ -3,8 +3,10 @@
 #include "os/os.h"
 
 #include <errno.h>
+#include <string.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
@@ -229,4 +231,16 @@ uint64_t hk_os_now_ms(void) {
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   errno = saved;
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool hk_os_read_safe(void *dst, const void *src, size_t n) {
+  int saved = errno;
+  struct iovec local = {dst, n}, remote = {(void *)(uintptr_t)src, n};
+  ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  bool gone = got < 0 && errno == EFAULT;
+  errno = saved;
+  if (got == (ssize_t)n) return true;
+  if (gone || got >= 0) return false; /* unmapped, or mapped only in part */
+  memcpy(dst, src, n); /* not allowed here (EPERM, ENOSYS): as before */
+  return true;
 }
