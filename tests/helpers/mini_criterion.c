@@ -59,6 +59,20 @@ void hk_mc_fail(int fatal, const char *file, int line, const char *expr, const c
   expect_failed = 1;
 }
 
+/* A skipped test's exit status: neither a pass (0) nor a failure (1). */
+#define HK_MC_SKIPPED 77
+
+void hk_mc_skip(const char *fmt, ...) {
+  fprintf(stderr, "[SKIP] ");
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n");
+  fflush(NULL);
+  _exit(HK_MC_SKIPPED);
+}
+
 void hk_mc_log(const char *fmt, ...) {
   fprintf(stderr, "[----] ");
   va_list ap;
@@ -83,7 +97,7 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--verbose") == 0) verbose = 1;
     else if (strcmp(argv[i], "--jobs") == 0 || strcmp(argv[i], "-j") == 0) i++;
   }
-  int run = 0, failed = 0;
+  int run = 0, failed = 0, skipped = 0;
   for (int t = 0; t < ntests; t++) {
     char full[256];
     snprintf(full, sizeof full, "%s/%s", tests[t].suite, tests[t].name);
@@ -112,7 +126,10 @@ int main(int argc, char **argv) {
     while (waitpid(pid, &status, 0) < 0) {
     }
     run++;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == HK_MC_SKIPPED) {
+      skipped++;
+      fprintf(stderr, "[SKIP] %s::%s\n", tests[t].suite, tests[t].name);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
       if (verbose) fprintf(stderr, "[PASS] %s::%s\n", tests[t].suite, tests[t].name);
     } else {
       failed++;
@@ -123,6 +140,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "[FAIL] %s::%s\n", tests[t].suite, tests[t].name);
     }
   }
-  fprintf(stderr, "[====] Synthesis: Tested: %d | Passing: %d | Failing: %d\n", run, run - failed, failed);
+  fprintf(stderr, "[====] Synthesis: Tested: %d | Skipped: %d | Passing: %d | Failing: %d\n", run, skipped,
+          run - skipped - failed, failed);
   return failed != 0;
 }

@@ -2,7 +2,7 @@
  * where Criterion itself cannot run: under ThreadSanitizer Criterion's
  * sandbox fails to start ("Could not initialize inheritable arena",
  * Snaipe/Criterion#274). Same spelling (Test, TestSuite, cr_assert,
- * cr_expect, cr_log_info), same model: every test runs in a child process of
+ * cr_expect, cr_log_info, cr_skip), same model: every test runs in a child process of
  * its own, a failed cr_assert ends the test, a failed cr_expect marks it
  * failed and lets it go on. Options honoured: .init, .fini, .timeout.
  * Command line: --filter SUITE/NAME-glob, --verbose; --jobs N is accepted
@@ -22,6 +22,8 @@ void hk_mc_register_suite(const char *suite, const struct hk_mc_opts *opts);
 void hk_mc_register_test(const char *suite, const char *name, void (*fn)(void), const struct hk_mc_opts *opts);
 void hk_mc_fail(int fatal, const char *file, int line, const char *expr, const char *fmt, ...);
 void hk_mc_log(const char *fmt, ...);
+/* Ends the test as skipped, saying why (Criterion's cr_skip). */
+void hk_mc_skip(const char *fmt, ...) __attribute__((noreturn));
 
 #define TestSuite(suite, ...)                                                              \
   static const struct hk_mc_opts hk_mc_suite_opts_##suite = {__VA_ARGS__};                 \
@@ -49,5 +51,6 @@ void hk_mc_log(const char *fmt, ...);
   } while (0)
 
 #define cr_log_info(...) hk_mc_log(__VA_ARGS__)
+#define cr_skip(...) hk_mc_skip(__VA_ARGS__)
 
 #endif /* HK_MINI_CRITERION_H */
