@@ -47,13 +47,19 @@ void hk_mc_register_test(const char *suite, const char *name, void (*fn)(void), 
   }
 }
 
+/* One message on stderr: `prefix`, then fmt's text, then a newline. */
+static void hk_mc_say(const char *prefix, const char *fmt, va_list ap) {
+  fputs(prefix, stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+
 void hk_mc_fail(int fatal, const char *file, int line, const char *expr, const char *fmt, ...) {
-  fprintf(stderr, "[----] %s:%d: %s Failed: %s\n[----]   ", file, line, fatal ? "Assertion" : "Expectation", expr);
+  fprintf(stderr, "[----] %s:%d: %s Failed: %s\n", file, line, fatal ? "Assertion" : "Expectation", expr);
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  hk_mc_say("[----]   ", fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\n");
   fflush(NULL);
   if (fatal) _exit(1);
   expect_failed = 1;
@@ -63,23 +69,19 @@ void hk_mc_fail(int fatal, const char *file, int line, const char *expr, const c
 #define HK_MC_SKIPPED 77
 
 void hk_mc_skip(const char *fmt, ...) {
-  fprintf(stderr, "[SKIP] ");
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  hk_mc_say("[SKIP] ", fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\n");
   fflush(NULL);
   _exit(HK_MC_SKIPPED);
 }
 
 void hk_mc_log(const char *fmt, ...) {
-  fprintf(stderr, "[----] ");
   va_list ap;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  hk_mc_say("[----] ", fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\n");
 }
 
 static const struct hk_mc_opts *suite_opts(const char *name) {
