@@ -13,19 +13,129 @@
  * text of the object holding this code (found with dl_iterate_phdr at
  * start-up). When that object is the program itself (libhakmem.a linked
  * in), its text is also the program's, so nothing is left out and the
- * stack starts with HAKMEM's sampling function. */
+ * stack starts with HAKMEM's sampling function.
+ *
+ * The walk itself: libgcc's _Unwind_Backtrace, which backtrace() wraps,
+ * called directly (dlsym in the libgcc_s that backtrace()'s warm-up
+ * loaded: one frame fewer to unwind) with a callback that can stop early.
+ * Each frame costs the unwinder about a thousand instructions (an FDE
+ * search and a CFI program), and every stack ends in the same few libc
+ * frames: __libc_start_call_main, __libc_start_main, _start in the main
+ * thread; start_thread, clone3 in the others. So a walk that ends
+ * naturally teaches the run of libc frames it ended with (the outermost
+ * run: every frame from its first to the last in libc's text, the last
+ * one anywhere), keyed by the return address that starts it. That
+ * address lies inside a libc function that only that run calls (a
+ * thread's start, the program's), so what follows it is always the same;
+ * once two walks have agreed on it (and none disagreed), later walks stop
+ * there and copy the run. In a static link libc's text is the program's,
+ * and nothing is learned. States of a learned run (hk_prof_run):
+ *   EMPTY --a walk claims the slot by CAS on its key, writes the frames,
+ *           then publishes (release)-->                        SEEN
+ *   SEEN  --another walk ends the same way (CAS)-->            TRUSTED
+ *   SEEN  --one ends differently after the key-->              DISTRUSTED
+ * Walks cut at TRUSTED keys only; nothing moves back. */
 #define _GNU_SOURCE
 #include "prof/prof.h"
 
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <link.h>
+#include <unistd.h>
 
 uintptr_t hk_prof_self_lo, hk_prof_self_hi; /* our text; 0, 0 in a static link */
+int (*hk_prof_unwind)(int (*)(void *, void *), void *);
+static uintptr_t (*hk_prof_get_ip)(void *ctx);
+static uintptr_t hk_prof_libc_lo, hk_prof_libc_hi; /* libc's text; 0, 0: learn nothing */
 
+#define HK_PROF_RUNS    8 /* distinct outermost runs: one per kind of thread start */
+#define HK_PROF_RUN_MAX 4 /* frames in a run */
+enum { HK_RUN_EMPTY, HK_RUN_SEEN, HK_RUN_TRUSTED, HK_RUN_DISTRUSTED };
+typedef struct hk_prof_run {
+  _Atomic uintptr_t key;   /* the run's first return address; 0: free slot */
+  _Atomic uint32_t state;
+  uint32_t n;
+  uintptr_t frames[HK_PROF_RUN_MAX];
+} hk_prof_run;
+static hk_prof_run hk_prof_runs[HK_PROF_RUNS];
+
+/* _Unwind_Reason_Code values (unwind.h): the callback's "go on", and
+ * _Unwind_Backtrace's natural end. */
+#define HK_URC_NO_REASON    0
+#define HK_URC_END_OF_STACK 5
+
+static bool hk_in(uintptr_t a, uintptr_t lo, uintptr_t hi) { return a >= lo && a < hi; }
+
+int hk_prof_walk_frame(void *ctx, void *arg) {
+  hk_prof_walk *w = arg;
+  uintptr_t ip = hk_prof_get_ip(ctx);
+  if (ip == 0) return HK_URC_NO_REASON; /* the outermost context (glibc's backtrace drops it too) */
+  if (!w->ours_done) {
+    if (hk_in(ip, hk_prof_self_lo, hk_prof_self_hi)) return HK_URC_NO_REASON;
+    w->ours_done = true;
+  }
+  if (hk_in(ip, hk_prof_libc_lo, hk_prof_libc_hi)) {
+    for (unsigned i = 0; i < HK_PROF_RUNS; i++) {
+      hk_prof_run *r = &hk_prof_runs[i];
+      /* Acquire: pairs with the release that trusted it (its frames). */
+      if (hk_load_relaxed(&r->key) != ip || hk_load_acquire(&r->state) != HK_RUN_TRUSTED) continue;
+      if (w->depth < w->max) w->frames[w->depth++] = ip;
+      for (unsigned j = 0; j < r->n && w->depth < w->max; j++) w->frames[w->depth++] = r->frames[j];
+      w->cut = true;
+      return HK_URC_END_OF_STACK;
+    }
+  }
+  if (w->depth == w->max) {
+    w->full = true;
+    return HK_URC_END_OF_STACK;
+  }
+  w->frames[w->depth++] = ip;
+  return HK_URC_NO_REASON;
+}
+
+/* A walk that ended by itself: learn, or check, its outermost libc run. */
+static void hk_prof_learn(const uintptr_t *f, unsigned d) {
+  unsigned first = d - 1; /* the last frame may lie anywhere (_start is the program's) */
+  while (first > 0 && hk_in(f[first - 1], hk_prof_libc_lo, hk_prof_libc_hi)) first--;
+  /* The key must be libc's, follow a frame of the program's, and the run be short. */
+  if (!hk_in(f[first], hk_prof_libc_lo, hk_prof_libc_hi) || first == 0 || d - first > HK_PROF_RUN_MAX) return;
+  uintptr_t key = f[first];
+  unsigned n = d - first;
+  for (unsigned i = 0; i < HK_PROF_RUNS; i++) {
+    hk_prof_run *r = &hk_prof_runs[i];
+    uintptr_t k = hk_load_relaxed(&r->key);
+    if (k == 0) {
+      /* acq_rel: the slot is ours to fill; a rival claim makes us look at its key. */
+      if (!hk_cas_strong_acq_rel(&r->key, &k, key)) {
+        if (k != key) continue;
+      } else {
+        r->n = n - 1;
+        for (unsigned j = 1; j < n; j++) r->frames[j - 1] = f[first + j];
+        hk_store_release(&r->state, HK_RUN_SEEN); /* pairs with the readers' acquire */
+        return;
+      }
+    }
+    if (k != key) continue;
+    uint32_t st = hk_load_acquire(&r->state); /* pairs with the claimer's release */
+    if (st != HK_RUN_SEEN) return; /* still being written, or settled */
+    bool same = r->n == n - 1;
+    for (unsigned j = 1; same && j < n; j++) same = r->frames[j - 1] == f[first + j];
+    /* Release: the frames, read by walks that see TRUSTED with acquire. */
+    hk_cas_strong_acq_rel(&r->state, &st, same ? HK_RUN_TRUSTED : HK_RUN_DISTRUSTED);
+    return;
+  }
+}
+
+void hk_prof_walk_end(hk_prof_walk *w, int rc) {
+  if (rc == HK_URC_END_OF_STACK && !w->cut && !w->full && w->depth >= 2 && hk_prof_libc_hi != 0)
+    hk_prof_learn(w->frames, w->depth);
+}
+
+/* The text segment holding addr, unless it is the program's (0, 0). */
 typedef struct hk_find_self {
   uintptr_t addr;
   bool first;
+  uintptr_t lo, hi;
 } hk_find_self;
 
 static int hk_find_self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -39,8 +149,8 @@ static int hk_find_self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
     if (f->addr < lo || f->addr >= hi) continue;
     if (!is_program) {
-      hk_prof_self_lo = lo;
-      hk_prof_self_hi = hi;
+      f->lo = lo;
+      f->hi = hi;
     }
     return 1;
   }
@@ -48,8 +158,24 @@ static int hk_find_self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 void hk_prof_capture_init(void) {
-  hk_find_self f = {(uintptr_t)&hk_prof_capture_init, true};
+  hk_find_self f = {(uintptr_t)&hk_prof_capture_init, true, 0, 0};
   dl_iterate_phdr(hk_find_self_cb, &f);
+  hk_prof_self_lo = f.lo;
+  hk_prof_self_hi = f.hi;
   void *warm[4];
   backtrace(warm, 4); /* loads libgcc_s now, allocating outside any malloc */
+  /* libc's text, unless libc is the program (a static link): learn nothing.
+   * Found by getpid, which no sanitizer intercepts (ASan's backtrace is its
+   * own, in the program). */
+  hk_find_self c = {(uintptr_t)&getpid, true, 0, 0};
+  dl_iterate_phdr(hk_find_self_cb, &c);
+  /* The unwinder backtrace() just loaded; RTLD_NOLOAD: never a new load. */
+  void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+  if (gcc == NULL) return;
+  void *bt = dlsym(gcc, "_Unwind_Backtrace"), *ip = dlsym(gcc, "_Unwind_GetIP");
+  if (bt == NULL || ip == NULL) return;
+  hk_prof_libc_lo = c.lo;
+  hk_prof_libc_hi = c.hi;
+  hk_prof_get_ip = (uintptr_t(*)(void *))ip;
+  hk_prof_unwind = (int (*)(int (*)(void *, void *), void *))bt;
 }

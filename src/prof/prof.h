@@ -70,13 +70,32 @@ void hk_prof_capture_init(void);
 /* HAKMEM's text (0, 0 in a static link): its frames are left out. */
 extern uintptr_t hk_prof_self_lo, hk_prof_self_hi;
 
+/* libgcc's _Unwind_Backtrace, found at start-up (NULL: use backtrace()). */
+extern int (*hk_prof_unwind)(int (*)(void *, void *), void *);
+/* One walk: the frames so far, and how it ended (capture.c). */
+typedef struct hk_prof_walk {
+  uintptr_t *frames;
+  unsigned max, depth;
+  bool ours_done; /* past HAKMEM's leading frames */
+  bool cut;       /* stopped at a known outermost run of frames (capture.c) */
+  bool full;      /* stopped at max */
+} hk_prof_walk;
+int hk_prof_walk_frame(void *ctx, void *arg);
+void hk_prof_walk_end(hk_prof_walk *w, int rc);
+
 /* The caller's stack, innermost first, HAKMEM's frames left out: return
  * addresses into frames[0..max); returns how many (at least 1 when any).
  * Inline, so that its caller's frame is the only one of ours the unwinder
- * walks: the walk costs about 130 ns a frame, almost all of a sample's
- * cost, and the sampling paths reach here by tail calls (malloc_slow.c)
- * so that no other frame of ours is left on the stack. */
+ * walks: the walk costs about a thousand instructions a frame, most of a
+ * sample's cost, and the sampling paths reach here by tail calls
+ * (malloc_slow.c) so that no other frame of ours is left on the stack; the
+ * walk stops at the learned start frames (capture.c). */
 HK_INLINE unsigned hk_prof_capture(uintptr_t *frames, unsigned max) {
+  if (HK_LIKELY(hk_prof_unwind != NULL)) {
+    hk_prof_walk w = {.frames = frames, .max = max};
+    hk_prof_walk_end(&w, hk_prof_unwind(hk_prof_walk_frame, &w));
+    return w.depth;
+  }
   void *raw[HK_PROF_FRAMES + 8];
   int n = backtrace(raw, HK_PROF_FRAMES + 8);
   int i = 0;
