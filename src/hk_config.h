@@ -203,6 +203,9 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * sample that finds either full is not taken (counted as dropped). */
 #define HK_PROF_SAMPLE_DEFAULT ((size_t)512 * 1024)
 #define HK_PROF_FRAMES       64
+/* Blocks a profiling slow path moves from a slab's list into the cache at
+ * most (core/heap.c hk_heap_tc_prime says why). */
+#define HK_PROF_PRIME_MAX    8
 #define HK_PROF_SAMPLE_SLOTS ((size_t)1 << 17)
 #define HK_PROF_STACKS       ((size_t)1 << 14)
 #define HK_PROF_FRAME_POOL   ((size_t)1 << 19)
