@@ -9,15 +9,10 @@
 
 #include "core/block.h"
 #include "util/diag.h"
+#include "util/mix.h"
 
 _Atomic uint64_t hk_harden_secret_word;
 static _Atomic uint64_t hk_harden_counter;
-
-static uint64_t hk_mix64(uint64_t z) { /* splitmix64's finaliser */
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 void hk_harden_init(void) {
   if (hk_load_relaxed(&hk_harden_secret_word) != 0) return;

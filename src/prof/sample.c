@@ -35,6 +35,7 @@
 #include "large/large.h"
 #include "os/os.h"
 #include "util/diag.h"
+#include "util/mix.h"
 #include "util/options.h"
 
 _Atomic bool hk_prof_enabled;
@@ -112,10 +113,7 @@ static double hk_prof_exp1(void) {
   if (HK_UNLIKELY(x == 0)) { /* seed: this thread's TLS address, the clock and a counter, mixed */
     static _Atomic uint64_t seq;
     x = (uintptr_t)&hk_prof_rng ^ (hk_os_now_ms() << 20) ^ (hk_add_relaxed(&seq, 1) * 0x9e3779b97f4a7c15ull);
-    x ^= (uint64_t)getpid() << 40;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    x ^= x >> 31;
+    x = hk_mix64(x ^ (uint64_t)getpid() << 40);
     if (x == 0) x = 1;
   }
   x ^= x >> 12;

@@ -24,6 +24,7 @@
 #include <sched.h>
 
 #include "os/os.h"
+#include "util/mix.h"
 
 typedef struct hk_prof_sample {
   uintptr_t ptr; /* 0: empty slot */
@@ -111,15 +112,9 @@ void hk_prof_fork_child(void) {
 
 /* ---- stacks ------------------------------------------------------------------- */
 
-static uint64_t hk_pt_mix(uint64_t x) {
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 static uint64_t hk_pt_stack_hash(const uintptr_t *frames, unsigned depth) {
   uint64_t h = depth;
-  for (unsigned i = 0; i < depth; i++) h = hk_pt_mix(h ^ frames[i]);
+  for (unsigned i = 0; i < depth; i++) h = hk_mix64(h ^ frames[i]);
   return h;
 }
 
@@ -153,7 +148,7 @@ const uintptr_t *hk_prof_frames_of(const hk_prof_stack *s) { return &hk_pt.frame
 
 /* ---- samples: linear probing, deletion by backward shift ------------------------- */
 
-static size_t hk_pt_home(uintptr_t p) { return (size_t)(hk_pt_mix(p) & (HK_PROF_SAMPLE_SLOTS - 1)); }
+static size_t hk_pt_home(uintptr_t p) { return (size_t)(hk_mix64(p) & (HK_PROF_SAMPLE_SLOTS - 1)); }
 
 static hk_prof_sample *hk_pt_find(uintptr_t p) {
   for (size_t i = hk_pt_home(p);; i = (i + 1) & (HK_PROF_SAMPLE_SLOTS - 1)) {
