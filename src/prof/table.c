@@ -195,15 +195,19 @@ static void hk_pt_unlive(const hk_prof_sample *e) {
   }
 }
 
+/* The record of p, if any, out of the table and of its stack's live figures. */
+static void hk_pt_remove(uintptr_t p) {
+  hk_prof_sample *e = hk_pt_find(p);
+  if (e == NULL) return;
+  hk_pt_unlive(e);
+  hk_pt_delete(e);
+}
+
 bool hk_prof_record(void *p, size_t size, const uintptr_t *frames, unsigned depth) {
   hk_prof_sample rec = {.ptr = (uintptr_t)p, .size = size, .weight = hk_prof_weight(size)};
   bool ok = false;
   hk_prof_lock();
-  hk_prof_sample *old = hk_pt_find(rec.ptr);
-  if (old != NULL) { /* a record whose free was missed (see hk_prof_moved): superseded */
-    hk_pt_unlive(old);
-    hk_pt_delete(old);
-  }
+  hk_pt_remove(rec.ptr); /* a record whose free was missed (see hk_prof_moved): superseded */
   if (hk_pt.live < HK_PT_MAX_LIVE && (rec.stack = hk_pt_stack(frames, depth)) != UINT32_MAX) {
     hk_prof_stack *s = &hk_pt.stacks[rec.stack];
     s->live++;
@@ -222,11 +226,7 @@ bool hk_prof_record(void *p, size_t size, const uintptr_t *frames, unsigned dept
 
 void hk_prof_forget(void *p) {
   hk_prof_lock();
-  hk_prof_sample *e = hk_pt_find((uintptr_t)p);
-  if (e != NULL) {
-    hk_pt_unlive(e);
-    hk_pt_delete(e);
-  }
+  hk_pt_remove((uintptr_t)p);
   hk_prof_unlock();
 }
 
@@ -241,11 +241,7 @@ void hk_prof_moved(void *from, void *to) {
     hk_prof_sample rec = *e;
     hk_pt_delete(e);
     rec.ptr = (uintptr_t)to;
-    hk_prof_sample *clash = hk_pt_find(rec.ptr);
-    if (clash != NULL) {
-      hk_pt_unlive(clash);
-      hk_pt_delete(clash);
-    }
+    hk_pt_remove(rec.ptr); /* a stale record at the destination */
     hk_pt_insert(&rec);
   }
   hk_prof_unlock();
