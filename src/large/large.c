@@ -320,16 +320,18 @@ static void hk_large_note_size(size_t map_size) {
 
 /* Statistics of large calls: into the calling thread's heap (hk_large_tally,
  * merged with its other counts), so that no large call writes a
- * process-wide counter; a thread without a heap writes those directly. */
-static void hk_large_count(bool alloc, size_t usable, size_t committed) {
+ * process-wide counter; a thread without a heap tallies its one call in
+ * `one` and merges it at once (hk_large_counted). */
+static hk_large_tally *hk_large_tally_for(hk_large_tally *one) {
   hk_heap *h = hk_tls_heap;
-  if (HK_UNLIKELY(!h->live)) {
-    hk_stat_add(HK_STAT_LARGE_LIVE, alloc ? 1 : -1);
-    if (alloc) hk_stat_large_alloc(usable, committed);
-    else hk_stat_large_free(usable, committed);
-    return;
-  }
-  hk_large_tally *t = &h->stats.large;
+  return HK_LIKELY(h->live) ? &h->stats.large : one;
+}
+static void hk_large_counted(hk_large_tally *t, hk_large_tally *one) {
+  if (HK_UNLIKELY(t == one)) hk_stats_merge_large(one);
+}
+
+static void hk_large_count(bool alloc, size_t usable, size_t committed) {
+  hk_large_tally one = {0}, *t = hk_large_tally_for(&one);
   if (alloc) {
     t->allocs++;
     t->bytes += usable;
@@ -339,18 +341,15 @@ static void hk_large_count(bool alloc, size_t usable, size_t committed) {
     t->bytes -= usable;
     t->decommit += committed;
   }
+  hk_large_counted(t, &one);
 }
 
 static void hk_large_count_resize(size_t old_usable, size_t new_usable) {
-  hk_heap *h = hk_tls_heap;
-  if (HK_UNLIKELY(!h->live)) {
-    hk_stat_large_resize(old_usable, new_usable);
-    return;
-  }
-  hk_large_tally *t = &h->stats.large;
+  hk_large_tally one = {0}, *t = hk_large_tally_for(&one);
   t->bytes += new_usable - old_usable; /* modulo 2^64 */
   if (new_usable > old_usable) t->commit += new_usable - old_usable;
   else t->decommit += old_usable - new_usable;
+  hk_large_counted(t, &one);
 }
 
 /* Transparent huge pages for a mapping big enough that its last, partly

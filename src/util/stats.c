@@ -37,28 +37,6 @@ void hk_stat_decommit(size_t bytes) {
   hk_add_relaxed(&hk_decommitted, bytes);
 }
 
-void hk_stat_large_alloc(size_t usable, size_t committed) {
-  hk_add_relaxed(&hk_large_allocs, 1);
-  hk_add_relaxed(&hk_large_live_bytes, usable);
-  hk_stat_commit(committed);
-}
-
-void hk_stat_large_free(size_t usable, size_t committed) {
-  hk_add_relaxed(&hk_large_frees, 1);
-  hk_sub_relaxed(&hk_large_live_bytes, usable);
-  hk_stat_decommit(committed);
-}
-
-void hk_stat_large_resize(size_t old_usable, size_t new_usable) {
-  if (new_usable > old_usable) {
-    hk_add_relaxed(&hk_large_live_bytes, new_usable - old_usable);
-    hk_stat_commit(new_usable - old_usable);
-  } else if (new_usable < old_usable) {
-    hk_sub_relaxed(&hk_large_live_bytes, old_usable - new_usable);
-    hk_stat_decommit(old_usable - new_usable);
-  }
-}
-
 void hk_stats_merge_large(const hk_large_tally *t) {
   if (t->allocs == 0 && t->frees == 0 && t->commit == 0 && t->decommit == 0) return;
   hk_add_relaxed(&hk_large_allocs, t->allocs);

@@ -20,12 +20,6 @@ void hk_stat_invalid_free(void);
  * pages, live large blocks) and gave back (madvise or munmap). */
 void hk_stat_commit(size_t bytes);
 void hk_stat_decommit(size_t bytes);
-/* Large blocks: usable bytes of one allocated / freed / resized. */
-/* usable: the block's usable bytes; committed: what it can have committed,
- * from its header's page to its end (large/large.c). */
-void hk_stat_large_alloc(size_t usable, size_t committed);
-void hk_stat_large_free(size_t usable, size_t committed);
-void hk_stat_large_resize(size_t old_usable, size_t new_usable);
 /* One remote-free chain pushed by a thread without a heap (the rest come
  * through hk_stats_merge). */
 void hk_stat_sent_batch(uint32_t blocks);
@@ -34,7 +28,8 @@ static inline unsigned hk_stat_hist_bucket(uint32_t n) {
   unsigned b = 31u - (unsigned)__builtin_clz(n | 1u);
   return b < HK_STAT_HIST_BUCKETS - 1 ? b : HK_STAT_HIST_BUCKETS - 1;
 }
-/* A heap's large-block tally since its last merge (hk_types.h). */
+/* Large blocks: a heap's tally since its last merge (hk_types.h), or one
+ * call of a thread without a heap (large/large.c). */
 struct hk_large_tally;
 void hk_stats_merge_large(const struct hk_large_tally *t);
 /* A heap's counts since its last merge (core/heap.c hk_heap_stats_merge). */
