@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "hakmem.h"
+#include "util/diag.h"
 #include "util/options.h"
 
 #define HK_EXPORT __attribute__((visibility("default")))
@@ -76,21 +77,13 @@ static void hk_w_str(hk_w *w, const char *s) {
 }
 
 static void hk_w_u64(hk_w *w, uint64_t v) {
-  char t[24];
-  size_t n = sizeof t;
-  do t[--n] = (char)('0' + v % 10);
-  while ((v /= 10) != 0);
-  hk_w_mem(w, t + n, sizeof t - n);
+  char d[HK_FMT_MAX];
+  hk_w_mem(w, d, hk_fmt_dec(d, v));
 }
 
 static void hk_w_hex(hk_w *w, uint64_t v) {
-  char t[18];
-  size_t n = sizeof t;
-  do t[--n] = "0123456789abcdef"[v & 15];
-  while ((v >>= 4) != 0);
-  t[--n] = 'x';
-  t[--n] = '0';
-  hk_w_mem(w, t + n, sizeof t - n);
+  char d[HK_FMT_MAX];
+  hk_w_mem(w, d, hk_fmt_hex(d, v));
 }
 
 static uint64_t hk_round(double x) { return x <= 0 ? 0 : (uint64_t)(x + 0.5); }

@@ -14,19 +14,36 @@ void hk_line_str(hk_line *l, const char *s) {
   while (*s && l->len < sizeof(l->buf) - 1) l->buf[l->len++] = *s++;
 }
 
+/* The digits of v in `base` (10 or 16), most significant first. */
+static size_t hk_fmt(char *out, unsigned long v, unsigned base) {
+  char tmp[HK_FMT_MAX];
+  size_t n = 0, len = 0;
+  do { tmp[n++] = "0123456789abcdef"[v % base]; v /= base; } while (v);
+  while (n > 0) out[len++] = tmp[--n];
+  return len;
+}
+
+size_t hk_fmt_dec(char *out, unsigned long v) { return hk_fmt(out, v, 10); }
+
+size_t hk_fmt_hex(char *out, unsigned long v) {
+  out[0] = '0';
+  out[1] = 'x';
+  return 2 + hk_fmt(out + 2, v, 16);
+}
+
+/* Appends n bytes of s, as many as fit. */
+static void hk_line_mem(hk_line *l, const char *s, size_t n) {
+  for (size_t i = 0; i < n && l->len < sizeof(l->buf) - 1; i++) l->buf[l->len++] = s[i];
+}
+
 void hk_line_hex(hk_line *l, unsigned long v) {
-  char tmp[2 + 16];
-  int n = 0;
-  do { tmp[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
-  hk_line_str(l, "0x");
-  while (n > 0 && l->len < sizeof(l->buf) - 1) l->buf[l->len++] = tmp[--n];
+  char d[HK_FMT_MAX];
+  hk_line_mem(l, d, hk_fmt_hex(d, v));
 }
 
 void hk_line_dec(hk_line *l, unsigned long v) {
-  char tmp[24];
-  int n = 0;
-  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-  while (n > 0 && l->len < sizeof(l->buf) - 1) l->buf[l->len++] = tmp[--n];
+  char d[HK_FMT_MAX];
+  hk_line_mem(l, d, hk_fmt_dec(d, v));
 }
 
 void hk_line_emit(hk_line *l) {

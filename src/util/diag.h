@@ -11,6 +11,13 @@ typedef struct hk_line {
   size_t len;
 } hk_line;
 
+/* v's digits (decimal, or hex after "0x") into out, which holds
+ * HK_FMT_MAX bytes; how many. For the line builder below and any other
+ * writer that cannot use stdio (prof/dump.c). */
+#define HK_FMT_MAX 24
+size_t hk_fmt_dec(char *out, unsigned long v);
+size_t hk_fmt_hex(char *out, unsigned long v);
+
 void hk_line_str(hk_line *l, const char *s);
 void hk_line_hex(hk_line *l, unsigned long v);
 void hk_line_dec(hk_line *l, unsigned long v);
