@@ -609,10 +609,8 @@ void hk_heap_tc_prime(hk_heap *h, unsigned cls) {
   uint32_t n = 0;
   uint32_t batch = t->room > 3 ? t->room / 2 : t->room - 1;
   if (batch > HK_PROF_PRIME_MAX) batch = HK_PROF_PRIME_MAX;
-  while (n < batch && (b = s->free) != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT)) {
-    s->free = hk_block_next(b, hk_ss_secret(b));
-    HK_HARDENED_IN_SLAB(s, b, s->free);
-    s->used++;
+  while (n < batch && hk_slab_head_ok(b = s->free)) {
+    hk_slab_take_head(s, b);
     if (last != NULL) hk_block_link(last, b, hk_heap_secret(h), HK_TC_KEY_SALT);
     else first = b;
     last = b;
@@ -625,7 +623,7 @@ void hk_heap_tc_prime(hk_heap *h, unsigned cls) {
     h->stats.cls[cls].primed += n;
   }
   b = s->free;
-  if (b != NULL && s->local_free == NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT)) {
+  if (s->local_free == NULL && hk_slab_head_ok(b)) {
     s->local_free = b;
     s->free = NULL;
   }

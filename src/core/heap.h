@@ -51,16 +51,29 @@ HK_INLINE void hk_heap_hand_out(void *b, unsigned cls, size_t r) {
 #define hk_heap_hand_out(b, cls, r) ((void)(r))
 #endif
 
+/* b, the head of a slab's `free` list, can be taken: it is there and
+ * carries the slab key (one that does not is left for the slow path to
+ * report). */
+HK_INLINE bool hk_slab_head_ok(const hk_block *b) {
+  return b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT);
+}
+/* Take b (hk_slab_head_ok) off s's `free` list: s counts it as used. */
+HK_INLINE void hk_slab_take_head(hk_slab *s, hk_block *b) {
+  s->free = hk_block_next(b, hk_ss_secret(b));
+  HK_HARDENED_IN_SLAB(s, b, s->free);
+  s->used++;
+}
+
 /* The second half of the fast path (hk_heap_malloc_as): the thread cache
  * is empty, pop the current slab's list. */
 HK_INLINE void *hk_heap_malloc_list(hk_heap *h, unsigned cls, size_t r) {
   hk_slab *s = h->cur[cls];
   hk_block *b = s->free;
   HK_IN_RETURN_REG(b);
+  /* hk_slab_head_ok written out: through the helper, gcc 12 laid the hit
+   * out behind a taken branch. */
   if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
-    s->free = hk_block_next(b, hk_ss_secret(b));
-    HK_HARDENED_IN_SLAB(s, b, s->free);
-    s->used++;
+    hk_slab_take_head(s, b);
     hk_block_unkey(b);
     hk_heap_hand_out(b, cls, r);
     return b;
