@@ -109,18 +109,29 @@ __attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
  * (hk_canary_fail). */
 __attribute__((cold)) void hk_canary_free_fail(const void *p, size_t room);
 
+/* p's tail word *t and the gap it says, the canary word checked: false
+ * when the gap is out of range (a tail overwritten, or marked freed); a
+ * changed canary word aborts (hk_canary_fail). What hk_canary_check and
+ * hk_canary_free share. */
+HK_INLINE bool hk_canary_read(const void *p, size_t room, uint64_t *t, size_t *gap) {
+  const uint8_t *b = p;
+  uint64_t mask = hk_canary_mask(p), x;
+  __builtin_memcpy(t, b + room - 8, 8);
+  *gap = hk_canary_gap(*t, mask);
+  if (HK_UNLIKELY(!hk_canary_gap_ok(*gap, room))) return false;
+  __builtin_memcpy(&x, b + room - *gap, 8);
+  if (HK_UNLIKELY(x != hk_canary_word(mask))) hk_canary_fail(p, room);
+  return true;
+}
+
 /* p: a live block of `room` bytes. Its requested size; a changed canary
  * or tail aborts with "hakmem: heap overflow at <first bad byte>". A
  * linear overflow changes the canary word's first byte, whatever its
  * length; one that reached the tail makes the gap out of range. */
 HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
-  const uint8_t *b = p;
-  uint64_t mask = hk_canary_mask(p), t, x;
-  __builtin_memcpy(&t, b + room - 8, 8);
-  size_t gap = hk_canary_gap(t, mask);
-  if (HK_UNLIKELY(!hk_canary_gap_ok(gap, room))) hk_canary_fail(p, room);
-  __builtin_memcpy(&x, b + room - gap, 8);
-  if (HK_UNLIKELY(x != hk_canary_word(mask))) hk_canary_fail(p, room);
+  uint64_t t;
+  size_t gap;
+  if (HK_UNLIKELY(!hk_canary_read(p, room, &t, &gap))) hk_canary_fail(p, room);
   return room - gap;
 }
 
@@ -130,15 +141,11 @@ HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
  * called here, so that the fast path ends in a tail call and saves no
  * registers). */
 HK_INLINE bool hk_canary_free(void *p, size_t room) {
-  uint8_t *b = p;
-  uint64_t mask = hk_canary_mask(p), t, x;
-  __builtin_memcpy(&t, b + room - 8, 8);
-  size_t gap = hk_canary_gap(t, mask);
-  if (HK_UNLIKELY(!hk_canary_gap_ok(gap, room))) return false;
-  __builtin_memcpy(&x, b + room - gap, 8);
-  if (HK_UNLIKELY(x != hk_canary_word(mask))) hk_canary_fail(p, room);
+  uint64_t t;
+  size_t gap;
+  if (HK_UNLIKELY(!hk_canary_read(p, room, &t, &gap))) return false;
   t ^= HK_CANARY_FREED;
-  __builtin_memcpy(b + room - 8, &t, 8);
+  __builtin_memcpy((uint8_t *)p + room - 8, &t, 8);
   return true;
 }
 
