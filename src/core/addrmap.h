@@ -55,21 +55,28 @@ HK_INLINE _Atomic uint64_t *hk_ssmap_leaf_word(_Atomic uintptr_t *leaf, uintptr_
   return &words[(chunk & (HK_MAP_L2_SIZE - 1)) >> 6];
 }
 
+/* The leaf of first-level index i1, or NULL. Acquire (a plain load on
+ * x86): a chunk may share a leaf that a thread we never synchronised with
+ * installed, and its zeroing must be ordered before our reads of it. */
+HK_INLINE _Atomic uintptr_t *hk_addrmap_leaf_at(size_t i1) {
+  return hk_load_acquire(&hk_addrmap_l1[i1]); /* pairs with hk_leaf's CAS */
+}
+
 /* Bitmap word wi (< HK_SSMAP_WORDS), or NULL when its leaf does not exist
- * (all its bits are 0). The leaf pointer acquire, as in hk_addrmap_get. */
+ * (all its bits are 0). */
 HK_INLINE _Atomic uint64_t *hk_ssmap_word(size_t wi) {
-  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[wi / HK_SSMAP_WORDS_PER_LEAF]); /* pairs with hk_leaf's CAS */
+  _Atomic uintptr_t *leaf = hk_addrmap_leaf_at(wi / HK_SSMAP_WORDS_PER_LEAF);
   return leaf == NULL ? NULL : hk_ssmap_leaf_word(leaf, (uintptr_t)wi << 6);
 }
 
 /* True when p is in a SuperSlab; false when it is not (large, foreign, NULL,
  * beyond the 47-bit map). Off the fast paths: free's uncached path, the
  * hardened build's room. The bit relaxed, as the entry in hk_addrmap_get
- * below; the leaf pointer acquire, as there. */
+ * below. */
 HK_INLINE bool hk_addrmap_in_superslab(const void *p) {
   uintptr_t a = (uintptr_t)p;
   if (HK_UNLIKELY((a >> HK_VA_BITS) != 0)) return false;
-  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)]); /* pairs with hk_leaf's CAS */
+  _Atomic uintptr_t *leaf = hk_addrmap_leaf_at(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS));
   if (HK_UNLIKELY(leaf == NULL)) return false;
   return (hk_load_relaxed(hk_ssmap_leaf_word(leaf, a >> HK_SS_SHIFT)) >> ((a >> HK_SS_SHIFT) & 63)) & 1;
 }
@@ -77,13 +84,12 @@ HK_INLINE bool hk_addrmap_in_superslab(const void *p) {
 /* The entry for p's chunk. The entry relaxed: a pointer reaches a thread
  * only through synchronisation with whoever allocated it, which ordered the
  * registration before it; for a foreign pointer any value read is as good
- * as another. The leaf pointer acquire (a plain load on x86): a large
- * block's chunk may share a leaf that a thread we never synchronised with
- * installed, and its zeroing must be ordered before our read. */
+ * as another. The leaf through hk_addrmap_leaf_at (a large block's chunk
+ * may share a leaf another thread installed). */
 HK_INLINE uintptr_t hk_addrmap_get(const void *p) {
   uintptr_t a = (uintptr_t)p;
   if (HK_UNLIKELY((a >> HK_VA_BITS) != 0)) return 0;
-  _Atomic uintptr_t *leaf = hk_load_acquire(&hk_addrmap_l1[a >> (HK_SS_SHIFT + HK_MAP_L2_BITS)]); /* pairs with hk_leaf's CAS */
+  _Atomic uintptr_t *leaf = hk_addrmap_leaf_at(a >> (HK_SS_SHIFT + HK_MAP_L2_BITS));
   if (HK_UNLIKELY(leaf == NULL)) return 0;
   return hk_load_relaxed(&leaf[(a >> HK_SS_SHIFT) & (HK_MAP_L2_SIZE - 1)]);
 }
