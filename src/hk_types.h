@@ -218,7 +218,6 @@ typedef struct hk_class_stats {
                           free they would count twice, so both subtract it */
 } hk_class_stats;
 
-/* A heap's statistics besides the per-class ones, merged with them. */
 /* A thread's large-block calls since the last merge, kept here so that no
  * large call writes a process-wide counter (a thread without a heap writes
  * them directly). Byte counts wrap: a thread may free more than it
@@ -229,6 +228,7 @@ typedef struct hk_large_tally {
   uint64_t commit, decommit;  /* what the blocks could have committed / gave back */
 } hk_large_tally;
 
+/* A heap's statistics, merged into the process-wide ones (hk_heap_stats_merge). */
 typedef struct hk_heap_stats {
   hk_class_stats cls[HK_NCLASSES];
   hk_large_tally large;

@@ -1,7 +1,6 @@
 /* slab.c -- binding slabs to classes and carving their blocks lazily. */
 #include "core/slab.h"
 
-
 #include "core/block.h"
 #include "core/harden.h"
 #include "core/sizeclass.h"

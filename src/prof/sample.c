@@ -202,16 +202,19 @@ void *hk_prof_realign(void *p, size_t size, size_t align) {
 
 /* ---- large blocks: a byte countdown ------------------------------------------ */
 
+/* Bytes to the next large sample: exponential, mean the rate. */
+static int64_t hk_prof_large_draw(void) { return 1 + (int64_t)(hk_prof_exp1() * (double)hk_prof_rate_bytes); }
+
 static bool hk_prof_large_due(size_t size) {
   if (hk_prof_busy) return false;
   int64_t left = hk_prof_large_left;
-  if (HK_UNLIKELY(left == 0)) left = 1 + (int64_t)(hk_prof_exp1() * (double)hk_prof_rate_bytes);
+  if (HK_UNLIKELY(left == 0)) left = hk_prof_large_draw();
   left -= size > (size_t)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)size;
   if (left > 0) {
     hk_prof_large_left = left;
     return false;
   }
-  hk_prof_large_left = 1 + (int64_t)(hk_prof_exp1() * (double)hk_prof_rate_bytes);
+  hk_prof_large_left = hk_prof_large_draw();
   return true;
 }
 
