@@ -83,6 +83,20 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #ifndef HK_TC_MAX
 #define HK_TC_MAX        64
 #endif
+/* A class whose cache overflows borrows room from its heap's growth budget
+ * before it flushes (doubling its size, up to HK_TC_GROW_MAX blocks), and
+ * the round-robin trim takes half the loan back from a class that did not
+ * overflow since its last visit. Random churn over 1-32 KiB keeps about 70
+ * blocks live in each of the 20-32 KiB classes, whose fixed caches hold 4
+ * to 6: they ran empty and popped cold slab lists (0.74x tcmalloc). So the
+ * per-thread bound is 4.0 MiB of fixed caches plus HK_TC_GROW_BYTES, lent
+ * only to classes that overflow. */
+#ifndef HK_TC_GROW_BYTES
+#define HK_TC_GROW_BYTES (2u << 20)
+#endif
+#ifndef HK_TC_GROW_MAX
+#define HK_TC_GROW_MAX   1024
+#endif
 /* Every HK_TC_TICK thread-cache hits malloc takes its slow path once (the
  * ticker), so the outbox, remote frees and the purge clock never wait on a
  * refill that the caches make rare; each tick also trims the older half of

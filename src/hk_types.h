@@ -178,9 +178,9 @@ typedef struct hk_outbox_slot {
  * last, still in cache (tcmalloc's per-class lists do the same). The blocks
  * count as used in their slabs until a flush gives them back. Owner-only.
  *   head    the LIFO, linked through hk_block.next, each block keyed hk_tc_key
- *   room    frees it takes before the free path flushes its older half; the
- *           cache's size (core/sizeclass.h hk_tc_cap) is read on slow paths
- *           only, so it is not here
+ *   room    frees it takes before the free path grows it or flushes its
+ *           older half; the cache's size (hk_heap.tc_cap) is read on slow
+ *           paths only, so it is not here
  *   ticker  malloc's hits of this cache down to the class's next tick: a
  *           thread served from its caches alone still flushes its outbox,
  *           collects remote frees, runs its purge clock and trims one
@@ -239,6 +239,12 @@ typedef struct hk_heap_stats {
 
 /* A thread heap. Owner-only except the pending bitmap and stack_next.
  *   tc[c]       the thread cache of class c (above): the fast paths' lists
+ *   tc_cap[c]   the size of tc[c] now: hk_tc_cap(c), plus what the class
+ *               borrowed from the heap's growth budget (tc_grow_left) when
+ *               it overflowed (hk_heap_tc_flush doubles it instead of
+ *               flushing while the budget lasts); tc_gc halves the growth
+ *               of a class that did not overflow since its last visit
+ *               (tc_hot) and returns it to the budget
  *   own[i]      the owned-chunk cache: the chunk number (address >> 21) of a
  *               SuperSlab this heap owns whose number is i modulo
  *               HK_OWN_SLOTS, or HK_OWN_NONE. Free's one ownership test
@@ -281,6 +287,9 @@ typedef struct hk_heap {
   hk_slab *partial_tail[HK_NCLASSES];
   hk_slab *kept[HK_NCLASSES];         /* an emptied slab kept for its class, or NULL */
   uint64_t kept_ms[HK_NCLASSES];      /* when it emptied */
+  uint16_t tc_cap[HK_NCLASSES];       /* each class's cache size now (see tc_hot) */
+  uint64_t tc_hot;                    /* bit c: class c's cache overflowed since tc_gc last came by */
+  uint32_t tc_grow_left;              /* bytes of HK_TC_GROW_BYTES lent to no class */
   hk_superslab *avail[HK_KINDS];
   hk_outbox_slot outbox[HK_OUTBOX_SLOTS];
   uint32_t outbox_used;            /* bitmask of non-empty outbox slots */

@@ -41,8 +41,8 @@ static HK_NOINLINE void hk_tc_corrupt(hk_heap *h, unsigned cls) {
   hk_block *b = t->head;
   HK_HARDENED_CORRUPT(b);
   t->head = NULL;
-  h->stats.cls[cls].dropped += hk_tc_cap(cls) - t->room;
-  t->room = hk_tc_cap(cls);
+  h->stats.cls[cls].dropped += h->tc_cap[cls] - t->room;
+  t->room = h->tc_cap[cls];
   hk_bad_free(b, "block already free (freed twice, or written after free; found when it was to be handed out again)", 1);
 }
 

@@ -160,6 +160,7 @@ hk_heap *hk_heap_create(void) {
    * period since its thread's teardown, so no sender still sets its bits. */
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     h->tc[c] = (hk_tcache){.head = NULL, .room = hk_tc_cap(c), .ticker = HK_TC_TICK};
+    h->tc_cap[c] = (uint16_t)hk_tc_cap(c);
     h->cur[c] = &hk_slab_empty;
     h->partial[c] = h->partial_tail[c] = NULL;
     h->kept[c] = NULL;
@@ -175,6 +176,8 @@ hk_heap *hk_heap_create(void) {
    * profiler's table before this heap's first profiled slow path). */
   h->tick = hk_load_acquire(&hk_heap_tick_base);
   h->tc_gc = 0;
+  h->tc_hot = 0;
+  h->tc_grow_left = HK_TC_GROW_BYTES;
   memset(&h->stats, 0, sizeof h->stats);
   h->prof_armed = false; /* the tickers restarted: draw the countdowns afresh */
   h->purge_at = 0;
@@ -308,7 +311,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
 static bool hk_tc_holds(const hk_heap *h, const hk_slab *s, uintptr_t lo, uintptr_t hi) {
   const hk_tcache *t = &h->tc[s->class_idx];
   const hk_block *b = t->head;
-  for (uint32_t n = hk_tc_cap(s->class_idx); b != NULL && n != 0; b = hk_block_step(b, hk_heap_secret(h), HK_TC_KEY_SALT), n--)
+  for (uint32_t n = h->tc_cap[s->class_idx]; b != NULL && n != 0; b = hk_block_step(b, hk_heap_secret(h), HK_TC_KEY_SALT), n--)
     if ((uintptr_t)b - lo < hi - lo) return true;
   return false;
 }
@@ -538,7 +541,7 @@ static void hk_tc_return(hk_heap *h, hk_block *b) {
 static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
   static const char found[] = "block already free (freed twice, or written after free; found when the thread cache was flushed)";
   unsigned c = (unsigned)(t - h->tc);
-  uint32_t cap = hk_tc_cap(c);
+  uint32_t cap = h->tc_cap[c];
   uintptr_t sec = hk_heap_secret(h);
   hk_block *b = t->head, *last = NULL;
   uint32_t n = cap - t->room, kept = 0, keep = all ? 0 : n / 2;
@@ -576,14 +579,44 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
   }
 }
 
-/* Full (room reached 0, so it holds cap blocks): keep the newer half. */
-void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) { hk_tc_trim(h, t, false); }
+/* Full (room reached 0, so it holds cap blocks): grow by up to cap blocks
+ * from the heap's budget (no block moves), else keep the newer half. */
+void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) {
+  _Static_assert(HK_NCLASSES <= 64 && HK_TC_GROW_MAX <= UINT16_MAX, "tc_hot and tc_cap hold them");
+  unsigned c = (unsigned)(t - h->tc);
+  uint32_t cap = h->tc_cap[c], size = hk_class_size[c];
+  uint32_t add = cap < HK_TC_GROW_MAX - cap ? cap : HK_TC_GROW_MAX - cap;
+  if (add > h->tc_grow_left / size) add = h->tc_grow_left / size;
+  h->tc_hot |= (uint64_t)1 << c;
+  if (add != 0) {
+    h->tc_cap[c] = (uint16_t)(cap + add);
+    h->tc_grow_left -= add * size;
+    t->room = add;
+    return;
+  }
+  hk_tc_trim(h, t, false);
+}
 
+/* One class per tick, round robin: the older half of its cache goes back
+ * to the slabs, and a class that did not overflow since the last visit
+ * returns half its loan (cap - hk_tc_cap) to the budget. The trim leaves at
+ * most cap/2 blocks, which fit the halved cap. */
 void hk_heap_tc_gc(hk_heap *h) {
   unsigned g = h->tc_gc;
   hk_tcache *t = &h->tc[g];
   h->tc_gc = g + 1 < HK_NCLASSES ? g + 1 : 0;
-  if (hk_tc_cap(g) - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
+  uint32_t cap = h->tc_cap[g], base = hk_tc_cap(g);
+  if (cap - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
+  uint64_t bit = (uint64_t)1 << g;
+  if (h->tc_hot & bit) {
+    h->tc_hot &= ~bit;
+  } else if (cap > base) {
+    uint32_t held = cap - t->room, shrunk = cap - (cap - base) / 2 - (cap - base) % 2;
+    HK_ASSERT(held <= shrunk);
+    h->tc_cap[g] = (uint16_t)shrunk;
+    t->room = shrunk - held;
+    h->tc_grow_left += (cap - shrunk) * hk_class_size[g];
+  }
 }
 
 /* Profiling only (prof/sample.c counts a class's allocations by its
@@ -655,7 +688,7 @@ void hk_heap_stats_merge(hk_heap *h) {
     hk_class_stats *st = &h->stats.cls[c];
     /* A ticker is never 0 here: only inside the slow path that restarts it. */
     HK_ASSERT(h->tc[c].ticker != 0);
-    uint32_t ticked = HK_TC_TICK - h->tc[c].ticker, cached = hk_tc_cap(c) - h->tc[c].room;
+    uint32_t ticked = HK_TC_TICK - h->tc[c].ticker, cached = h->tc_cap[c] - h->tc[c].room;
     /* Unsigned arithmetic wraps: pops may hold minus the ticker's progress
      * at the last merge, and the sums are exact modulo 2^64. */
     uint64_t hits = st->pops + ticked;

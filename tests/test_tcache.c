@@ -1,0 +1,126 @@
+/* test_tcache.c -- the thread cache's sizes (hk_heap.tc_cap, core/heap.c):
+ * a class that overflows borrows room from its heap's growth budget, the
+ * loans never exceed HK_TC_GROW_BYTES, and classes that stop overflowing
+ * give them back. Through the internal headers, linked from libhakmem.a.
+ * Each test runs in a thread of its own, so it starts from a fresh heap.
+ *   an_overflowing_class_grows_instead_of_flushing: 64 frees of 32 KiB
+ *     blocks stay cached (the fixed cache holds 4): no block goes back to
+ *     its slab, and the loan is accounted.
+ *   growth_stops_at_the_budget: 200 frees of 32 KiB, then 200 of 16 KiB:
+ *     the loans stay within the budget, the first class stops at what the
+ *     budget allows, the second gets none and flushes as a fixed cache.
+ *   idle_classes_return_their_loans: after the growth above, cache hits of
+ *     another class alone (the round-robin trim of each tick) bring every
+ *     class back to its fixed size and the budget back to full. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "core/heap.h"
+#include "core/sizeclass.h"
+#include "hk_test.h"
+
+TestSuite(tcache, .timeout = 120.);
+
+#define NBLK 200
+
+/* Bytes lent out of h's budget, checked against what is left of it. */
+static size_t loans_checked(const hk_heap *h) {
+  size_t lent = 0;
+  for (unsigned c = 0; c < HK_NCLASSES; c++) {
+    cr_assert(h->tc_cap[c] >= hk_tc_cap(c), "class %u: cache of %u blocks, below its fixed %u", c,
+              (unsigned)h->tc_cap[c], (unsigned)hk_tc_cap(c));
+    cr_assert(h->tc_cap[c] <= HK_TC_GROW_MAX || h->tc_cap[c] == hk_tc_cap(c), "class %u: cache of %u blocks", c,
+              (unsigned)h->tc_cap[c]);
+    cr_assert(h->tc_cap[c] >= h->tc_cap[c] - h->tc[c].room, "class %u holds more than its size", c);
+    lent += (size_t)(h->tc_cap[c] - hk_tc_cap(c)) * hk_class_size[c];
+  }
+  cr_assert(lent + h->tc_grow_left == HK_TC_GROW_BYTES, "lent %zu + left %u != the budget %u", lent,
+            (unsigned)h->tc_grow_left, (unsigned)HK_TC_GROW_BYTES);
+  return lent;
+}
+
+static uint32_t cached(const hk_heap *h, unsigned c) { return h->tc_cap[c] - h->tc[c].room; }
+
+static void run_in_thread(void *(*fn)(void *)) {
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, fn, NULL) == 0);
+  cr_assert(pthread_join(t, NULL) == 0);
+}
+
+static void *blk[NBLK];
+
+static void allocate(size_t size, unsigned n) {
+  for (unsigned i = 0; i < n; i++) {
+    blk[i] = T_MALLOC(size);
+    cr_assert(blk[i] != NULL);
+  }
+}
+
+static void release(unsigned n) {
+  for (unsigned i = 0; i < n; i++) T_FREE(blk[i]);
+}
+
+static void *grows(void *arg) {
+  (void)arg;
+  unsigned c = hk_class_of(32768);
+  allocate(32768, 64);
+  hk_heap *h = hk_tls_heap;
+  uint64_t trimmed = h->stats.cls[c].trimmed;
+  release(64);
+  cr_assert(hk_tc_cap(c) < 64, "the fixed cache of 32 KiB holds %u blocks", hk_tc_cap(c));
+  cr_assert(cached(h, c) == 64, "%u of 64 freed blocks cached", cached(h, c));
+  cr_assert(h->stats.cls[c].trimmed == trimmed, "blocks went back to their slabs");
+  cr_assert(loans_checked(h) >= (size_t)(64 - hk_tc_cap(c)) * 32768);
+  /* They are handed out again, newest first. */
+  for (unsigned i = 64; i-- > 0;) cr_assert(T_MALLOC(32768) == blk[i], "block %u", i);
+  release(64);
+  return NULL;
+}
+
+Test(tcache, an_overflowing_class_grows_instead_of_flushing) { run_in_thread(grows); }
+
+static void *bounded(void *arg) {
+  (void)arg;
+  unsigned big = hk_class_of(32768), mid = hk_class_of(16384);
+  allocate(32768, NBLK);
+  hk_heap *h = hk_tls_heap;
+  release(NBLK);
+  size_t lent = loans_checked(h);
+  uint32_t most = hk_tc_cap(big) + HK_TC_GROW_BYTES / 32768;
+  cr_assert(h->tc_cap[big] <= most, "32 KiB cache of %u blocks, over the budget's %u", h->tc_cap[big], most);
+  cr_assert(h->tc_cap[big] * 2 > most, "32 KiB cache of %u blocks, the budget allows %u", h->tc_cap[big], most);
+  cr_assert(cached(h, big) <= h->tc_cap[big]);
+  uint64_t trimmed = h->stats.cls[mid].trimmed;
+  allocate(16384, NBLK);
+  release(NBLK);
+  cr_assert(h->tc_grow_left < 2 * 16384 * hk_tc_cap(mid) || h->tc_cap[mid] > hk_tc_cap(mid),
+            "16 KiB did not grow with %u bytes left", (unsigned)h->tc_grow_left);
+  cr_assert(loans_checked(h) <= HK_TC_GROW_BYTES);
+  cr_assert(loans_checked(h) >= lent, "a loan shrank without a trim tick");
+  cr_assert(h->stats.cls[mid].trimmed > trimmed, "16 KiB never flushed: %u blocks cached", cached(h, mid));
+  cr_assert(cached(h, mid) <= h->tc_cap[mid]);
+  return NULL;
+}
+
+Test(tcache, growth_stops_at_the_budget) { run_in_thread(bounded); }
+
+static void *returns(void *arg) {
+  (void)arg;
+  allocate(32768, NBLK);
+  hk_heap *h = hk_tls_heap;
+  release(NBLK);
+  allocate(16384, NBLK);
+  release(NBLK);
+  cr_assert(loans_checked(h) > 0);
+  /* 16-byte cache hits only: one tick per HK_TC_TICK, each visiting one
+   * class; a loan halves per visit, so a few dozen rounds of the classes
+   * return them all. */
+  for (unsigned i = 0; i < 64 * HK_NCLASSES * HK_TC_TICK; i++) T_FREE(T_MALLOC(16));
+  cr_assert(loans_checked(h) == 0, "loans left after the classes went idle");
+  for (unsigned c = 0; c < HK_NCLASSES; c++)
+    cr_assert(cached(h, c) <= 1, "class %u still caches %u blocks", c, cached(h, c));
+  return NULL;
+}
+
+Test(tcache, idle_classes_return_their_loans) { run_in_thread(returns); }
