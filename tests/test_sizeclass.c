@@ -1,7 +1,7 @@
 /* test_sizeclass.c -- size to class, through the internal headers, linked
- * from libhakmem.a: the table (sizes up to HK_TABLE_MAX, malloc's inlined
- * lookup) and the bit formula above it must name the same class, the
- * smallest that fits, for every size; a table entry off by one hands out a
+ * from libhakmem.a: the 16-byte table (sizes up to HK_TABLE_MAX, malloc's
+ * inlined lookup) and the KiB table above it must name the smallest class
+ * that fits, for every size; a table entry off by one hands out a
  * block too small (a heap overflow by the allocator) or wastes a class. */
 #include "core/sizeclass.h"
 #include "hk_test.h"
@@ -18,9 +18,11 @@ Test(sizeclass, every_size_gets_the_smallest_class_that_fits) {
   }
 }
 
-Test(sizeclass, the_table_and_the_formula_agree_where_both_apply) {
-  /* The formula is defined above 128 B (it needs p >= 7). */
-  for (size_t n = 129; n <= HK_TABLE_MAX; n++)
-    cr_assert(hk_class_small(n) == hk_class_medium(n), "size %zu: table says %u, formula %u", n, hk_class_small(n),
-              hk_class_medium(n));
+Test(sizeclass, the_kib_table_serves_only_sizes_where_classes_are_whole_kib) {
+  /* hk_class_medium's premise: above the 16-byte table every class is a
+   * multiple of 1 KiB, and the table's first size above it is a class. */
+  for (unsigned c = 0; c < HK_NCLASSES; c++)
+    if (hk_class_size[c] > HK_TABLE_MAX)
+      cr_assert(hk_class_size[c] % 1024 == 0, "class %u of %u bytes above the table", c, (unsigned)hk_class_size[c]);
+  cr_assert(HK_TABLE_MAX % 1024 == 0 && hk_class_size[hk_class_small(HK_TABLE_MAX)] == HK_TABLE_MAX);
 }

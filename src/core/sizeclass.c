@@ -13,6 +13,17 @@ const uint8_t hk_class_table[HK_TABLE_MAX / 16 + 1] = {
   27
 };
 
+/* Sizes above HK_TABLE_MAX by KiB: every class from 4 KiB up is a multiple
+ * of 1 KiB, so there the smallest class of at least ceil(n / 1 KiB) KiB is
+ * n's (the entries up to 4 KiB fit but are not the smallest: unused). */
+const uint8_t hk_class_kib_table[HK_MAX_SMALL / 1024 + 1] = {
+  0, 19, 23, 25, 27, 28, 29, 30, 31, 32, 32, 33, 33, 34, 34, 35, 35, 36, 36, 36, 36, 37, 37, 37, 37, 38, 38, 38, 38, 39, 39, 39,
+  39, 40, 40, 40, 40, 40, 40, 40, 40, 41, 41, 41, 41, 41, 41, 41, 41, 42, 42, 42, 42, 42, 42, 42, 42, 43, 43, 43, 43, 43, 43, 43,
+  43, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 44, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45,
+  45, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 46, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47, 47,
+  47
+};
+
 /* Every class size, in class order: both tables below come from it. */
 #define HK_CLASS_SIZES(X) \
   X(16) X(32) X(48) X(64) X(80) X(96) X(112) X(128) \
