@@ -168,8 +168,10 @@ typedef struct hk_outbox_slot {
   hk_block *head;
   hk_block *tail;
   uint32_t count;
-  /* The chain's last HK_REMOTE_AHEAD blocks by count modulo HK_REMOTE_AHEAD:
-   * the hint a new head gets is the block pushed that many pushes ago. */
+  uint32_t pushes;                  /* into this slot since the heap was set up */
+  /* The slot's last HK_REMOTE_AHEAD blocks by pushes modulo HK_REMOTE_AHEAD,
+   * across chains: the hint a new head gets is the block pushed that many
+   * pushes ago, in this chain or an earlier one. */
   hk_block *ahead[HK_REMOTE_AHEAD];
 } hk_outbox_slot;
 

@@ -155,6 +155,20 @@ static HK_NOINLINE void hk_outbox_over(hk_heap *h, hk_outbox_slot *o) {
   if (h->outbox_units >= HK_OUTBOX_UNITS) hk_outbox_flush_all(h);
 }
 
+/* b's prefetch hint: the block pushed into o HK_REMOTE_AHEAD pushes ago,
+ * in this chain or an earlier one. The owner drains a queue's chains
+ * together, newest first, so an earlier chain's block still queued lies
+ * that far further down its walk; one already reclaimed (or of another
+ * SuperSlab, the slot's before) is prefetched for nothing, never followed.
+ * Hints from this chain alone left chains of up to 16 blocks without any:
+ * medium blocks fill the outbox's byte bound in a few pushes, so their
+ * chains are 1 to 7 blocks, and the owner missed on each one in turn. */
+HK_INLINE void hk_outbox_hint(hk_outbox_slot *o, hk_block *b) {
+  hk_block **a = &o->ahead[++o->pushes % HK_REMOTE_AHEAD];
+  hk_chain_hint(b, *a);
+  *a = b;
+}
+
 /* The slot is empty or holds another SuperSlab's chain: start a new chain. */
 static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_superslab *ss, hk_block *b) {
   if (o->ss != NULL) hk_outbox_flush_slot_in_section(h, o);
@@ -163,8 +177,7 @@ static HK_NOINLINE void hk_outbox_start(hk_heap *h, hk_outbox_slot *o, hk_supers
   o->head = o->tail = b;
   hk_chain_link(b, NULL);
   o->count = 1;
-  hk_chain_hint(b, NULL);
-  o->ahead[1] = b;
+  hk_outbox_hint(o, b);
   h->outbox_units += hk_outbox_units_of(ss);
   if (HK_UNLIKELY(h->outbox_units >= HK_OUTBOX_UNITS)) hk_outbox_flush_all(h);
 }
@@ -184,13 +197,7 @@ void hk_remote_free(hk_heap *h, hk_superslab *ss, hk_block *b) {
   hk_chain_link(b, o->head);
   o->head = b;
   uint32_t n = ++o->count;
-  /* The block pushed HK_REMOTE_AHEAD pushes ago, once this chain has one:
-   * before that the ring holds an earlier chain's blocks (not cleared at
-   * the chain's start: 16 stores per chain cost medium blocks, whose chains
-   * are short, 6 %). */
-  hk_block **a = &o->ahead[n % HK_REMOTE_AHEAD];
-  hk_chain_hint(b, n > HK_REMOTE_AHEAD ? *a : NULL);
-  *a = b;
+  hk_outbox_hint(o, b);
   uint32_t units = h->outbox_units += hk_outbox_units_of(ss);
   if (HK_UNLIKELY(n >= HK_OUTBOX_CHAIN || units >= HK_OUTBOX_UNITS)) hk_outbox_over(h, o);
 }
