@@ -243,8 +243,10 @@ typedef struct hk_heap_stats {
  *   tc[c]       the thread cache of class c (above): the fast paths' lists
  *   tc_cap[c]   the size of tc[c] now: hk_tc_cap(c), plus what the class
  *               borrowed from the heap's growth budget (tc_grow_left) when
- *               it overflowed (hk_heap_tc_flush doubles it instead of
- *               flushing while the budget lasts); tc_gc halves the growth
+ *               it overflowed after serving mallocs since its last
+ *               overflow (tc_mark: a burst of frees alone does not grow
+ *               it), doubling it instead of flushing while the budget
+ *               lasts (hk_heap_tc_flush); tc_gc halves the growth
  *               of a class that did not overflow since its last visit
  *               (tc_hot) and returns it to the budget
  *   own[i]      the owned-chunk cache: the chunk number (address >> 21) of a
@@ -290,6 +292,7 @@ typedef struct hk_heap {
   hk_slab *kept[HK_NCLASSES];         /* an emptied slab kept for its class, or NULL */
   uint64_t kept_ms[HK_NCLASSES];      /* when it emptied */
   uint16_t tc_cap[HK_NCLASSES];       /* each class's cache size now (see tc_hot) */
+  uint32_t tc_mark[HK_NCLASSES];      /* class c's cache hits at its last overflow */
   uint64_t tc_hot;                    /* bit c: class c's cache overflowed since tc_gc last came by */
   uint32_t tc_grow_left;              /* bytes of HK_TC_GROW_BYTES lent to no class */
   hk_superslab *avail[HK_KINDS];

@@ -1,14 +1,19 @@
 /* test_tcache.c -- the thread cache's sizes (hk_heap.tc_cap, core/heap.c):
- * a class that overflows borrows room from its heap's growth budget, the
- * loans never exceed HK_TC_GROW_BYTES, and classes that stop overflowing
- * give them back. Through the internal headers, linked from libhakmem.a.
- * Each test runs in a thread of its own, so it starts from a fresh heap.
- *   an_overflowing_class_grows_instead_of_flushing: 64 frees of 32 KiB
- *     blocks stay cached (the fixed cache holds 4): no block goes back to
- *     its slab, and the loan is accounted.
- *   growth_stops_at_the_budget: 200 frees of 32 KiB, then 200 of 16 KiB:
- *     the loans stay within the budget, the first class stops at what the
- *     budget allows, the second gets none and flushes as a fixed cache.
+ * a class that overflows after serving mallocs borrows room from its
+ * heap's growth budget, the loans never exceed HK_TC_GROW_BYTES, and
+ * classes that stop overflowing give them back. Through the internal
+ * headers, linked from libhakmem.a. Each test runs in a thread of its own,
+ * so it starts from a fresh heap. A round allocates n blocks and frees
+ * them; from the second on, its mallocs pop the cache.
+ *   a_burst_of_frees_does_not_grow_the_cache: 200 frees of 1 KiB blocks
+ *     with no malloc between them flush as a fixed cache would.
+ *   an_overflowing_class_grows_instead_of_flushing: after rounds of 64
+ *     32 KiB blocks, a round's 64 frees stay cached (the fixed cache holds
+ *     4): no block goes back to its slab, and the loan is accounted.
+ *   growth_stops_at_the_budget: rounds of 200 32 KiB blocks, then of 200
+ *     16 KiB ones: the loans stay within the budget, the first class stops
+ *     at what the budget allows, the second gets none and flushes as a
+ *     fixed cache.
  *   idle_classes_return_their_loans: after the growth above, cache hits of
  *     another class alone (the round-robin trim of each tick) bring every
  *     class back to its fixed size and the budget back to full. */
@@ -61,9 +66,32 @@ static void release(unsigned n) {
   for (unsigned i = 0; i < n; i++) T_FREE(blk[i]);
 }
 
+static void rounds(size_t size, unsigned n, unsigned k) {
+  while (k-- > 0) {
+    allocate(size, n);
+    release(n);
+  }
+}
+
+static void *burst(void *arg) {
+  (void)arg;
+  unsigned c = hk_class_of(1024);
+  allocate(1024, NBLK);
+  hk_heap *h = hk_tls_heap;
+  uint64_t trimmed = h->stats.cls[c].trimmed;
+  release(NBLK);
+  cr_assert(h->tc_cap[c] == hk_tc_cap(c), "1 KiB cache of %u blocks after a burst of frees", h->tc_cap[c]);
+  cr_assert(h->stats.cls[c].trimmed > trimmed && cached(h, c) < hk_tc_cap(c));
+  cr_assert(loans_checked(h) == 0);
+  return NULL;
+}
+
+Test(tcache, a_burst_of_frees_does_not_grow_the_cache) { run_in_thread(burst); }
+
 static void *grows(void *arg) {
   (void)arg;
   unsigned c = hk_class_of(32768);
+  rounds(32768, 64, 8);
   allocate(32768, 64);
   hk_heap *h = hk_tls_heap;
   uint64_t trimmed = h->stats.cls[c].trimmed;
@@ -83,17 +111,15 @@ Test(tcache, an_overflowing_class_grows_instead_of_flushing) { run_in_thread(gro
 static void *bounded(void *arg) {
   (void)arg;
   unsigned big = hk_class_of(32768), mid = hk_class_of(16384);
-  allocate(32768, NBLK);
+  rounds(32768, NBLK, 10);
   hk_heap *h = hk_tls_heap;
-  release(NBLK);
   size_t lent = loans_checked(h);
   uint32_t most = hk_tc_cap(big) + HK_TC_GROW_BYTES / 32768;
   cr_assert(h->tc_cap[big] <= most, "32 KiB cache of %u blocks, over the budget's %u", h->tc_cap[big], most);
   cr_assert(h->tc_cap[big] * 2 > most, "32 KiB cache of %u blocks, the budget allows %u", h->tc_cap[big], most);
   cr_assert(cached(h, big) <= h->tc_cap[big]);
   uint64_t trimmed = h->stats.cls[mid].trimmed;
-  allocate(16384, NBLK);
-  release(NBLK);
+  rounds(16384, NBLK, 10);
   cr_assert(h->tc_grow_left < 2 * 16384 * hk_tc_cap(mid) || h->tc_cap[mid] > hk_tc_cap(mid),
             "16 KiB did not grow with %u bytes left", (unsigned)h->tc_grow_left);
   cr_assert(loans_checked(h) <= HK_TC_GROW_BYTES);
@@ -107,11 +133,9 @@ Test(tcache, growth_stops_at_the_budget) { run_in_thread(bounded); }
 
 static void *returns(void *arg) {
   (void)arg;
-  allocate(32768, NBLK);
+  rounds(32768, NBLK, 10);
+  rounds(16384, NBLK, 10);
   hk_heap *h = hk_tls_heap;
-  release(NBLK);
-  allocate(16384, NBLK);
-  release(NBLK);
   cr_assert(loans_checked(h) > 0);
   /* 16-byte cache hits only: one tick per HK_TC_TICK, each visiting one
    * class; a loan halves per visit, so a few dozen rounds of the classes

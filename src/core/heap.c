@@ -161,6 +161,7 @@ hk_heap *hk_heap_create(void) {
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     h->tc[c] = (hk_tcache){.head = NULL, .room = hk_tc_cap(c), .ticker = HK_TC_TICK};
     h->tc_cap[c] = (uint16_t)hk_tc_cap(c);
+    h->tc_mark[c] = 0;
     h->cur[c] = &hk_slab_empty;
     h->partial[c] = h->partial_tail[c] = NULL;
     h->kept[c] = NULL;
@@ -580,13 +581,21 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
 }
 
 /* Full (room reached 0, so it holds cap blocks): grow by up to cap blocks
- * from the heap's budget (no block moves), else keep the newer half. */
+ * from the heap's budget (no block moves), else keep the newer half. Only
+ * a class that served mallocs from its cache since its last overflow
+ * grows: one that only takes frees, a burst freeing what the
+ * program is done with, would keep them out of their slabs, whose pages
+ * then outlive the decommit delay (test_memory_return). */
 void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) {
   _Static_assert(HK_NCLASSES <= 64 && HK_TC_GROW_MAX <= UINT16_MAX, "tc_hot and tc_cap hold them");
   unsigned c = (unsigned)(t - h->tc);
   uint32_t cap = h->tc_cap[c], size = hk_class_size[c];
   uint32_t add = cap < HK_TC_GROW_MAX - cap ? cap : HK_TC_GROW_MAX - cap;
   if (add > h->tc_grow_left / size) add = h->tc_grow_left / size;
+  /* Hits: those the slow paths settled, plus the ticker's progress. */
+  uint32_t hits = (uint32_t)h->stats.cls[c].pops + HK_TC_TICK - t->ticker;
+  if (hits == h->tc_mark[c]) add = 0;
+  h->tc_mark[c] = hits;
   h->tc_hot |= (uint64_t)1 << c;
   if (add != 0) {
     h->tc_cap[c] = (uint16_t)(cap + add);
