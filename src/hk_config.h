@@ -130,7 +130,8 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #define HK_OUTBOX_FLUSH_TICKS  8
 
 /* Remote chains carry a prefetch hint (core/block.h, hk_chain_hint): each
- * block names the block HK_REMOTE_AHEAD places further down its chain, so
+ * block names the block pushed HK_REMOTE_AHEAD pushes before it into its
+ * outbox slot, that many places further down the owner's walk, so
  * the owner's reclaim has that many blocks' first loads in flight instead of
  * one. Without it, each block of a chain was a cache miss that the next one
  * waited on: 40% of mt_remote at 8 threads on 2 cores was that one load. */
