@@ -293,6 +293,7 @@ typedef struct hk_heap {
   uint64_t kept_ms[HK_NCLASSES];      /* when it emptied */
   uint16_t tc_cap[HK_NCLASSES];       /* each class's cache size now (see tc_hot) */
   uint32_t tc_mark[HK_NCLASSES];      /* class c's cache hits at its last overflow */
+  uint32_t tc_seen[HK_NCLASSES];      /* class c's cache hits when tc_gc last came by */
   uint64_t tc_hot;                    /* bit c: class c's cache overflowed since tc_gc last came by */
   uint32_t tc_grow_left;              /* bytes of HK_TC_GROW_BYTES lent to no class */
   hk_superslab *avail[HK_KINDS];

@@ -16,7 +16,11 @@
  *     fixed cache.
  *   idle_classes_return_their_loans: after the growth above, cache hits of
  *     another class alone (the round-robin trim of each tick) bring every
- *     class back to its fixed size and the budget back to full. */
+ *     class back to its fixed size and the budget back to full.
+ *   a_class_in_use_keeps_its_cache_until_its_loan_shrinks: a grown class
+ *     whose cache holds 60 blocks and serves hits without overflowing is
+ *     not trimmed as idle, and when its loan is halved below what it holds
+ *     it gives back blocks first: it never holds more than its size. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -37,7 +41,8 @@ static size_t loans_checked(const hk_heap *h) {
               (unsigned)h->tc_cap[c], (unsigned)hk_tc_cap(c));
     cr_assert(h->tc_cap[c] <= HK_TC_GROW_MAX || h->tc_cap[c] == hk_tc_cap(c), "class %u: cache of %u blocks", c,
               (unsigned)h->tc_cap[c]);
-    cr_assert(h->tc_cap[c] >= h->tc_cap[c] - h->tc[c].room, "class %u holds more than its size", c);
+    cr_assert(h->tc[c].room >= 1 && h->tc[c].room <= h->tc_cap[c], "class %u: room %u in a cache of %u", c,
+              (unsigned)h->tc[c].room, (unsigned)h->tc_cap[c]);
     lent += (size_t)(h->tc_cap[c] - hk_tc_cap(c)) * hk_class_size[c];
   }
   cr_assert(lent + h->tc_grow_left == HK_TC_GROW_BYTES, "lent %zu + left %u != the budget %u", lent,
@@ -148,3 +153,29 @@ static void *returns(void *arg) {
 }
 
 Test(tcache, idle_classes_return_their_loans) { run_in_thread(returns); }
+
+static void *in_use(void *arg) {
+  (void)arg;
+  unsigned c = hk_class_of(32768);
+  rounds(32768, 64, 8);
+  hk_heap *h = hk_tls_heap;
+  cr_assert(h->tc_cap[c] >= 64);
+  allocate(32768, 60);
+  release(60);
+  cr_assert(cached(h, c) >= 60);
+  /* Hits of this class only: ticks come every HK_TC_TICK of them, and the
+   * trim comes by once per HK_NCLASSES ticks. */
+  uint64_t trimmed = h->stats.cls[c].trimmed;
+  for (unsigned i = 0; i < HK_NCLASSES * HK_TC_TICK / 2; i++) T_FREE(T_MALLOC(32768));
+  cr_assert(h->stats.cls[c].trimmed == trimmed, "a class in use was trimmed as idle");
+  for (unsigned i = 0; i < 16 * HK_NCLASSES * HK_TC_TICK; i++) {
+    T_FREE(T_MALLOC(32768));
+    if (i % HK_TC_TICK == 0) loans_checked(h); /* room within 1..cap */
+  }
+  cr_assert(h->tc_cap[c] == hk_tc_cap(c), "the loan of a class that never overflowed stayed: %u blocks", h->tc_cap[c]);
+  cr_assert(h->stats.cls[c].trimmed > trimmed, "the shrunk cache kept its blocks");
+  loans_checked(h);
+  return NULL;
+}
+
+Test(tcache, a_class_in_use_keeps_its_cache_until_its_loan_shrinks) { run_in_thread(in_use); }

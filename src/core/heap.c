@@ -161,7 +161,7 @@ hk_heap *hk_heap_create(void) {
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     h->tc[c] = (hk_tcache){.head = NULL, .room = hk_tc_cap(c), .ticker = HK_TC_TICK};
     h->tc_cap[c] = (uint16_t)hk_tc_cap(c);
-    h->tc_mark[c] = 0;
+    h->tc_mark[c] = h->tc_seen[c] = 0;
     h->cur[c] = &hk_slab_empty;
     h->partial[c] = h->partial_tail[c] = NULL;
     h->kept[c] = NULL;
@@ -587,7 +587,8 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
  * program is done with, would keep them out of their slabs, whose pages
  * then outlive the decommit delay (test_memory_return). */
 void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) {
-  _Static_assert(HK_NCLASSES <= 64 && HK_TC_GROW_MAX <= UINT16_MAX, "tc_hot and tc_cap hold them");
+  _Static_assert(HK_NCLASSES <= 64 && HK_TC_GROW_MAX <= UINT16_MAX && HK_TC_MIN >= 2,
+                 "tc_hot and tc_cap hold them; hk_heap_tc_gc keeps room >= 1");
   unsigned c = (unsigned)(t - h->tc);
   uint32_t cap = h->tc_cap[c], size = hk_class_size[c];
   uint32_t add = cap < HK_TC_GROW_MAX - cap ? cap : HK_TC_GROW_MAX - cap;
@@ -606,22 +607,32 @@ void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) {
   hk_tc_trim(h, t, false);
 }
 
-/* One class per tick, round robin: the older half of its cache goes back
- * to the slabs, and a class that did not overflow since the last visit
- * returns half its loan (cap - hk_tc_cap) to the budget. The trim leaves at
- * most cap/2 blocks, which fit the halved cap. */
+/* One class per tick, round robin: a class with no cache hit since the
+ * last visit (idle) gives the older half of its cache back to the slabs,
+ * and one that did not overflow since then returns half its loan (cap -
+ * hk_tc_cap) to the budget. Trimming classes in use emptied their caches
+ * early, for cold slab-list pops (docs/ARCHITECTURE.md). A class in use
+ * whose cache would fill the halved cap loses its older half first (the
+ * trim leaves at most cap/2 blocks, and base >= 2 puts the halved cap
+ * above that): room must stay at least 1, or the free path, which flushes
+ * when its decrement reaches 0, would wrap it and never flush. */
 void hk_heap_tc_gc(hk_heap *h) {
   unsigned g = h->tc_gc;
   hk_tcache *t = &h->tc[g];
   h->tc_gc = g + 1 < HK_NCLASSES ? g + 1 : 0;
   uint32_t cap = h->tc_cap[g], base = hk_tc_cap(g);
-  if (cap - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
+  uint32_t hits = (uint32_t)h->stats.cls[g].pops + HK_TC_TICK - t->ticker;
+  bool idle = hits == h->tc_seen[g];
+  h->tc_seen[g] = hits;
+  if (idle && cap - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
   uint64_t bit = (uint64_t)1 << g;
   if (h->tc_hot & bit) {
     h->tc_hot &= ~bit;
   } else if (cap > base) {
-    uint32_t held = cap - t->room, shrunk = cap - (cap - base) / 2 - (cap - base) % 2;
-    HK_ASSERT(held <= shrunk);
+    uint32_t shrunk = cap - (cap - base) / 2 - (cap - base) % 2;
+    if (cap - t->room >= shrunk) hk_tc_trim(h, t, false); /* room stays >= 1 (the free path's flush) */
+    uint32_t held = cap - t->room;
+    HK_ASSERT(held < shrunk);
     h->tc_cap[g] = (uint16_t)shrunk;
     t->room = shrunk - held;
     h->tc_grow_left += (cap - shrunk) * hk_class_size[g];
