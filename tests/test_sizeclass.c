@@ -26,3 +26,12 @@ Test(sizeclass, the_kib_table_serves_only_sizes_where_classes_are_whole_kib) {
       cr_assert(hk_class_size[c] % 1024 == 0, "class %u of %u bytes above the table", c, (unsigned)hk_class_size[c]);
   cr_assert(HK_TABLE_MAX % 1024 == 0 && hk_class_size[hk_class_small(HK_TABLE_MAX)] == HK_TABLE_MAX);
 }
+
+Test(sizeclass, the_16_byte_table_holds_whole_thread_cache_offsets) {
+  /* The malloc fast path adds the entry to the heap's thread-cache array
+   * as it is: an entry that is not the class times 16 would point inside
+   * another class's cache. */
+  for (size_t n = 0; n <= HK_TABLE_MAX; n++)
+    cr_assert(hk_class_x16_small(n) == 16 * hk_class_small(n) && hk_class_x16_small(n) % 16 == 0,
+              "size %zu: entry %u", n, hk_class_x16_small(n));
+}

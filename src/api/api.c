@@ -75,7 +75,7 @@ static HK_NOINLINE void *hk_malloc_generic(size_t n) {
 HK_INLINE void *hk_malloc_inline(size_t n) {
   size_t r = hk_canary_request(n);
   if (HK_LIKELY(r <= HK_TABLE_MAX - HK_CANARY_MIN)) /* no overflow check of the pad needed */
-    return hk_heap_malloc_as(hk_tls_heap, hk_class_small(r + HK_CANARY_MIN), r);
+    return hk_heap_malloc_x16(hk_tls_heap, hk_class_x16_small(r + HK_CANARY_MIN), r);
   return hk_malloc_generic(n);
 }
 #else
@@ -86,7 +86,7 @@ static HK_NOINLINE void *hk_malloc_generic(size_t n) {
 
 /* malloc's body, also inlined into operator new (api/operator_new.inc). */
 HK_INLINE void *hk_malloc_inline(size_t n) {
-  if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc(hk_tls_heap, hk_class_small(n));
+  if (HK_LIKELY(n <= HK_TABLE_MAX)) return hk_heap_malloc_x16(hk_tls_heap, hk_class_x16_small(n), HK_AS_IS);
   return hk_malloc_generic(n);
 }
 #endif

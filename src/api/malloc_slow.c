@@ -109,6 +109,8 @@ static HK_NOINLINE void *hk_malloc_miss_prof(hk_heap *h, unsigned cls) {
   return hk_malloc_refill(h, cls, true);
 }
 
+HK_NOINLINE void *hk_malloc_slow_x16(hk_heap *h, unsigned cls_x16) { return hk_malloc_slow(h, cls_x16 / 16); }
+
 HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   hk_tcache *t = &h->tc[cls];
   if (HK_UNLIKELY(t->head != NULL)) { /* the ticker ran out, or the head lacks its key */

@@ -19,6 +19,9 @@ extern hk_heap hk_heap_empty;
 /* Allocation slow path (api/malloc_slow.c): sets the thread up, flushes and
  * reclaims, refills, adopts or maps. NULL + ENOMEM when out of memory. */
 void *hk_malloc_slow(hk_heap *h, unsigned cls);
+/* The same for the class times 16 (hk_heap_malloc_x16's tick, so that its
+ * hit path does not compute the class). */
+void *hk_malloc_slow_x16(hk_heap *h, unsigned cls_x16);
 
 /* The block the fast path returns lives in the return register from its
  * load on: left to itself, gcc 12 put the cache there instead wherever the
@@ -45,9 +48,11 @@ HK_INLINE void *hk_heap_malloc_miss(hk_heap *h, unsigned cls, size_t r) {
 HK_INLINE void hk_heap_hand_out(void *b, unsigned cls, size_t r) {
   if (r != HK_AS_IS) hk_canary_set_served(b, r, hk_class_size[cls]);
 }
+#define hk_heap_malloc_miss_x16(h, x16, r) hk_heap_malloc_miss((h), (x16) / 16, (r))
 #else
 #define HK_AS_IS ((size_t)0)
 #define hk_heap_malloc_miss(h, cls, r) ((void)(r), hk_malloc_slow((h), (cls)))
+#define hk_heap_malloc_miss_x16(h, x16, r) ((void)(r), hk_malloc_slow_x16((h), (x16)))
 #define hk_heap_hand_out(b, cls, r) ((void)(r))
 #endif
 
@@ -99,13 +104,15 @@ void *hk_heap_malloc_list_call(hk_heap *h, unsigned cls, size_t r);
  * it). Checking here, not in free, keeps free from reading the block: that
  * load missed the cache on every free of a large working set and stalled
  * the free behind it, where malloc loads the block's line anyway (b->next). */
-HK_INLINE void *hk_heap_malloc_as(hk_heap *h, unsigned cls, size_t r) {
-  hk_tcache *t = &h->tc[cls];
+HK_INLINE void *hk_heap_malloc_x16(hk_heap *h, unsigned cls_x16, size_t r) {
+  _Static_assert(sizeof(hk_tcache) == 16, "hk_class_table holds class x sizeof(hk_tcache)");
+  hk_tcache *t = (hk_tcache *)((char *)h->tc + cls_x16);
+  unsigned cls = cls_x16 / 16;
   hk_block *b = t->head;
   HK_IN_RETURN_REG(b);
   if (HK_LIKELY(b != NULL)) {
     if (HK_UNLIKELY(!hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT) || --t->ticker == 0))
-      return hk_heap_malloc_miss(h, cls, r);
+      return hk_heap_malloc_miss_x16(h, cls_x16, r);
     t->head = hk_block_next(b, hk_heap_secret(h));
     t->room++;
     hk_block_unkey(b);
@@ -114,6 +121,7 @@ HK_INLINE void *hk_heap_malloc_as(hk_heap *h, unsigned cls, size_t r) {
   }
   return HK_HEAP_MALLOC_LIST(h, cls, r);
 }
+HK_INLINE void *hk_heap_malloc_as(hk_heap *h, unsigned cls, size_t r) { return hk_heap_malloc_x16(h, cls * 16, r); }
 
 HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) { return hk_heap_malloc_as(h, cls, HK_AS_IS); }
 

@@ -10,12 +10,16 @@
 
 #include "hk_config.h"
 
-extern const uint8_t hk_class_table[HK_TABLE_MAX / 16 + 1];
+/* By 16 bytes: the class times 16, sizeof(hk_tcache), so the malloc fast
+ * path indexes the thread cache with it as it is (two instructions fewer
+ * than scaling a class index by 16: the addressing modes scale by 8 at most). */
+extern const uint16_t hk_class_table[HK_TABLE_MAX / 16 + 1];
 extern const uint8_t hk_class_kib_table[HK_MAX_SMALL / 1024 + 1];
 extern const uint32_t hk_class_size[HK_NCLASSES];
 
-/* For 0 <= n <= HK_TABLE_MAX. */
-HK_INLINE unsigned hk_class_small(size_t n) { return hk_class_table[(n + 15) >> 4]; }
+/* For 0 <= n <= HK_TABLE_MAX: the class times 16, and the class. */
+HK_INLINE unsigned hk_class_x16_small(size_t n) { return hk_class_table[(n + 15) >> 4]; }
+HK_INLINE unsigned hk_class_small(size_t n) { return hk_class_x16_small(n) >> 4; }
 
 /* For HK_TABLE_MAX < n <= HK_MAX_SMALL. One load, where the leading-bit
  * formula it replaced took eight dependent instructions (callgrind, random

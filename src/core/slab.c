@@ -36,7 +36,7 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
   s->used = 0;
   s->carved = 0;
   s->limit = (uint32_t)(span / bsize * bsize);
-  /* ceil(2^64 / bsize): for 32-bit offsets, off * magic (mod 2^64) <= magic-1
+  /* ceil(2^64 / bsize): for 32-bit offsets, off * magic (mod 2^64) < magic
    * exactly when bsize divides off, and (off * magic) >> 64 == off / bsize. */
   s->magic = UINT64_MAX / bsize + 1;
   s->class_idx = (uint8_t)cls;

@@ -28,14 +28,14 @@ bool hk_slab_refill(hk_slab *s);
  * (carved). Costs a multiply and two compares. */
 HK_INLINE bool hk_slab_is_block(const hk_slab *s, const void *p) {
   uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->start); /* huge when p < start */
-  return off < s->carved && off * s->magic <= s->magic - 1;
+  return off < s->carved && off * s->magic < s->magic; /* not <= magic - 1: one instruction fewer */
 }
 
 /* p is at a block boundary of a slab in use (no `carved` check: for
  * threads other than the owner, which may be carving concurrently). */
 HK_INLINE bool hk_slab_is_boundary(const hk_slab *s, const void *p) {
   uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->start);
-  return s->magic != 0 && off < s->limit && off * s->magic <= s->magic - 1;
+  return s->magic != 0 && off < s->limit && off * s->magic < s->magic;
 }
 
 #ifdef HK_HARDENED
