@@ -580,6 +580,13 @@ static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
   }
 }
 
+/* Class c's cache hits so far, modulo 2^32: those the slow paths settled,
+ * plus its ticker's progress (a statistics merge restarts the count, which
+ * at worst delays one growth or one trim). */
+static uint32_t hk_tc_hits(const hk_heap *h, unsigned c) {
+  return (uint32_t)h->stats.cls[c].pops + HK_TC_TICK - h->tc[c].ticker;
+}
+
 /* Full (room reached 0, so it holds cap blocks): grow by up to cap blocks
  * from the heap's budget (no block moves), else keep the newer half. Only
  * a class that served mallocs from its cache since its last overflow
@@ -593,8 +600,7 @@ void hk_heap_tc_flush(hk_heap *h, hk_tcache *t) {
   uint32_t cap = h->tc_cap[c], size = hk_class_size[c];
   uint32_t add = cap < HK_TC_GROW_MAX - cap ? cap : HK_TC_GROW_MAX - cap;
   if (add > h->tc_grow_left / size) add = h->tc_grow_left / size;
-  /* Hits: those the slow paths settled, plus the ticker's progress. */
-  uint32_t hits = (uint32_t)h->stats.cls[c].pops + HK_TC_TICK - t->ticker;
+  uint32_t hits = hk_tc_hits(h, c);
   if (hits == h->tc_mark[c]) add = 0;
   h->tc_mark[c] = hits;
   h->tc_hot |= (uint64_t)1 << c;
@@ -621,7 +627,7 @@ void hk_heap_tc_gc(hk_heap *h) {
   hk_tcache *t = &h->tc[g];
   h->tc_gc = g + 1 < HK_NCLASSES ? g + 1 : 0;
   uint32_t cap = h->tc_cap[g], base = hk_tc_cap(g);
-  uint32_t hits = (uint32_t)h->stats.cls[g].pops + HK_TC_TICK - t->ticker;
+  uint32_t hits = hk_tc_hits(h, g);
   bool idle = hits == h->tc_seen[g];
   h->tc_seen[g] = hits;
   if (idle && cap - t->room > 1) hk_tc_trim(h, t, false); /* the older half */
