@@ -217,7 +217,7 @@ void hk_outbox_flush_all(hk_heap *h) {
  * (core/block.h) was written before the push's release CAS, so the drain's
  * acquire exchange makes it visible like the link; it is only ever
  * prefetched, never followed. */
-static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
+static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b, bool cache) {
   uint32_t n = 0;
   for (; b != NULL; n++) {
     hk_block *next = hk_chain_next(b);
@@ -230,7 +230,7 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
                              hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT)) &&
                             hk_heap_block_is_free(h, s, b)))) {
       hk_bad_free(b, "freed by another thread; block already free", 1);
-    } else {
+    } else if (!cache || !hk_heap_cache_reclaimed(h, s, b)) {
       h->stats.cls[s->class_idx].reclaimed++; /* a free of this class, counted by its owner */
       if (HK_UNLIKELY(!hk_heap_free_local(s, b))) hk_heap_slab_returned(h, ss, s);
     }
@@ -242,15 +242,22 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b) {
   }
 }
 
-void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
+/* cache: the blocks may go into the thread cache (hk_heap_cache_reclaimed):
+ * the owner's own drains. An adopter's drain returns them to their slabs,
+ * so a SuperSlab that an exited thread left with all its blocks freed
+ * empties and is retired (caching them kept each such SuperSlab alive
+ * until the adopter's own exit: test_threads::free_after_owner_exit). */
+static void hk_remote_take(hk_heap *h, hk_superslab *ss, bool cache) {
   /* Always an exchange, never a plain emptiness check: the adopter relies on
    * the RMW reading the latest head (see the ownership paragraph above;
    * formal/mutants/ownership_adopt_plain_check.pml, remote_free_drain_load_store.pml).
    * acq_rel: acquire takes the pushers' chains; release orders our bit clear
    * before any later pusher's notification (it reads our NULL). */
   hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
-  hk_remote_reclaim(h, ss, chain);
+  hk_remote_reclaim(h, ss, chain, cache);
 }
+
+void hk_remote_drain(hk_heap *h, hk_superslab *ss) { hk_remote_take(h, ss, false); }
 
 void hk_remote_collect_pending(hk_heap *h) {
   hk_epoch_enter(h->erec); /* defensive: drains do not retire (see the header) */
@@ -270,7 +277,7 @@ void hk_remote_collect_pending(hk_heap *h) {
       hk_superslab *next;
       for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = next) {
         next = ss->bucket_next;
-        if (hk_load_relaxed(&ss->remote_head) != NULL) hk_remote_drain(h, ss);
+        if (hk_load_relaxed(&ss->remote_head) != NULL) hk_remote_take(h, ss, true);
       }
     }
   }
