@@ -20,7 +20,11 @@
  *   a_class_in_use_keeps_its_cache_until_its_loan_shrinks: a grown class
  *     whose cache holds 60 blocks and serves hits without overflowing is
  *     not trimmed as idle, and when its loan is halved below what it holds
- *     it gives back blocks first: it never holds more than its size. */
+ *     it gives back blocks first: it never holds more than its size.
+ *   remote_frees_are_reclaimed_into_the_cache: blocks another thread freed
+ *     come back, at the owner's next slow path, into the owner's cache up
+ *     to one short of full (the rest to their slab), and its next mallocs
+ *     hand them out again. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -179,3 +183,38 @@ static void *in_use(void *arg) {
 }
 
 Test(tcache, a_class_in_use_keeps_its_cache_until_its_loan_shrinks) { run_in_thread(in_use); }
+
+static void *freer(void *arg) {
+  unsigned n = (unsigned)(uintptr_t)arg;
+  for (unsigned i = 0; i < n; i++) T_FREE(blk[i]);
+  hak_thread_flush(); /* push this thread's outbox */
+  return NULL;
+}
+
+static void *reclaims(void *arg) {
+  (void)arg;
+  unsigned c = hk_class_of(256);
+  allocate(256, NBLK);
+  hk_heap *h = hk_tls_heap;
+  cr_assert(cached(h, c) == 0);
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, freer, (void *)(uintptr_t)NBLK) == 0);
+  cr_assert(pthread_join(t, NULL) == 0);
+  uint64_t reclaimed = h->stats.cls[c].reclaimed;
+  T_FREE(T_MALLOC(100000)); /* a slow path of another class: it collects the remote frees */
+  uint32_t got = cached(h, c);
+  cr_assert(got == (uint32_t)h->tc_cap[c] - 1, "%u remote frees cached of %u, cache of %u", got, NBLK, h->tc_cap[c]);
+  cr_assert(h->stats.cls[c].reclaimed - reclaimed == NBLK - got, "the rest went to their slab");
+  loans_checked(h);
+  /* The cached ones are handed out again before any slab block. */
+  for (uint32_t i = 0; i < got; i++) {
+    void *p = T_MALLOC(256);
+    unsigned j = 0;
+    while (j < NBLK && blk[j] != p) j++;
+    cr_assert(j < NBLK, "malloc %u handed out a block not freed remotely", i);
+  }
+  cr_assert(cached(h, c) == 0);
+  return NULL;
+}
+
+Test(tcache, remote_frees_are_reclaimed_into_the_cache) { run_in_thread(reclaims); }
