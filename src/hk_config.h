@@ -168,12 +168,16 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * (hysteresis). Freed large mappings of ordinary alignment, whatever their
  * size, wait in a cache of HK_LARGE_CACHE_SLOTS slots for reuse by any
  * request they fit with at most HK_LARGE_REUSE_MAX_FACTOR times its pages
- * (best fit; the excess tail of a reused mapping stays with the block, its
- * pages given back unless the tail is at most 1/2^HK_LARGE_TAIL_KEEP_SHIFT
- * of the block: a live block holds at most half again its size; at a
- * quarter, the churn of 20 live 5-25 MiB buffers gave back and refaulted
- * 370 MiB per 200 replacements and took 0.54-1.23 CPU s against 0.44-0.49
- * at a half, peak RSS 405 against 416 MiB, tcmalloc's 438). The cache
+ * (best fit; the excess tail of a reused mapping stays with the block,
+ * pages and all: a live block holds at most twice its size. Giving back
+ * the pages of tails over half the block refaulted them whenever the next
+ * block was bigger: the churn of 20 live 5-25 MiB buffers made 143k page
+ * faults per 200 replacements (tcmalloc 113k), and with huge pages its
+ * refaults ran into the kernel's compaction: 340-590 buffers/s from run to
+ * run, against 550-640 with the tails kept (tcmalloc 540-600), peak RSS
+ * 425 -> 443 MiB (tcmalloc 438); random 32 KiB-4 MiB churn 8.4 -> 9.5 M
+ * ops/s. At a quarter it had been 370 MiB refaulted per 200
+ * replacements). The cache
  * holds at most max(HAKMEM_LARGE_CACHE_MB (default HK_LARGE_CACHE_MB, 0
  * turns it off), peak live large bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of
  * address space: a floor that lets small programs reuse, a share of the
@@ -200,7 +204,6 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #define HK_LARGE_CACHE_MB    64
 #define HK_LARGE_CACHE_PEAK_SHIFT 1
 #define HK_LARGE_REUSE_MAX_FACTOR 2
-#define HK_LARGE_TAIL_KEEP_SHIFT 1
 #define HK_LARGE_HUGE_MIN    ((size_t)8 << 20)
 #define HK_LARGE_CACHE_THREADS_PER_CPU 16
 #define HK_MAINTAIN_TICKS    64

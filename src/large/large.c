@@ -21,14 +21,12 @@
  * page number of its base, its page count and a dirty bit (pages may hold
  * old data). An allocation of N pages takes the best fit among cached
  * mappings of N to HK_LARGE_REUSE_MAX_FACTOR * N pages; the block keeps the
- * whole mapping and the excess tail's pages are given back (madvise) when
- * the tail is more than 1/2 of the block, so reuse holds at most half
- * again the memory a fresh mapping would (a quarter, jemalloc's size-class
- * rounding, refaulted a third of all churned bytes: hk_config.h).
- * Unmapping the tail instead split a VMA per reuse (see
- * hk_large_alloc_impl). A hit costs no page fault and at most that one
- * madvise: the pages the last user touched are still there (calloc clears
- * what it hands out again).
+ * whole mapping with its pages, so a live block holds at most twice the
+ * memory a fresh mapping would (hk_config.h says why the tail keeps its
+ * pages). Unmapping the tail instead split a VMA per reuse (see
+ * hk_large_alloc_impl). A hit costs no page fault and no system call: the
+ * pages the last user touched are still there (calloc clears what it hands
+ * out again).
  *
  * Bound: the cache holds at most max(HAKMEM_LARGE_CACHE_MB, peak live large
  * bytes >> HK_LARGE_CACHE_PEAK_SHIFT) of address space (hk_config.h says
@@ -422,10 +420,8 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
       if (base == NULL) hk_os_unmap(hk_lc_base(w), have);
     } else if (have > map_size) {
       /* A bigger mapping (at most HK_LARGE_REUSE_MAX_FACTOR times): the
-       * block keeps all of it, so realloc can grow into it in place, and a
-       * tail of more than 1/2^HK_LARGE_TAIL_KEEP_SHIFT of the block gives
-       * its pages back (a smaller one keeps them: the call and the faults
-       * that refill them cost more than the memory). Unmapping the tail
+       * block keeps all of it and its pages, so realloc can grow into it
+       * in place without a fault (hk_config.h). Unmapping the tail
        * instead (a VMA split per reuse, then mremap and fresh faults to
        * grow the next one) made random churn of 32 KiB-4 MiB blocks 8x
        * slower, and splitting it off into the cache fragmented the cache
@@ -433,9 +429,6 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
        * address space is given back when the mapping is; under an
        * address-space limit a failed mapping empties the cache first
        * (os.h). */
-      size_t tail = have - map_size;
-      if (dirty && tail > map_size >> HK_LARGE_TAIL_KEEP_SHIFT)
-        hk_os_decommit(base + map_size, tail); /* a refusal keeps pages, not a promise */
       map_size = have;
     }
   }
