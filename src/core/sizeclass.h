@@ -1,7 +1,7 @@
 /* sizeclass.h -- size -> class without a loop: a table by 16 bytes for
- * sizes up to 4 KiB (the common case: 257 bytes, five lines), one by KiB
- * above (129 bytes). Classes: 16-byte steps to 128 B, then 4 per power of two (at most
- * 25% spacing) to 128 KiB. */
+ * sizes up to 4 KiB (the common case: 257 entries of 2 bytes, nine lines),
+ * one by KiB above (129 bytes). Classes: 16-byte steps to 128 B, then 4
+ * per power of two (at most 25% spacing) to 128 KiB. */
 #ifndef HK_SIZECLASS_H
 #define HK_SIZECLASS_H
 

@@ -209,9 +209,11 @@ void hk_outbox_flush_all(hk_heap *h) {
   hk_epoch_exit(h->erec);
 }
 
-/* Return a chain to its slabs, validating each block (the sender could not
- * read the owner's slab metadata). Per block, like a local free: the slab
- * needs attention only when it was FULL or its last block came back.
+/* Return a chain to the owner's thread caches (with `cache`, while they
+ * have room: core/heap.h hk_heap_cache_reclaimed) or to its slabs,
+ * validating each block first (the sender could not read the owner's slab
+ * metadata). Per block, like a local free: the slab needs attention only
+ * when it was FULL or its last block came back.
  * (Settling runs of same-slab blocks once per run paid off less: in mixed
  * workloads consecutive blocks rarely share a slab.) Each block's hint
  * (core/block.h) was written before the push's release CAS, so the drain's
