@@ -99,9 +99,10 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 #endif
 /* Every HK_TC_TICK thread-cache hits malloc takes its slow path once (the
  * ticker), so the outbox, remote frees and the purge clock never wait on a
- * refill that the caches make rare; each tick also trims the older half of
- * one class's cache, round robin, so a class the thread stopped using gives
- * its blocks back within HK_NCLASSES ticks of each halving. */
+ * refill that the caches make rare; each tick also visits one class's
+ * cache, round robin, and trims its older half if the class had no cache
+ * hit since the last visit, so a class the thread stopped using gives its
+ * blocks back within HK_NCLASSES ticks of each halving. */
 #ifndef HK_TC_TICK
 #define HK_TC_TICK       256
 #endif

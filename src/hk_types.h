@@ -185,7 +185,7 @@ typedef struct hk_outbox_slot {
  *           paths only, so it is not here
  *   ticker  malloc's hits of this cache down to the class's next tick: a
  *           thread served from its caches alone still flushes its outbox,
- *           collects remote frees, runs its purge clock and trims one
+ *           collects remote frees, runs its purge clock and visits one
  *           class's cache (tc_gc, round robin). Each class ticks after
  *           HK_TC_TICK of its own hits, so ticks come once per HK_TC_TICK
  *           hits overall, as with one ticker per heap, and each class's hits
@@ -248,7 +248,9 @@ typedef struct hk_heap_stats {
  *               it), doubling it instead of flushing while the budget
  *               lasts (hk_heap_tc_flush); tc_gc halves the growth
  *               of a class that did not overflow since its last visit
- *               (tc_hot) and returns it to the budget
+ *               (tc_hot) and returns it to the budget, and trims the
+ *               older half of a class with no cache hit since then
+ *               (tc_seen)
  *   own[i]      the owned-chunk cache: the chunk number (address >> 21) of a
  *               SuperSlab this heap owns whose number is i modulo
  *               HK_OWN_SLOTS, or HK_OWN_NONE. Free's one ownership test
