@@ -221,8 +221,8 @@ typedef struct hk_class_stats {
 } hk_class_stats;
 
 /* A thread's large-block calls since the last merge, kept here so that no
- * large call writes a process-wide counter (a thread without a heap writes
- * them directly). Byte counts wrap: a thread may free more than it
+ * large call writes a process-wide counter (a thread without a heap tallies
+ * its one call and merges it at once, large/large.c). Byte counts wrap: a thread may free more than it
  * allocated; the merge adds them modulo 2^64. */
 typedef struct hk_large_tally {
   uint64_t allocs, frees;

@@ -153,15 +153,21 @@ void hk_heap_ticks_for_profiler(void);
  * thread). Walks the heap's SuperSlabs once. */
 void hk_heap_stats_merge(hk_heap *h);
 
+/* Push b onto t, keyed for the cache with its heap's secret sec (never
+ * reading b); the room left. */
+HK_INLINE uint32_t hk_tcache_push(hk_tcache *t, hk_block *b, uintptr_t sec) {
+  hk_block_link(b, t->head, sec, HK_TC_KEY_SALT);
+  t->head = b;
+  return --t->room;
+}
+
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
  * the block checks: onto the class's thread cache. s may be a view of the
  * block's slab (hk_slab_view_of): only its class is read here. Writes the block's key (never reads the block). The block
  * stays counted as used by its slab. */
 HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
   hk_tcache *t = &h->tc[s->class_idx];
-  hk_block_link(b, t->head, hk_heap_secret(h), HK_TC_KEY_SALT);
-  t->head = b;
-  if (HK_UNLIKELY(--t->room == 0)) hk_heap_tc_flush(h, t);
+  if (HK_UNLIKELY(hk_tcache_push(t, b, hk_heap_secret(h)) == 0)) hk_heap_tc_flush(h, t);
 }
 
 /* A reclaimed remote free (remote/remote.c) into its class's thread cache
@@ -176,9 +182,7 @@ HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
 HK_INLINE bool hk_heap_cache_reclaimed(hk_heap *h, hk_slab *s, hk_block *b) {
   hk_tcache *t = &h->tc[s->class_idx];
   if (t->room <= 1) return false;
-  hk_block_link(b, t->head, hk_heap_secret(h), HK_TC_KEY_SALT);
-  t->head = b;
-  t->room--;
+  hk_tcache_push(t, b, hk_heap_secret(h));
   return true;
 }
 
