@@ -64,21 +64,26 @@ enum { HK_SLAB_UNUSED = 0, HK_SLAB_ACTIVE, HK_SLAB_PARTIAL, HK_SLAB_FULL, HK_SLA
  *   local_free  the owner's own frees; swapped into `free` when it runs dry
  *   used        blocks handed out and not yet returned to a list of this slab
  *               (a block freed remotely counts as used until reclaimed)
- *   carved      bytes carved so far; blocks at offset >= carved were never
- *               handed out (lazy carving: fresh pages are touched on demand)
+ *   carved_key  the blocks carved so far, as a key: never-carved blocks were
+ *               never handed out (lazy carving: fresh pages are touched on
+ *               demand)
+ *   limit_key   the slab's whole blocks, as a key
+ * A key is a count of blocks n times the slab's unit u = bsize * magic -
+ * 2^64 (1 <= u <= bsize), so that "p is one of the first n blocks" is the
+ * one compare (p - start) * magic < n * u (core/slab.h, hk_slab_is_block).
  * Exactly 64 bytes so the slab array indexes with a shift. */
 typedef struct hk_slab {
   hk_block *free;
   hk_block *local_free;
   uint32_t used;
-  uint32_t carved;
-  uint32_t limit;        /* bytes of whole blocks in the slab */
+  uint32_t carved_key;   /* blocks carved, as a key (above) */
+  uint32_t limit_key;    /* whole blocks in the slab, as a key */
   uint8_t class_idx;
   uint8_t state;         /* HK_SLAB_* */
   uint8_t index;         /* position in its SuperSlab */
   uint8_t kind;
-  uint64_t magic;        /* ceil(2^64 / block size): "is a multiple" by one
-                            multiply, and the block index (Lemire et al.) */
+  uint64_t magic;        /* floor(2^64 / block size) + 1: the block-start
+                            test's multiplier (core/slab.h); 0 when UNUSED */
   uint8_t *start;        /* first block (slab 0 starts after the header) */
   struct hk_slab *next;  /* heap's partial list of this class */
   struct hk_slab *prev;

@@ -259,7 +259,7 @@ static size_t hk_room(const void *p) {
     hk_superslab *ss = hk_superslab_of(p);
     hk_slab *s = hk_slab_of_block(p);
     /* start, magic and the class are fixed while any block of the slab is
-     * live; `carved` is the owner's to read. */
+     * live; `carved_key` is the owner's to read. */
     bool ok = hk_superslab_owner(ss) == hk_tls_heap ? hk_slab_is_block(s, p) : hk_slab_is_boundary(s, p);
     if (ok) return hk_class_size[s->class_idx];
     hk_bad_free(p, "not the start of a block", 0);

@@ -301,7 +301,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
     s->next = s->prev = NULL;
     h->stats.cls[s->class_idx].adopted += s->used; /* allocated by the exited thread */
     if (s->used == 0 && hk_slab_confirm_empty(s)) hk_superslab_release_slab(ss, s);
-    else if (s->free != NULL || s->local_free != NULL || s->carved < s->limit) hk_partial_push(h, s);
+    else if (s->free != NULL || s->local_free != NULL || s->carved_key < s->limit_key) hk_partial_push(h, s);
     else s->state = HK_SLAB_FULL;
   }
   hk_heap_add_superslab(h, ss);
@@ -324,7 +324,7 @@ static bool hk_tc_holds(const hk_heap *h, const hk_slab *s, uintptr_t lo, uintpt
  * cached copy be handed out from reused pages. */
 static bool hk_heap_confirm_empty(hk_heap *h, hk_slab *s) {
   if (!hk_slab_confirm_empty(s)) return false;
-  if (HK_LIKELY(!hk_tc_holds(h, s, (uintptr_t)s->start, (uintptr_t)s->start + s->carved))) return true;
+  if (HK_LIKELY(!hk_tc_holds(h, s, (uintptr_t)s->start, (uintptr_t)s->start + hk_slab_carved_bytes(s)))) return true;
   s->used = 1; /* the cached copy: the slab stays until it comes back */
   hk_bad_free(s->start, "block already free (a block of an emptied slab is still in the thread cache: it was freed twice)", 1);
   return false;

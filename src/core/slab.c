@@ -18,8 +18,8 @@ static void hk_slab_sync_views(hk_slab *s) {
   if (s->kind != HK_KIND_MEDIUM) return;
   for (hk_slab *v = s + 1; v < s + HK_MEDIUM_VIEWS; v++) {
     v->start = s->start;
-    v->carved = s->carved;
-    v->limit = s->limit;
+    v->carved_key = s->carved_key;
+    v->limit_key = s->limit_key;
     v->magic = s->magic;
     v->class_idx = s->class_idx;
   }
@@ -34,11 +34,9 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
   s->free = NULL;
   s->local_free = NULL;
   s->used = 0;
-  s->carved = 0;
-  s->limit = (uint32_t)(span / bsize * bsize);
-  /* ceil(2^64 / bsize): for 32-bit offsets, off * magic (mod 2^64) < magic
-   * exactly when bsize divides off, and (off * magic) >> 64 == off / bsize. */
-  s->magic = UINT64_MAX / bsize + 1;
+  s->magic = hk_slab_magic(bsize);
+  s->carved_key = 0;
+  s->limit_key = (uint32_t)(span / bsize) * hk_slab_unit(s, bsize);
   s->class_idx = (uint8_t)cls;
   s->state = HK_SLAB_ACTIVE;
   s->start = start;
@@ -48,7 +46,7 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
 
 void hk_slab_reset(hk_slab *s) {
   s->free = s->local_free = NULL;
-  s->used = s->carved = s->limit = 0;
+  s->used = s->carved_key = s->limit_key = 0;
   s->magic = 0;
   s->state = HK_SLAB_UNUSED;
   s->next = s->prev = NULL;
@@ -63,10 +61,15 @@ static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
   return false;
 }
 
+uint32_t hk_slab_carved_bytes(const hk_slab *s) {
+  uint32_t bsize = hk_class_size[s->class_idx];
+  return s->carved_key == 0 ? 0 : s->carved_key / hk_slab_unit(s, bsize) * bsize;
+}
+
 bool hk_slab_confirm_empty(hk_slab *s) {
-  uint32_t bsize = hk_class_size[s->class_idx], live = 0;
+  uint32_t bsize = hk_class_size[s->class_idx], live = 0, carved = hk_slab_carved_bytes(s);
   uintptr_t sec = hk_ss_secret(s->start);
-  for (uint32_t off = 0; off < s->carved; off += bsize) {
+  for (uint32_t off = 0; off < carved; off += bsize) {
     const hk_block *b = (const hk_block *)(s->start + off);
     live += !hk_block_keyed(b, sec, HK_BLOCK_KEY_SALT);
   }
@@ -77,15 +80,16 @@ bool hk_slab_confirm_empty(hk_slab *s) {
 }
 
 bool hk_slab_on_free_list(const hk_slab *s, const void *p) {
-  return hk_list_holds(s->local_free, p, s->limit) || hk_list_holds(s->free, p, s->limit);
+  uint32_t blocks = s->limit_key / hk_slab_unit(s, hk_class_size[s->class_idx]); /* the most a list holds */
+  return hk_list_holds(s->local_free, p, blocks) || hk_list_holds(s->free, p, blocks);
 }
 
 /* Carving reached into pages not committed since the slab's last decommit:
  * count them (a slab rebound to another class carves over pages it already
  * holds from 0 again, which costs nothing). Slab starts are page-aligned. */
-static void hk_slab_note_committed(const hk_slab *s) {
+static void hk_slab_note_committed(const hk_slab *s, uint32_t carved) {
   _Atomic uint32_t *at = &hk_superslab_of(s)->committed[s->index];
-  uint32_t extent = (uint32_t)hk_page_up(s->carved);
+  uint32_t extent = (uint32_t)hk_page_up(carved);
   uint32_t before = hk_load_relaxed(at);
   if (extent <= before) return;
   hk_store_relaxed(at, extent);
@@ -130,14 +134,15 @@ bool hk_slab_refill(hk_slab *s) {
     s->local_free = NULL;
     return true;
   }
-  if (s->carved >= s->limit) return false;
-  uint32_t bsize = hk_class_size[s->class_idx];
+  if (s->carved_key >= s->limit_key) return false;
+  uint32_t bsize = hk_class_size[s->class_idx], unit = hk_slab_unit(s, bsize);
+  uint32_t carved = s->carved_key / unit, left = (s->limit_key - s->carved_key) / unit; /* blocks */
   uint32_t n = HK_CARVE_BYTES / bsize;
   if (n < HK_CARVE_MIN) n = HK_CARVE_MIN;
-  if (n > (s->limit - s->carved) / bsize) n = (s->limit - s->carved) / bsize;
-  s->free = hk_slab_link_fresh(s->start + s->carved, n, bsize);
-  s->carved += n * bsize;
+  if (n > left) n = left;
+  s->free = hk_slab_link_fresh(s->start + (size_t)carved * bsize, n, bsize);
+  s->carved_key += n * unit;
   hk_slab_sync_views(s);
-  hk_slab_note_committed(s);
+  hk_slab_note_committed(s, (carved + n) * bsize);
   return true;
 }

@@ -24,19 +24,36 @@ bool hk_slab_confirm_empty(hk_slab *s);
  * blocks. Returns false when every block is handed out. */
 bool hk_slab_refill(hk_slab *s);
 
+/* The block-start test. With b the block size and magic m = floor(2^64/b)
+ * + 1, b*m = 2^64 + u with 1 <= u <= b (u: the slab's unit; u = b when b is
+ * a power of two, hence the + 1 rather than ceil). For an offset
+ * off = k*b + r (0 <= r < b) below 2^21, off*m mod 2^64 = k*u + r*m
+ * without wrapping (m >= 2^47 for blocks up to 128 KiB): k*u when off is
+ * a block start, at least m otherwise. Below the start (off wraps to
+ * 2^64 - x, x < 2^21) it is 2^64 - (x*m mod 2^64) >= m - u - 2^21. So
+ * with keys of at most 2^19 (n*u <= n*b <= a slab's bytes),
+ *   off*m mod 2^64 < n*u  <=>  p is one of the first n block starts
+ * in one multiply and one compare; an UNUSED slab (m = 0, keys 0) passes
+ * nothing. tests/test_slab_key.c checks it against the division. */
+HK_INLINE uint64_t hk_slab_magic(uint32_t bsize) { return UINT64_MAX / bsize + 1 + ((bsize & (bsize - 1)) == 0); }
+HK_INLINE uint32_t hk_slab_unit(const hk_slab *s, uint32_t bsize) { return (uint32_t)(bsize * s->magic); }
+
 /* True when p is the start of a block this slab has handed out at some time
- * (carved). Costs a multiply and two compares. */
+ * (carved): a multiply and a compare (above). */
 HK_INLINE bool hk_slab_is_block(const hk_slab *s, const void *p) {
   uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->start); /* huge when p < start */
-  return off < s->carved && off * s->magic < s->magic; /* not <= magic - 1: one instruction fewer */
+  return off * s->magic < s->carved_key;
 }
 
-/* p is at a block boundary of a slab in use (no `carved` check: for
- * threads other than the owner, which may be carving concurrently). */
+/* p is at a block boundary of a slab in use (no carved check: for threads
+ * other than the owner, which may be carving concurrently). */
 HK_INLINE bool hk_slab_is_boundary(const hk_slab *s, const void *p) {
   uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s->start);
-  return s->magic != 0 && off < s->limit && off * s->magic < s->magic;
+  return off * s->magic < s->limit_key;
 }
+
+/* Bytes carved so far (slow paths: one division). */
+uint32_t hk_slab_carved_bytes(const hk_slab *s);
 
 #ifdef HK_HARDENED
 /* The successor n of b popped from a list of slab s must be a carved block

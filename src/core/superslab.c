@@ -441,7 +441,7 @@ hk_slab *hk_superslab_take_slab(hk_superslab *ss) {
 }
 
 void hk_superslab_release_slab(hk_superslab *ss, hk_slab *s) {
-  bool touched = s->carved != 0;
+  bool touched = s->carved_key != 0;
   hk_slab_reset(s);
   ss->free_slabs |= 1u << s->index;
   if (touched) hk_purge_mark_dirty(ss, s->index, hk_os_now_ms());

@@ -12,7 +12,7 @@ HK_INLINE hk_superslab *hk_superslab_of(const void *p) {
 /* Descriptors by granule (HK_GRANULE_SHIFT): a small slab is one granule,
  * so slab i is slabs[i]; a medium slab spans eight, so slab i is slabs[8i]
  * and slabs[8i+1 .. 8i+7] are its views: copies of the fields free's fast
- * path reads (start, carved, limit, magic, class_idx), which hk_slab_init,
+ * path reads (start, carved_key, limit_key, magic, class_idx), which hk_slab_init,
  * hk_slab_reset and the carve keep equal to the slab's own (core/slab.c).
  * Nothing else of a view is meaningful, and nothing but hak_free's fast
  * path and its block checks reads one. */
