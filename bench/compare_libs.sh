@@ -4,13 +4,16 @@
 # on bench_random_mixed and optionally the mt_remote lanes: medians and ratios.
 #
 #   bench/compare_libs.sh [--remote] BEFORE.so AFTER.so [reps=7] [cycles=20000000] [ws list="256 8192"]
-#   bench/compare_libs.sh --hardened [reps] [cycles] [ws list]
+#   bench/compare_libs.sh --hardened [reps] [cycles] [ws list="256 8192 65536"]
 #
 #   --remote    also bench_random_mixed_mt_remote, 2 threads, 16-2048 B, remote
 #               50% and 90% (cycles/5 iterations per thread, as bench/run.sh)
 #   --hardened  BEFORE = build/release/libhakmem.so, AFTER =
 #               build/release/libhakmem-hardened.so (hardened mode,
-#               docs/ARCHITECTURE.md), and --remote: the cost of hardened mode
+#               docs/ARCHITECTURE.md), and --remote: the cost of hardened mode;
+#               its ws list adds 65536, where free's canary check loads a
+#               block that is no longer in any cache (the default free only
+#               stores into it), the largest cost of the mode
 #
 # Every library runs the same benchmark binaries (build/release/bench), so
 # only the allocator differs. Each repetition runs every (lane, library)
@@ -22,14 +25,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 usage="usage: $0 [--remote] BEFORE.so AFTER.so [reps] [cycles] [ws list] | $0 --hardened [reps] [cycles] [ws list]"
 remote=0
 case "${1:-}" in
-  --hardened) shift; remote=1; set -- "$here/../build/release/libhakmem.so" "$here/../build/release/libhakmem-hardened.so" "$@" ;;
+  --hardened) shift; remote=1; hard_wss="256 8192 65536"; set -- "$here/../build/release/libhakmem.so" "$here/../build/release/libhakmem-hardened.so" "$@" ;;
   --remote) shift; remote=1 ;;
 esac
 before=${1:?$usage}
 after=${2:?$usage}
 reps=${3:-7}
 cycles=${4:-20000000}
-wss=${5:-256 8192}
+wss=${5:-${hard_wss:-256 8192}}
 for f in "$before" "$after"; do [ -f "$f" ] || { echo "compare_libs.sh: no $f (cmake --build --preset release)" >&2; exit 2; }; done
 bdir=${BENCH_DIR:-$here/../build/release/bench}
 bench=${BENCH:-$bdir/bench_random_mixed}
