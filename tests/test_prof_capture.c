@@ -62,3 +62,74 @@ Test(prof_capture, walks_cut_at_the_start_frames_record_what_full_walks_do) {
   cr_assert(pthread_join(t, NULL) == 0);
   check(&thread_walks, "second thread");
 }
+
+/* ---- the stack cache ------------------------------------------------------- */
+
+typedef struct cache_result {
+  uintptr_t cached[16][HK_PROF_FRAMES], full[16][HK_PROF_FRAMES];
+  unsigned cached_depth[16], full_depth[16];
+  uint64_t hits;
+} cache_result;
+
+/* One sample's capture (the stack cache first) and a full walk from the
+ * same frame: both record this function's frame first (a static link: no
+ * frame is left out), at two call sites, then the same callers. */
+static __attribute__((noinline)) void capture_here(cache_result *r, int i) {
+  r->cached_depth[i] = hk_prof_capture(r->cached[i], HK_PROF_FRAMES);
+  hk_prof_walk w = {.frames = r->full[i], .max = HK_PROF_FRAMES};
+  hk_prof_walk_end(&w, hk_prof_unwind(hk_prof_walk_frame, &w));
+  r->full_depth[i] = w.depth;
+  __asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
+/* Two callers of the same shape: capture_here's frame sits at the same
+ * place under either, so the cache's key is the same and only the return
+ * address in the slot above it tells the stacks apart. */
+static __attribute__((noinline)) void via_a(cache_result *r, int i) {
+  capture_here(r, i);
+  __asm__ volatile("" ::: "memory");
+}
+static __attribute__((noinline)) void via_b(cache_result *r, int i) {
+  capture_here(r, i);
+  __asm__ volatile("" ::: "memory");
+}
+
+static void *capture_sixteen(void *arg) {
+  cache_result *r = arg;
+  uint64_t before = hk_prof_stack_hits();
+#if defined(__clang__)
+#pragma clang loop unroll(disable)
+#else
+#pragma GCC unroll 1
+#endif
+  for (int i = 0; i < 16; i++) (i % 4 < 2 ? via_a : via_b)(r, i);
+  r->hits = hk_prof_stack_hits() - before;
+  return NULL;
+}
+
+static void check_cache(const cache_result *r, const char *where) {
+  for (int i = 0; i < 16; i++) {
+    cr_assert(r->cached_depth[i] == r->full_depth[i] && r->full_depth[i] >= 3, "%s: capture %d has %u frames, its full walk %u",
+              where, i, r->cached_depth[i], r->full_depth[i]);
+    /* Frame 0 is capture_here itself, at its two call sites; from its caller on they must agree. */
+    cr_assert(memcmp(r->cached[i] + 1, r->full[i] + 1, (r->full_depth[i] - 1) * sizeof(uintptr_t)) == 0,
+              "%s: capture %d (via %s) recorded other callers than a full walk", where, i, i % 4 < 2 ? "a" : "b");
+  }
+  /* via_a and via_b each call capture_here from one site: their frames differ. */
+  cr_assert(r->full[0][1] != r->full[2][1], "%s: the two callers' return addresses are the same", where);
+  cr_log_info("%s: %llu of 16 captures from the stack cache", where, (unsigned long long)r->hits);
+  /* Every switch of caller misses once (the key is the same, the slot is not): 16 captures in runs of 2. */
+  cr_assert(r->hits >= 6, "%s: only %llu of 16 captures came from the stack cache", where, (unsigned long long)r->hits);
+}
+
+Test(prof_capture, the_stack_cache_returns_what_a_full_walk_does_and_tells_callers_apart) {
+  hk_prof_capture_init();
+  if (hk_prof_unwind == NULL) cr_skip("libgcc_s's _Unwind_Backtrace was not found: backtrace() is used");
+  static cache_result main_r, thread_r;
+  capture_sixteen(&main_r);
+  check_cache(&main_r, "main thread");
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, capture_sixteen, &thread_r) == 0);
+  cr_assert(pthread_join(t, NULL) == 0);
+  check_cache(&thread_r, "second thread");
+}

@@ -47,11 +47,11 @@ static void check_offset(const hk_slab *s, uint32_t b, uint32_t whole, uint32_t 
   bool start = off >= 0 && off % b == 0;
   bool want_block = start && off / b < carved, want_boundary = start && off / b < whole;
   if (hk_slab_is_block(s, p) != want_block)
-    cr_assert_fail("class %u (%u B), %u of %u carved: offset %lld is_block says %d", s->class_idx, b, carved, whole,
-             (long long)off, !want_block);
+    cr_assert(false, "class %u (%u B), %u of %u carved: offset %lld is_block says %d", s->class_idx, b, carved, whole,
+              (long long)off, !want_block);
   if (hk_slab_is_boundary(s, p) != want_boundary)
-    cr_assert_fail("class %u (%u B), %u whole blocks: offset %lld is_boundary says %d", s->class_idx, b, whole,
-             (long long)off, !want_boundary);
+    cr_assert(false, "class %u (%u B), %u whole blocks: offset %lld is_boundary says %d", s->class_idx, b, whole,
+              (long long)off, !want_boundary);
 }
 
 Test(slab_key, keys_agree_with_the_division) {
@@ -87,7 +87,7 @@ Test(slab_key, carved_bytes_follow_the_carving) {
   for (unsigned c = 0; c < HK_NCLASSES; c++) {
     enum { N = 40 };
     void *p[N];
-    for (int i = 0; i < N; i++) cr_assert_not_null(p[i] = hak_malloc(hk_class_size[c] / 2 + 1));
+    for (int i = 0; i < N; i++) cr_assert((p[i] = hak_malloc(hk_class_size[c] / 2 + 1)) != NULL);
     for (int i = 0; i < N; i++) {
       hk_slab *s = hk_slab_of_block(p[i]);
       uint32_t b = hk_class_size[s->class_idx]; /* c's, or (hardened: the canary's room) the next */

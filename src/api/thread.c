@@ -38,6 +38,7 @@ static void hk_thread_teardown(hk_heap *h) {
   hk_remote_collect(h);
   hk_remote_stats_flush(h);
   hk_heap_stats_merge(h); /* before abandoning: the merge reads the owned slabs */
+  hk_prof_thread_exit();
   hk_abandon_all(h);
   hk_tls_heap = &hk_heap_empty;
   hk_heap_retire(h);

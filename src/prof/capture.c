@@ -34,7 +34,39 @@
  *           then publishes (release)-->                        SEEN
  *   SEEN  --another walk ends the same way (CAS)-->            TRUSTED
  *   SEEN  --one ends differently after the key-->              DISTRUSTED
- * Walks cut at TRUSTED keys only; nothing moves back. */
+ * Walks cut at TRUSTED keys only; nothing moves back.
+ *
+ * The stack cache. A service samples the same few call paths over and
+ * over, and each walk costs the unwinder a thousand instructions a frame.
+ * So each thread keeps the stacks it walked, HK_PROF_STK_ENTRIES of them,
+ * keyed by the sampling function's CFA (its stack position: the key is
+ * exact, not a hash): with each, where every frame's return address was
+ * (just under the stack pointer the caller had at the call, which is
+ * what _Unwind_GetCFA reports for the caller's frame: libgcc's context
+ * then holds the CFA of the frame it came from) and what it held, and the
+ * walk's result. A later sample from the same CFA checks those slots, from the
+ * innermost out, and takes the result when every one still holds the same
+ * return address. That is the same stack: the sampling function is the
+ * same frame at the same place, so its return-address slot is where the
+ * walk found it; a slot holding the same address means the same caller at
+ * the same call site, whose frame, at that call site, ends where it did
+ * (its CFA rule there is fixed: the compiler's CFI); and so on outwards.
+ * The one frame this can miss is a caller with a variable frame (alloca)
+ * whose frame changed size while every frame inside it kept its place, the
+ * slot then read being stale stack that still holds the old address: the
+ * sample is attributed to the old path. No frame comes from that, only a
+ * wrong one, and it needs a stack of exactly the old depth.
+ * Reads: only walks that reached the outermost frames (ended, or were cut
+ * at a learned libc start run) are kept, so every slot they read lies on
+ * the thread's own stack between the sampling frame and the thread's
+ * start; a later sample with the same CFA is on that stack (mappings do
+ * not overlap, and a thread's stack stays mapped while it runs), so the
+ * slots it reads are mapped. Walks that stopped at max frames, on other
+ * stacks (sigaltstack, coroutines: they end elsewhere), or through more
+ * than HK_PROF_STK_SLOTS frames are not kept. The cache is mapped on the
+ * thread's first learned walk and unmapped at its exit; owner-only, and
+ * the profiler never samples inside itself (hk_prof_busy), so nothing
+ * else writes an entry while one is checked or written. */
 #define _GNU_SOURCE
 #include "prof/prof.h"
 
@@ -43,9 +75,12 @@
 #include <link.h>
 #include <unistd.h>
 
+#include "os/os.h"
+
 uintptr_t hk_prof_self_lo, hk_prof_self_hi; /* our text; 0, 0 in a static link */
 int (*hk_prof_unwind)(int (*)(void *, void *), void *);
 static uintptr_t (*hk_prof_get_ip)(void *ctx);
+static uintptr_t (*hk_prof_get_cfa)(void *ctx);
 static uintptr_t hk_prof_libc_lo, hk_prof_libc_hi; /* libc's text; 0, 0: learn nothing */
 
 #define HK_PROF_RUNS    8 /* distinct outermost runs: one per kind of thread start */
@@ -70,6 +105,11 @@ int hk_prof_walk_frame(void *ctx, void *arg) {
   hk_prof_walk *w = arg;
   uintptr_t ip = hk_prof_get_ip(ctx);
   if (ip == 0) return HK_URC_NO_REASON; /* the outermost context (glibc's backtrace drops it too) */
+  if (w->raw_n <= HK_PROF_STK_SLOTS) {
+    w->raw_ip[w->raw_n] = ip;
+    w->raw_cfa[w->raw_n] = hk_prof_get_cfa(ctx);
+  }
+  w->raw_n++;
   if (!w->ours_done) {
     if (hk_in(ip, hk_prof_self_lo, hk_prof_self_hi)) return HK_URC_NO_REASON;
     w->ours_done = true;
@@ -126,9 +166,98 @@ static void hk_prof_learn(const uintptr_t *f, unsigned d) {
   }
 }
 
+/* ---- the stack cache ------------------------------------------------------ */
+
+#define HK_PROF_STK_ENTRIES 16
+#define HK_PROF_STK_FRAMES  32 /* frames of a result kept: deeper stacks are not learned */
+typedef struct hk_prof_stk_entry {
+  uintptr_t cfa; /* the key; 0: empty */
+  uint32_t nslots, depth;
+  uint32_t off[HK_PROF_STK_SLOTS];  /* slot address - (cfa - 8): the first is 0 */
+  uintptr_t val[HK_PROF_STK_SLOTS]; /* the return address it held */
+  uintptr_t frames[HK_PROF_STK_FRAMES];
+} hk_prof_stk_entry;
+typedef struct hk_prof_stk {
+  hk_prof_stk_entry e[HK_PROF_STK_ENTRIES];
+  uint64_t hits, learned; /* for tests/test_prof_capture.c */
+} hk_prof_stk;
+#define HK_PROF_STK_BYTES ((sizeof(hk_prof_stk) + HK_PAGE_SIZE - 1) & ~(size_t)(HK_PAGE_SIZE - 1))
+#define HK_PROF_STK_NONE ((hk_prof_stk *)1) /* exited, or the mapping failed: no cache */
+
+/* Initial-exec TLS: no allocation on first use. */
+static __thread hk_prof_stk *hk_prof_stk_tls __attribute__((tls_model("initial-exec")));
+
+/* Stacks are 16-byte aligned at calls: the CFA's low bits are always 0. */
+static hk_prof_stk_entry *hk_prof_stk_slot(hk_prof_stk *t, uintptr_t cfa) {
+  return &t->e[(cfa >> 4) & (HK_PROF_STK_ENTRIES - 1)];
+}
+
+/* A word of this thread's stack above the caller's frame: a return-address
+ * slot, which no sanitizer has poisoned or tracks. */
+__attribute__((no_sanitize("address", "thread"))) static uintptr_t hk_prof_stack_word(uintptr_t at) { return *(const volatile uintptr_t *)at; }
+
+unsigned hk_prof_stack_hit(uintptr_t cfa, uintptr_t *frames, unsigned max) {
+  hk_prof_stk *t = hk_prof_stk_tls;
+  if (t == NULL || t == HK_PROF_STK_NONE) return 0;
+  const hk_prof_stk_entry *e = hk_prof_stk_slot(t, cfa);
+  if (e->cfa != cfa) return 0;
+  for (uint32_t j = 0; j < e->nslots; j++)
+    if (hk_prof_stack_word(cfa - sizeof(uintptr_t) + e->off[j]) != e->val[j]) return 0;
+  unsigned n = e->depth < max ? e->depth : max;
+  for (unsigned i = 0; i < n; i++) frames[i] = e->frames[i];
+  t->hits++;
+  return n;
+}
+
+/* Keep w's stack, if it reached the outermost frames (see the header). */
+static void hk_prof_stack_learn(const hk_prof_walk *w) {
+  unsigned nslots = w->raw_n - 1;
+  if (w->cfa0 == 0 || w->raw_n < 2 || nslots > HK_PROF_STK_SLOTS || w->depth > HK_PROF_STK_FRAMES ||
+      w->depth == 0 || w->raw_cfa[1] != w->cfa0)
+    return;
+  hk_prof_stk *t = hk_prof_stk_tls;
+  if (t == HK_PROF_STK_NONE) return;
+  if (t == NULL) {
+    t = hk_os_map(HK_PROF_STK_BYTES); /* zeroed: every entry empty */
+    hk_prof_stk_tls = t != NULL ? t : HK_PROF_STK_NONE;
+    if (t == NULL) return;
+  }
+  hk_prof_stk_entry *e = hk_prof_stk_slot(t, w->cfa0);
+  e->cfa = 0;
+  uintptr_t base = w->cfa0 - sizeof(uintptr_t); /* the sampling function's own return-address slot */
+  for (unsigned j = 0; j < nslots; j++) {
+    /* Frame j+1's ip, pushed by its call just under the stack pointer it
+     * had then, which libgcc reports as its CFA (the callee's CFA: for
+     * frame 1, the sampling function's own, checked above). Frame 0 is
+     * the sampling function itself, its ip a slot in the unwinder's frame. */
+    uintptr_t slot = w->raw_cfa[j + 1] - sizeof(uintptr_t);
+    if (slot < base || slot - base > UINT32_MAX) return; /* outward only: a stack grows down */
+    e->off[j] = (uint32_t)(slot - base);
+    e->val[j] = w->raw_ip[j + 1];
+  }
+  for (unsigned i = 0; i < w->depth; i++) e->frames[i] = w->frames[i];
+  e->nslots = nslots;
+  e->depth = w->depth;
+  e->cfa = w->cfa0;
+  t->learned++;
+}
+
+uint64_t hk_prof_stack_hits(void) {
+  hk_prof_stk *t = hk_prof_stk_tls;
+  return t == NULL || t == HK_PROF_STK_NONE ? 0 : t->hits;
+}
+
+void hk_prof_thread_exit(void) {
+  hk_prof_stk *t = hk_prof_stk_tls;
+  hk_prof_stk_tls = HK_PROF_STK_NONE;
+  if (t != NULL && t != HK_PROF_STK_NONE) hk_os_unmap(t, HK_PROF_STK_BYTES);
+}
+
 void hk_prof_walk_end(hk_prof_walk *w, int rc) {
   if (rc == HK_URC_END_OF_STACK && !w->cut && !w->full && w->depth >= 2 && hk_prof_libc_hi != 0)
     hk_prof_learn(w->frames, w->depth);
+  /* Ended at the outermost frame or at a learned start run: keep it. */
+  if (rc == HK_URC_END_OF_STACK && !w->full) hk_prof_stack_learn(w);
 }
 
 /* The text segment holding addr, unless it is the program's (0, 0). */
@@ -172,10 +301,11 @@ void hk_prof_capture_init(void) {
   /* The unwinder backtrace() just loaded; RTLD_NOLOAD: never a new load. */
   void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
   if (gcc == NULL) return;
-  void *bt = dlsym(gcc, "_Unwind_Backtrace"), *ip = dlsym(gcc, "_Unwind_GetIP");
-  if (bt == NULL || ip == NULL) return;
+  void *bt = dlsym(gcc, "_Unwind_Backtrace"), *ip = dlsym(gcc, "_Unwind_GetIP"), *cfa = dlsym(gcc, "_Unwind_GetCFA");
+  if (bt == NULL || ip == NULL || cfa == NULL) return;
   hk_prof_libc_lo = c.lo;
   hk_prof_libc_hi = c.hi;
   hk_prof_get_ip = (uintptr_t(*)(void *))ip;
+  hk_prof_get_cfa = (uintptr_t(*)(void *))cfa;
   hk_prof_unwind = (int (*)(int (*)(void *, void *), void *))bt;
 }

@@ -72,6 +72,9 @@ extern uintptr_t hk_prof_self_lo, hk_prof_self_hi;
 
 /* libgcc's _Unwind_Backtrace, found at start-up (NULL: use backtrace()). */
 extern int (*hk_prof_unwind)(int (*)(void *, void *), void *);
+/* Return-address slots a learned stack checks (capture.c's stack cache):
+ * walks through more frames than this are not learned. */
+#define HK_PROF_STK_SLOTS 24
 /* One walk: the frames so far, and how it ended (capture.c). */
 typedef struct hk_prof_walk {
   uintptr_t *frames;
@@ -79,9 +82,23 @@ typedef struct hk_prof_walk {
   bool ours_done; /* past HAKMEM's leading frames */
   bool cut;       /* stopped at a known outermost run of frames (capture.c) */
   bool full;      /* stopped at max */
+  /* For the stack cache: the sampling function's CFA (0: learn nothing),
+   * and every frame the unwinder visited, ours included: its return
+   * address and its CFA. */
+  uintptr_t cfa0;
+  unsigned raw_n;
+  uintptr_t raw_ip[HK_PROF_STK_SLOTS + 1], raw_cfa[HK_PROF_STK_SLOTS + 1];
 } hk_prof_walk;
 int hk_prof_walk_frame(void *ctx, void *arg);
 void hk_prof_walk_end(hk_prof_walk *w, int rc);
+/* The stack cache (capture.c): the frames of a stack this thread walked
+ * before from the same CFA, if every return-address slot of that walk
+ * still holds what it held; 0 on a miss. */
+unsigned hk_prof_stack_hit(uintptr_t cfa, uintptr_t *frames, unsigned max);
+/* Thread exit: the thread's stack cache is unmapped, and none is made again. */
+void hk_prof_thread_exit(void);
+/* Samples this thread took from its stack cache (tests). */
+uint64_t hk_prof_stack_hits(void);
 
 /* The caller's stack, innermost first, HAKMEM's frames left out: return
  * addresses into frames[0..max); returns how many (at least 1 when any).
@@ -89,10 +106,16 @@ void hk_prof_walk_end(hk_prof_walk *w, int rc);
  * walks: the walk costs about a thousand instructions a frame, most of a
  * sample's cost, and the sampling paths reach here by tail calls
  * (malloc_slow.c) so that no other frame of ours is left on the stack; the
- * walk stops at the learned start frames (capture.c). */
+ * walk stops at the learned start frames, and a stack walked before from
+ * the same place is checked, not walked (capture.c's stack cache). */
 HK_INLINE unsigned hk_prof_capture(uintptr_t *frames, unsigned max) {
   if (HK_LIKELY(hk_prof_unwind != NULL)) {
-    hk_prof_walk w = {.frames = frames, .max = max};
+    /* The CFA of the function this is inlined into: the unwinder's first
+     * frame, which keys the stack cache. */
+    uintptr_t cfa = (uintptr_t)__builtin_dwarf_cfa();
+    unsigned d = hk_prof_stack_hit(cfa, frames, max);
+    if (d != 0) return d;
+    hk_prof_walk w = {.frames = frames, .max = max, .cfa0 = cfa};
     hk_prof_walk_end(&w, hk_prof_unwind(hk_prof_walk_frame, &w));
     return w.depth;
   }
