@@ -256,8 +256,9 @@ void hk_prof_thread_exit(void) {
 void hk_prof_walk_end(hk_prof_walk *w, int rc) {
   if (rc == HK_URC_END_OF_STACK && !w->cut && !w->full && w->depth >= 2 && hk_prof_libc_hi != 0)
     hk_prof_learn(w->frames, w->depth);
-  /* Ended at the outermost frame or at a learned start run: keep it. */
-  if (rc == HK_URC_END_OF_STACK && !w->full) hk_prof_stack_learn(w);
+  /* Ended at the outermost frame or cut at a learned start run (the
+   * callback's stop makes _Unwind_Backtrace report an error): keep it. */
+  if (!w->full && (w->cut || rc == HK_URC_END_OF_STACK)) hk_prof_stack_learn(w);
 }
 
 /* The text segment holding addr, unless it is the program's (0, 0). */
