@@ -227,6 +227,10 @@ static uintptr_t hk_lc_take(size_t lo, size_t hi, bool or_smaller) {
     for (unsigned i = 0; i < HK_LARGE_CACHE_SLOTS; i++) {
       uint64_t c = hk_lc_pages(hk_load_relaxed(&hk_lc_slot[i])); /* 0: empty */
       uint64_t key = c << HK_LC_SLOT_BITS | i;
+      if (c == lo) { /* the best fit there can be, at the lowest index: what the whole scan would pick */
+        fit = key;
+        break;
+      }
       fit = c - lo <= hi - lo && key < fit ? key : fit;
       below = c - 1 < below_max && key > below ? key : below;
     }
