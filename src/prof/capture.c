@@ -179,7 +179,7 @@ typedef struct hk_prof_stk_entry {
 } hk_prof_stk_entry;
 typedef struct hk_prof_stk {
   hk_prof_stk_entry e[HK_PROF_STK_ENTRIES];
-  uint64_t hits, learned; /* for tests/test_prof_capture.c */
+  uint64_t hits; /* samples taken from the cache (hk_prof_stack_hits, for tests) */
 } hk_prof_stk;
 #define HK_PROF_STK_BYTES ((sizeof(hk_prof_stk) + HK_PAGE_SIZE - 1) & ~(size_t)(HK_PAGE_SIZE - 1))
 #define HK_PROF_STK_NONE ((hk_prof_stk *)1) /* exited, or the mapping failed: no cache */
@@ -194,7 +194,9 @@ static hk_prof_stk_entry *hk_prof_stk_slot(hk_prof_stk *t, uintptr_t cfa) {
 
 /* A word of this thread's stack above the caller's frame: a return-address
  * slot, which no sanitizer has poisoned or tracks. */
-__attribute__((no_sanitize("address", "thread"))) static uintptr_t hk_prof_stack_word(uintptr_t at) { return *(const volatile uintptr_t *)at; }
+__attribute__((no_sanitize("address", "thread"))) static uintptr_t hk_prof_stack_word(uintptr_t at) {
+  return *(const volatile uintptr_t *)at;
+}
 
 unsigned hk_prof_stack_hit(uintptr_t cfa, uintptr_t *frames, unsigned max) {
   hk_prof_stk *t = hk_prof_stk_tls;
@@ -239,7 +241,6 @@ static void hk_prof_stack_learn(const hk_prof_walk *w) {
   e->nslots = nslots;
   e->depth = w->depth;
   e->cfa = w->cfa0;
-  t->learned++;
 }
 
 uint64_t hk_prof_stack_hits(void) {
