@@ -62,8 +62,10 @@
  * start; a later sample with the same CFA is on that stack (mappings do
  * not overlap, and a thread's stack stays mapped while it runs), so the
  * slots it reads are mapped. Walks that stopped at max frames, on other
- * stacks (sigaltstack, coroutines: they end elsewhere), or through more
- * than HK_PROF_STK_SLOTS frames are not kept. The cache is mapped on the
+ * stacks (sigaltstack, coroutines: they end elsewhere), through more than
+ * HK_PROF_STK_SLOTS frames, or with a slot that does not hold its frame's
+ * return address when the walk is kept (a frame a signal interrupted) are
+ * not kept. The cache is mapped on the
  * thread's first learned walk and unmapped at its exit; owner-only, and
  * the profiler never samples inside itself (hk_prof_busy), so nothing
  * else writes an entry while one is checked or written. */
@@ -234,6 +236,10 @@ static void hk_prof_stack_learn(const hk_prof_walk *w) {
      * the sampling function itself, its ip a slot in the unwinder's frame. */
     uintptr_t slot = w->raw_cfa[j + 1] - sizeof(uintptr_t);
     if (slot < base || slot - base > UINT32_MAX) return; /* outward only: a stack grows down */
+    /* Where a frame's ip is not a pushed return address (the frame a
+     * signal interrupted: its ip is in the signal frame's saved context),
+     * the slot does not hold it: such a stack is not kept. */
+    if (hk_prof_stack_word(slot) != w->raw_ip[j + 1]) return;
     e->off[j] = (uint32_t)(slot - base);
     e->val[j] = w->raw_ip[j + 1];
   }
