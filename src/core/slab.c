@@ -61,9 +61,12 @@ static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
   return false;
 }
 
+uint32_t hk_slab_blocks(const hk_slab *s, uint32_t key) {
+  return key == 0 ? 0 : key / hk_slab_unit(s, hk_class_size[s->class_idx]);
+}
+
 uint32_t hk_slab_carved_bytes(const hk_slab *s) {
-  uint32_t bsize = hk_class_size[s->class_idx];
-  return s->carved_key == 0 ? 0 : s->carved_key / hk_slab_unit(s, bsize) * bsize;
+  return hk_slab_blocks(s, s->carved_key) * hk_class_size[s->class_idx];
 }
 
 bool hk_slab_confirm_empty(hk_slab *s) {
@@ -80,7 +83,7 @@ bool hk_slab_confirm_empty(hk_slab *s) {
 }
 
 bool hk_slab_on_free_list(const hk_slab *s, const void *p) {
-  uint32_t blocks = s->limit_key / hk_slab_unit(s, hk_class_size[s->class_idx]); /* the most a list holds */
+  uint32_t blocks = hk_slab_blocks(s, s->limit_key); /* the most a list holds */
   return hk_list_holds(s->local_free, p, blocks) || hk_list_holds(s->free, p, blocks);
 }
 
@@ -136,7 +139,7 @@ bool hk_slab_refill(hk_slab *s) {
   }
   if (s->carved_key >= s->limit_key) return false;
   uint32_t bsize = hk_class_size[s->class_idx], unit = hk_slab_unit(s, bsize);
-  uint32_t carved = s->carved_key / unit, left = (s->limit_key - s->carved_key) / unit; /* blocks */
+  uint32_t carved = hk_slab_blocks(s, s->carved_key), left = hk_slab_blocks(s, s->limit_key) - carved;
   uint32_t n = HK_CARVE_BYTES / bsize;
   if (n < HK_CARVE_MIN) n = HK_CARVE_MIN;
   if (n > left) n = left;

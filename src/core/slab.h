@@ -52,7 +52,10 @@ HK_INLINE bool hk_slab_is_boundary(const hk_slab *s, const void *p) {
   return off * s->magic < s->limit_key;
 }
 
-/* Bytes carved so far (slow paths: one division). */
+/* The blocks a key counts (slow paths: one division); 0 for a key of 0,
+ * whatever the slab (an UNUSED one has no unit). */
+uint32_t hk_slab_blocks(const hk_slab *s, uint32_t key);
+/* Bytes carved so far. */
 uint32_t hk_slab_carved_bytes(const hk_slab *s);
 
 #ifdef HK_HARDENED
