@@ -1,6 +1,7 @@
 /* test_hardened.c -- the hardened build catches memory errors (docs/
  * ARCHITECTURE.md "Hardened mode"): overflows of 1, 8 and 64 bytes at free
- * and at realloc, a forged free-list link, writes after free (with
+ * and at realloc (small, medium and large blocks), double frees (medium;
+ * owner after another thread), a forged free-list link, writes after free (with
  * HAKMEM_QUARANTINE and without), guard pages around SuperSlab metadata,
  * randomized carving; and correct programs run clean under it.
  *
@@ -76,6 +77,7 @@ Test(hardened, overflow_of_1_8_64_bytes_is_caught_at_free) {
   expect_caught("overflow_8", NULL, "heap overflow at ", 7);
   expect_caught("overflow_64", NULL, "heap overflow at ", 63);
   expect_caught("overflow_1_large", NULL, "heap overflow at ", 0);
+  expect_caught("overflow_1_medium", NULL, "heap overflow at ", 0);
 }
 
 Test(hardened, overflow_of_1_8_64_bytes_is_caught_at_realloc) {
@@ -83,6 +85,14 @@ Test(hardened, overflow_of_1_8_64_bytes_is_caught_at_realloc) {
   expect_caught("overflow_8_realloc", NULL, "heap overflow at ", 7);
   expect_caught("overflow_64_realloc", NULL, "heap overflow at ", 63);
   expect_caught("overflow_64_large_realloc", NULL, "heap overflow at ", 63);
+  expect_caught("overflow_8_medium_realloc", NULL, "heap overflow at ", 7);
+}
+
+/* ---- double frees (the canary's tail, which free marks) ------------------- */
+
+Test(hardened, double_free_is_caught_whichever_thread_freed_first) {
+  expect_caught("double_free_medium", NULL, "double free of ", 0);
+  expect_caught("double_free_remote_then_local", NULL, "double free of ", 0);
 }
 
 /* ---- free-list links ------------------------------------------------------ */

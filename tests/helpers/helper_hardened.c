@@ -70,6 +70,9 @@ static void mode_overflow_1_realloc(void) { overflow_realloc(40, 1); }
 static void mode_overflow_8_realloc(void) { overflow_realloc(300, 8); }
 static void mode_overflow_64_realloc(void) { overflow_realloc(5000, 64); }
 static void mode_overflow_1_large(void) { overflow_free(300 * 1000, 1); }
+/* Medium blocks (their own slabs) as well as small ones. */
+static void mode_overflow_1_medium(void) { overflow_free(20000, 1); }
+static void mode_overflow_8_medium_realloc(void) { overflow_realloc(30000, 8); }
 static void mode_overflow_64_large_realloc(void) { overflow_realloc(200 * 1000, 64); }
 
 /* ---- a forged free-list link --------------------------------------------- */
@@ -158,6 +161,34 @@ static void mode_double_free_quarantine(void) {
   void *p = malloc(hk_opaque(64));
   if (p == NULL) fail(X_SETUP, "malloc returned NULL");
   free(p);
+  say_addr(p);
+  free(hk_launder(p)); /* the bug */
+  survived();
+}
+
+/* A medium block (its request in its tail) freed twice. */
+static void mode_double_free_medium(void) {
+  void *p = malloc(hk_opaque(20000));
+  if (p == NULL) fail(X_SETUP, "malloc returned NULL");
+  free(p);
+  say_addr(p);
+  free(hk_launder(p)); /* the bug */
+  survived();
+}
+
+/* Freed by another thread, then by its owner before the owner took the
+ * remote free back: the first free's mark (the canary's tail, which the
+ * other thread writes) must be what the owner's free finds. */
+static void *free_it(void *p) {
+  free(p);
+  return NULL;
+}
+static void mode_double_free_remote_then_local(void) {
+  void *keep = malloc(hk_opaque(48)), *p = malloc(hk_opaque(48));
+  if (keep == NULL || p == NULL) fail(X_SETUP, "malloc returned NULL");
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_it, p) != 0) fail(X_SETUP, "pthread_create failed");
+  pthread_join(t, NULL);
   say_addr(p);
   free(hk_launder(p)); /* the bug */
   survived();
@@ -334,6 +365,10 @@ int main(int argc, char **argv) {
       {"overflow_8_realloc", mode_overflow_8_realloc},
       {"overflow_64_realloc", mode_overflow_64_realloc},
       {"overflow_1_large", mode_overflow_1_large},
+      {"overflow_1_medium", mode_overflow_1_medium},
+      {"overflow_8_medium_realloc", mode_overflow_8_medium_realloc},
+      {"double_free_medium", mode_double_free_medium},
+      {"double_free_remote_then_local", mode_double_free_remote_then_local},
       {"overflow_64_large_realloc", mode_overflow_64_large_realloc},
       {"forged_link", mode_forged_link},
       {"uaf_write_slab_list", mode_uaf_write_slab_list},
