@@ -10,10 +10,10 @@
  *   an_overflowing_class_grows_instead_of_flushing: after rounds of 64
  *     32 KiB blocks, a round's 64 frees stay cached (the fixed cache holds
  *     4): no block goes back to its slab, and the loan is accounted.
- *   growth_stops_at_the_budget: rounds of 200 32 KiB blocks, then of 200
- *     16 KiB ones: the loans stay within the budget, the first class stops
- *     at what the budget allows, the second gets none and flushes as a
- *     fixed cache.
+ *   growth_stops_at_the_budget: with the heap's budget cut to 2 MiB, rounds
+ *     of 200 32 KiB blocks, then of 200 16 KiB ones: the loans stay within
+ *     the budget, the first class stops at what the budget allows, the
+ *     second gets none and flushes as a fixed cache.
  *   idle_classes_return_their_loans: after the growth above, cache hits of
  *     another class alone (the round-robin trim of each tick) bring every
  *     class back to its fixed size and the budget back to full.
@@ -39,6 +39,10 @@
 TestSuite(tcache, .timeout = 120.);
 
 #define NBLK 200
+/* What the heap under test may lend: HK_TC_GROW_BYTES, or what a test cut
+ * it to (growth_stops_at_the_budget: a budget that rounds of NBLK blocks
+ * exhaust, whatever HK_TC_GROW_BYTES is). */
+static size_t budget = HK_TC_GROW_BYTES;
 
 /* Bytes lent out of h's budget, checked against what is left of it. */
 static size_t loans_checked(const hk_heap *h) {
@@ -52,8 +56,8 @@ static size_t loans_checked(const hk_heap *h) {
               (unsigned)h->tc[c].room, (unsigned)h->tc_cap[c]);
     lent += (size_t)(h->tc_cap[c] - hk_tc_cap(c)) * hk_class_size[c];
   }
-  cr_assert(lent + h->tc_grow_left == HK_TC_GROW_BYTES, "lent %zu + left %u != the budget %u", lent,
-            (unsigned)h->tc_grow_left, (unsigned)HK_TC_GROW_BYTES);
+  cr_assert(lent + h->tc_grow_left == budget, "lent %zu + left %u != the budget %zu", lent, (unsigned)h->tc_grow_left,
+            budget);
   return lent;
 }
 
@@ -123,10 +127,14 @@ Test(tcache, an_overflowing_class_grows_instead_of_flushing) { run_in_thread(gro
 static void *bounded(void *arg) {
   (void)arg;
   unsigned big = hk_class_of(32768), mid = hk_class_of(16384);
-  rounds(32768, NBLK, 10);
+  T_FREE(T_MALLOC(16)); /* the heap exists, nothing lent yet */
   hk_heap *h = hk_tls_heap;
+  cr_assert(loans_checked(h) == 0);
+  budget = (size_t)2 << 20;
+  h->tc_grow_left = (uint32_t)budget;
+  rounds(32768, NBLK, 10);
   size_t lent = loans_checked(h);
-  uint32_t most = hk_tc_cap(big) + HK_TC_GROW_BYTES / 32768;
+  uint32_t most = hk_tc_cap(big) + (uint32_t)(budget / 32768);
   cr_assert(h->tc_cap[big] <= most, "32 KiB cache of %u blocks, over the budget's %u", h->tc_cap[big], most);
   cr_assert(h->tc_cap[big] * 2 > most, "32 KiB cache of %u blocks, the budget allows %u", h->tc_cap[big], most);
   cr_assert(cached(h, big) <= h->tc_cap[big]);
@@ -134,10 +142,15 @@ static void *bounded(void *arg) {
   rounds(16384, NBLK, 10);
   cr_assert(h->tc_grow_left < 2 * 16384 * hk_tc_cap(mid) || h->tc_cap[mid] > hk_tc_cap(mid),
             "16 KiB did not grow with %u bytes left", (unsigned)h->tc_grow_left);
-  cr_assert(loans_checked(h) <= HK_TC_GROW_BYTES);
+  cr_assert(loans_checked(h) <= budget);
   cr_assert(loans_checked(h) >= lent, "a loan shrank without a trim tick");
   cr_assert(h->stats.cls[mid].trimmed > trimmed, "16 KiB never flushed: %u blocks cached", cached(h, mid));
   cr_assert(cached(h, mid) <= h->tc_cap[mid]);
+  /* The heap is pooled at the thread's exit and may serve the next test:
+   * its whole budget again. */
+  h->tc_grow_left += (uint32_t)(HK_TC_GROW_BYTES - budget);
+  budget = HK_TC_GROW_BYTES;
+  (void)loans_checked(h); /* lent + left is the whole budget again */
   return NULL;
 }
 
