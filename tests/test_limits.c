@@ -23,6 +23,11 @@
  *   a_reused_superslab_is_decommitted_by_trim: a retired SuperSlab taken
  *     back from the cache before its pages were decommitted keeps its dirty
  *     slabs marked, so malloc_trim decommits them (mincore).
+ *   memory_the_thread_freed_serves_a_large_block_under_rlimit_as: 192 MiB
+ *     of small blocks freed, then under a limit that leaves 4 MiB, a
+ *     malloc of 220 MiB succeeds: a refused large mapping has the thread
+ *     give back its empty slabs and SuperSlabs (as malloc_trim does) and
+ *     is tried once more, as glibc reuses what was freed.
  *   free_keeps_errno / successful_malloc_keeps_errno: under RLIMIT_AS, a
  *     free whose heap cannot be mapped, and a malloc that succeeds after a
  *     failed first mapping, leave errno as it was.
@@ -445,6 +450,44 @@ Test(limits, successful_malloc_keeps_errno) {
   cr_assert(res[0] == ERRNO_MARK, "a malloc(20 MiB) that succeeded after a failed mapping left errno %ld", res[0]);
   cr_assert(res[2] == 40, "only %ld medium blocks under the limit", res[2]);
   cr_assert(res[3] == ERRNO_MARK, "medium mallocs that succeeded left errno %ld", res[3]);
+}
+
+/* Small blocks over many SuperSlabs, all freed: their SuperSlabs are
+ * empty but still mapped (they wait out the decommit delay; the thread's
+ * cache holds some of the blocks). Then, with no address space left but
+ * what they hold and what the pressure hook gives back anyway (the caches,
+ * the unclaimed part of the SuperSlab arenas: at most 64 MiB here), a large
+ * block bigger than that. */
+#define FREED_SMALL (192 * HK_MIB)
+#define FREED_LARGE (220 * HK_MIB)
+static void *freed_small[FREED_SMALL / (4 * HK_KIB)];
+
+static int freed_then_large_child(long *out) {
+  T_TRIM();
+  size_t n = sizeof freed_small / sizeof freed_small[0];
+  for (size_t i = 0; i < n; i++)
+    if ((freed_small[i] = T_MALLOC(hk_opaque(4 * HK_KIB - 64))) == NULL) return 2;
+  for (size_t i = 0; i < n; i++) T_FREE(freed_small[i]);
+  if (!limit_as(vm_bytes() + 4 * HK_MIB)) return 4;
+  errno = ERRNO_MARK;
+  unsigned char *p = T_MALLOC(hk_opaque(FREED_LARGE));
+  out[0] = p != NULL;
+  out[1] = errno;
+  if (p != NULL) {
+    p[0] = 1;
+    p[FREED_LARGE - 1] = 2;
+    T_FREE(p);
+  }
+  return 0;
+}
+
+Test(limits, memory_the_thread_freed_serves_a_large_block_under_rlimit_as) {
+  long res[2] = {0, 0};
+  int rc = in_child(freed_then_large_child, res, 2);
+  cr_assert(rc == 0, "child failed (%d)", rc);
+  cr_assert(res[0] == 1, "malloc(220 MiB) failed under RLIMIT_AS although the thread had just freed 192 MiB of "
+            "small blocks (their empty SuperSlabs kept the address space)");
+  cr_assert(res[1] == ERRNO_MARK, "the malloc succeeded but left errno %ld", res[1]);
 }
 
 #endif /* !HK_SANITIZED */

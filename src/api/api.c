@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "api/collect.h"
 #include "api/quarantine.h"
 #include "api/report.h"
 #include "api/thread.h"
@@ -23,6 +24,41 @@
 #include "util/stats.h"
 
 #define HK_EXPORT __attribute__((visibility("default")))
+
+/* ---- large requests the OS refused ------------------------------------------
+ * A large mapping that fails has already had the caches' address space given
+ * back and been tried again (os.h). What else the process holds back -- the
+ * calling thread's cached blocks, empty slabs and empty SuperSlabs, which
+ * stay mapped through the decommit delay -- only a collect gives back, and a
+ * collect must not run inside a heap operation: here, between the API's
+ * calls, none is running. So a refused large request collects once and is
+ * tried again, as glibc would serve it from what the program freed
+ * (test_limits: memory_the_thread_freed_serves_a_large_block_under_rlimit_as).
+ * At most one collect per HK_REFUSED_COLLECT_MS per thread (a collect
+ * gives back what the calling thread holds): a program that probes with
+ * sizes no machine backs (halving from 2^45) pays for one, not one per
+ * probe; and none for a size no mapping could take.
+ * errno: as the call found it when the retry succeeds (os.h), else ENOMEM. */
+#define HK_REFUSED_COLLECT_MS 100
+
+static HK_NOINLINE void *hk_large_refused(size_t size, size_t align, bool zero, int saved) {
+  static __thread uint64_t last __attribute__((tls_model("initial-exec"))); /* this thread's last collect */
+  uint64_t now = hk_os_now_ms();
+  if (size > PTRDIFF_MAX || (last != 0 && now - last < HK_REFUSED_COLLECT_MS)) return NULL;
+  last = now;
+  if (hk_collect() == 0) return NULL;
+  void *p = zero ? hk_prof_large_calloc(size) : hk_prof_large_alloc(size, align);
+  if (p != NULL) errno = saved;
+  return p;
+}
+
+/* A large block (a profiler sample or not), and the retry above. Out of
+ * line: the medium classes' path, which tail-calls it, keeps no frame. */
+static HK_NOINLINE void *hk_large_get(size_t size, size_t align, bool zero) {
+  int saved = errno;
+  void *p = zero ? hk_prof_large_calloc(size) : hk_prof_large_alloc(size, align);
+  return HK_LIKELY(p != NULL) ? p : hk_large_refused(size, align, zero, saved);
+}
 
 /* ---- the hardened build's canary (core/harden.h) -------------------------
  * HK_PADDED(n): what to ask the size classes for to serve n; HK_GUARDED(p,
@@ -68,7 +104,7 @@ HK_NOINLINE void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r) {
 static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   size_t r = hk_canary_request(n);
   if (r <= HK_MAX_SMALL - HK_CANARY_MIN) return hk_heap_malloc_as(hk_tls_heap, hk_class_medium(r + HK_CANARY_MIN), r);
-  return hk_guarded(hk_large_alloc(hk_canary_pad(n), 16), n);
+  return hk_guarded(hk_large_get(hk_canary_pad(n), 16, false), n);
 }
 
 /* malloc's body, also inlined into operator new (api/operator_new.inc). */
@@ -81,7 +117,7 @@ HK_INLINE void *hk_malloc_inline(size_t n) {
 #else
 static HK_NOINLINE void *hk_malloc_generic(size_t n) {
   if (n <= HK_MAX_SMALL) return hk_heap_malloc(hk_tls_heap, hk_class_medium(n));
-  return hk_prof_large_alloc(n, 16);
+  return hk_large_get(n, 16, false);
 }
 
 /* malloc's body, also inlined into operator new (api/operator_new.inc). */
@@ -295,7 +331,7 @@ HK_EXPORT void *hak_calloc(size_t n, size_t size) {
     return NULL;
   }
   if (total > HK_MAX_SMALL) /* zero pages, or cleared when reused */
-    return HK_GUARDED(hk_prof_large_calloc(HK_PADDED(total)), total);
+    return HK_GUARDED(hk_large_get(HK_PADDED(total), 16, true), total);
   void *p = hak_malloc(total);
   if (p != NULL) memset(p, 0, total); /* small blocks may be reused */
   return p;
@@ -369,7 +405,7 @@ static void *hk_malloc_aligned(size_t align, size_t n) {
     if (HK_UNLIKELY(((uintptr_t)p & (align - 1)) != 0)) p = hk_prof_realign(p, hk_class_size[c], align);
     return HK_GUARDED(p, n);
   }
-  return HK_GUARDED(hk_prof_large_alloc(want, align), n);
+  return HK_GUARDED(hk_large_get(want, align, false), n);
 }
 
 HK_EXPORT void *hak_aligned_alloc(size_t align, size_t n) {

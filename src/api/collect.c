@@ -1,9 +1,10 @@
 /* collect.c -- hak_collect and malloc_trim: give back everything that can be
- * given back now. Never on a malloc/free path: it may poll the epoch for a
- * while (bounded, see hk_epoch_drain), and it adopts every abandoned
+ * given back now. Never inside a heap operation (api/api.c calls it only
+ * between them, for a large request the OS refused): it may poll the epoch
+ * for a while (bounded, see hk_epoch_drain), and it adopts every abandoned
  * SuperSlab so that those left empty by frees after their owner exited can
  * be retired. */
-#include "hakmem.h"
+#include "api/collect.h"
 
 #include "api/quarantine.h"
 #include "api/thread.h"
@@ -15,10 +16,11 @@
 #include "os/os.h"
 #include "remote/abandon.h"
 #include "remote/remote.h"
+#include "hakmem.h"
 
 #define HK_EXPORT __attribute__((visibility("default")))
 
-static size_t hk_collect(void) {
+size_t hk_collect(void) {
   size_t released = 0;
   hk_heap *h = hk_tls_heap;
   if (!h->live) h = hk_thread_init(); /* a heap to adopt into; NULL: skip that part */
