@@ -70,13 +70,18 @@
  *                           0)`), exchange the word (
  *                           `hk_xchg_acquire(&h->pend_words[w], 0)`), relaxed
  *                           emptiness check of each SuperSlab of the bucket
- *                           (`if
- *                           (hk_load_relaxed(&ss->remote_head) != NULL)
- *                           hk_remote_drain(h, ss)`)
- *   drain                   hk_remote_drain: exchange head (
- *                           `hk_xchg_acq_rel(&ss->remote_head, NULL)`)
- *   reclaim                 hk_remote_reclaim: walk the chain,
- *                           one block at a time (`while (b != NULL)`)
+ *                           (`if (hk_load_relaxed(&ss->remote_head) ==
+ *                           NULL) continue;`), then the drain below
+ *   drain                   exchange head (`hk_xchg_acq_rel(
+ *                           &ss->remote_head, NULL)`), in
+ *                           hk_remote_collect_pending and in
+ *                           hk_remote_drain (an adopter's)
+ *   reclaim                 hk_remote_reclaim_one, one block at a time:
+ *                           each chain a collect took is walked to its
+ *                           end, up to 8 chains side by side
+ *                           (hk_remote_reclaim_side_by_side); a taken
+ *                           chain is the owner's alone, so the order of
+ *                           the walks is not part of the protocol
  *   Owner's loop            the owner's allocation slow paths
  *                           (api/malloc_slow.c hk_malloc_slow), each
  *                           of which calls hk_remote_collect

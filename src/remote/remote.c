@@ -218,50 +218,84 @@ void hk_outbox_flush_all(hk_heap *h) {
  * workloads consecutive blocks rarely share a slab.) Each block's hint
  * (core/block.h) was written before the push's release CAS, so the drain's
  * acquire exchange makes it visible like the link; it is only ever
- * prefetched, never followed. */
+ * prefetched, never followed. One block: its successor. */
+HK_INLINE hk_block *hk_remote_reclaim_one(hk_heap *h, hk_superslab *ss, hk_block *b, bool cache) {
+  hk_block *next = hk_chain_next(b);
+  hk_chain_prefetch(b);
+  hk_slab *s = hk_slab_of(ss, b);
+  if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
+    hk_bad_free(b, "freed by another thread; not the start of a block", 0);
+  } else if (HK_UNLIKELY(s->used == 0 ||
+                         ((hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT) ||
+                           hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT)) &&
+                          hk_heap_block_is_free(h, s, b)))) {
+    hk_bad_free(b, "freed by another thread; block already free", 1);
+  } else if (!cache || !hk_heap_cache_reclaimed(h, s, b)) {
+    h->stats.cls[s->class_idx].reclaimed++; /* a free of this class, counted by its owner */
+    if (HK_UNLIKELY(!hk_heap_free_local(s, b))) hk_heap_slab_returned(h, ss, s);
+  }
+  return next;
+}
+
+static void hk_remote_recv_stat(hk_heap *h, uint32_t n) {
+  if (n == 0) return;
+  h->stats.recv_hist[hk_stat_hist_bucket(n)]++;
+  h->stats.recv_blocks += n;
+}
+
 static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b, bool cache) {
   uint32_t n = 0;
-  for (; b != NULL; n++) {
-    hk_block *next = hk_chain_next(b);
-    hk_chain_prefetch(b);
-    hk_slab *s = hk_slab_of(ss, b);
-    if (HK_UNLIKELY(!hk_slab_is_block(s, b))) {
-      hk_bad_free(b, "freed by another thread; not the start of a block", 0);
-    } else if (HK_UNLIKELY(s->used == 0 ||
-                           ((hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT) ||
-                             hk_block_keyed(b, hk_heap_secret(h), HK_TC_KEY_SALT)) &&
-                            hk_heap_block_is_free(h, s, b)))) {
-      hk_bad_free(b, "freed by another thread; block already free", 1);
-    } else if (!cache || !hk_heap_cache_reclaimed(h, s, b)) {
-      h->stats.cls[s->class_idx].reclaimed++; /* a free of this class, counted by its owner */
-      if (HK_UNLIKELY(!hk_heap_free_local(s, b))) hk_heap_slab_returned(h, ss, s);
+  for (; b != NULL; n++) b = hk_remote_reclaim_one(h, ss, b, cache);
+  hk_remote_recv_stat(h, n);
+}
+
+/* Several chains at once, into the caches: one block of each in turn. A
+ * chain's walk is a chase of links in lines the senders wrote last, so one
+ * chain's next block cannot be loaded before its current one is; the
+ * chains of different SuperSlabs are independent, and walking them side by
+ * side has that many of those loads in flight instead of one (the hints
+ * reach only as far as a chain, and medium blocks make chains short). */
+#define HK_RECLAIM_WAYS 8
+typedef struct {
+  hk_superslab *ss;
+  hk_block *b;
+  uint32_t n;
+} hk_reclaim_way;
+
+static void hk_remote_reclaim_side_by_side(hk_heap *h, hk_reclaim_way *w, unsigned k) {
+  while (k != 0) {
+    for (unsigned i = 0; i < k;) {
+      w[i].b = hk_remote_reclaim_one(h, w[i].ss, w[i].b, true);
+      w[i].n++;
+      if (w[i].b != NULL) {
+        i++;
+        continue;
+      }
+      hk_remote_recv_stat(h, w[i].n);
+      w[i] = w[--k]; /* this chain is done: the last one takes its place */
     }
-    b = next;
-  }
-  if (n != 0) {
-    h->stats.recv_hist[hk_stat_hist_bucket(n)]++;
-    h->stats.recv_blocks += n;
   }
 }
 
-/* cache: the blocks may go into the thread cache (hk_heap_cache_reclaimed):
- * the owner's own drains. An adopter's drain returns them to their slabs,
- * so a SuperSlab that an exited thread left with all its blocks freed
- * empties and is retired (caching them kept each such SuperSlab alive
- * until the adopter's own exit: test_threads::free_after_owner_exit). */
-static void hk_remote_take(hk_heap *h, hk_superslab *ss, bool cache) {
+/* A drain (an adopter's, at adoption: remote/abandon.c)
+ * returns the blocks to their slabs, not to the thread cache, so a
+ * SuperSlab that an exited thread left with all its blocks freed empties
+ * and is retired (caching them kept each such SuperSlab alive until the
+ * adopter's own exit: test_threads::free_after_owner_exit). The owner's
+ * own collects (below) put them in its caches while they have room. */
+void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
   /* Always an exchange, never a plain emptiness check: the adopter relies on
    * the RMW reading the latest head (see the ownership paragraph above;
    * formal/mutants/ownership_adopt_plain_check.pml, remote_free_drain_load_store.pml).
    * acq_rel: acquire takes the pushers' chains; release orders our bit clear
    * before any later pusher's notification (it reads our NULL). */
   hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
-  hk_remote_reclaim(h, ss, chain, cache);
+  hk_remote_reclaim(h, ss, chain, false);
 }
 
-void hk_remote_drain(hk_heap *h, hk_superslab *ss) { hk_remote_take(h, ss, false); }
-
 void hk_remote_collect_pending(hk_heap *h) {
+  hk_reclaim_way way[HK_RECLAIM_WAYS];
+  unsigned k = 0;
   hk_epoch_enter(h->erec); /* defensive: drains do not retire (see the header) */
   uint64_t summary = hk_xchg_acquire(&h->pend_summary, 0); /* pairs with notify's release or */
   while (summary != 0) {
@@ -275,13 +309,25 @@ void hk_remote_collect_pending(hk_heap *h) {
       unsigned b = w * 64 + (unsigned)__builtin_ctzll(bits);
       bits &= bits - 1;
       /* The relaxed emptiness check is safe here: a push whose bit we just
-       * cleared happened-before our acquire exchange of that bit. */
+       * cleared happened-before our acquire exchange of that bit. The
+       * chains taken are reclaimed side by side, HK_RECLAIM_WAYS at a time
+       * (bucket lists are not changed by a reclaim: drains never retire). */
       hk_superslab *next;
       for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = next) {
         next = ss->bucket_next;
-        if (hk_load_relaxed(&ss->remote_head) != NULL) hk_remote_take(h, ss, true);
+        if (hk_load_relaxed(&ss->remote_head) == NULL) continue;
+        /* acq_rel: as hk_remote_drain's exchange (the pushers' chains; our
+         * bit clear before any later pusher's notification). */
+        hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
+        if (chain == NULL) continue;
+        way[k++] = (hk_reclaim_way){.ss = ss, .b = chain, .n = 0};
+        if (k == HK_RECLAIM_WAYS) {
+          hk_remote_reclaim_side_by_side(h, way, k);
+          k = 0;
+        }
       }
     }
   }
+  hk_remote_reclaim_side_by_side(h, way, k);
   hk_epoch_exit(h->erec);
 }
