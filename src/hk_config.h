@@ -142,6 +142,11 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * one. Without it, each block of a chain was a cache miss that the next one
  * waited on: 40% of mt_remote at 8 threads on 2 cores was that one load. */
 #define HK_REMOTE_AHEAD        16
+/* The owner's pending walk reclaims the chains of up to HK_RECLAIM_WAYS
+ * SuperSlabs side by side (remote/remote.c), for as many of those loads in
+ * flight where chains are too short for the hints (medium blocks); 4 and 16
+ * measured the same as 8. */
+#define HK_RECLAIM_WAYS        8
 
 /* Statistics: remote-free batch sizes in a histogram whose bucket i counts
  * batches of 2^i to 2^(i+1)-1 blocks, the last bucket everything larger. */

@@ -255,7 +255,6 @@ static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b, bool ca
  * chains of different SuperSlabs are independent, and walking them side by
  * side has that many of those loads in flight instead of one (the hints
  * reach only as far as a chain, and medium blocks make chains short). */
-#define HK_RECLAIM_WAYS 8
 typedef struct {
   hk_superslab *ss;
   hk_block *b;
@@ -277,12 +276,12 @@ static void hk_remote_reclaim_side_by_side(hk_heap *h, hk_reclaim_way *w, unsign
   }
 }
 
-/* A drain (an adopter's, at adoption: remote/abandon.c)
- * returns the blocks to their slabs, not to the thread cache, so a
- * SuperSlab that an exited thread left with all its blocks freed empties
- * and is retired (caching them kept each such SuperSlab alive until the
- * adopter's own exit: test_threads::free_after_owner_exit). The owner's
- * own collects (below) put them in its caches while they have room. */
+/* A drain (an adopter's, at adoption: remote/abandon.c) returns the blocks
+ * to their slabs, not to the thread cache, so a SuperSlab that an exited
+ * thread left with all its blocks freed empties and is retired (caching
+ * them kept each such SuperSlab alive until the adopter's own exit:
+ * test_threads::free_after_owner_exit). The owner's own collects (below)
+ * put them in its caches while they have room. */
 void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
   /* Always an exchange, never a plain emptiness check: the adopter relies on
    * the RMW reading the latest head (see the ownership paragraph above;
