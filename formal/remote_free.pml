@@ -79,7 +79,7 @@
  *   reclaim                 hk_remote_reclaim_one, one block at a time:
  *                           each chain a collect took is walked to its
  *                           end, up to 8 chains side by side
- *                           (hk_remote_reclaim_side_by_side); a taken
+ *                           (hk_remote_reclaim); a taken
  *                           chain is the owner's alone, so the order of
  *                           the walks is not part of the protocol
  *   Owner's loop            the owner's allocation slow paths

@@ -41,22 +41,27 @@
  * errno: as the call found it when the retry succeeds (os.h), else ENOMEM. */
 #define HK_REFUSED_COLLECT_MS 100
 
+/* One try at a large block (a profiler sample or not). */
+HK_INLINE void *hk_large_try(size_t size, size_t align, bool zero) {
+  return zero ? hk_prof_large_calloc(size) : hk_prof_large_alloc(size, align);
+}
+
 static HK_NOINLINE void *hk_large_refused(size_t size, size_t align, bool zero, int saved) {
   static __thread uint64_t last __attribute__((tls_model("initial-exec"))); /* this thread's last collect */
   uint64_t now = hk_os_now_ms();
   if (size > PTRDIFF_MAX || (last != 0 && now - last < HK_REFUSED_COLLECT_MS)) return NULL;
   last = now;
   if (hk_collect() == 0) return NULL;
-  void *p = zero ? hk_prof_large_calloc(size) : hk_prof_large_alloc(size, align);
+  void *p = hk_large_try(size, align, zero);
   if (p != NULL) errno = saved;
   return p;
 }
 
-/* A large block (a profiler sample or not), and the retry above. Out of
- * line: the medium classes' path, which tail-calls it, keeps no frame. */
+/* A large block, and the retry above. Out of line: the medium classes'
+ * path, which tail-calls it, keeps no frame. */
 static HK_NOINLINE void *hk_large_get(size_t size, size_t align, bool zero) {
   int saved = errno;
-  void *p = zero ? hk_prof_large_calloc(size) : hk_prof_large_alloc(size, align);
+  void *p = hk_large_try(size, align, zero);
   return HK_LIKELY(p != NULL) ? p : hk_large_refused(size, align, zero, saved);
 }
 

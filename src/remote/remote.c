@@ -243,28 +243,23 @@ static void hk_remote_recv_stat(hk_heap *h, uint32_t n) {
   h->stats.recv_blocks += n;
 }
 
-static void hk_remote_reclaim(hk_heap *h, hk_superslab *ss, hk_block *b, bool cache) {
-  uint32_t n = 0;
-  for (; b != NULL; n++) b = hk_remote_reclaim_one(h, ss, b, cache);
-  hk_remote_recv_stat(h, n);
-}
-
-/* Several chains at once, into the caches: one block of each in turn. A
- * chain's walk is a chase of links in lines the senders wrote last, so one
- * chain's next block cannot be loaded before its current one is; the
- * chains of different SuperSlabs are independent, and walking them side by
- * side has that many of those loads in flight instead of one (the hints
- * reach only as far as a chain, and medium blocks make chains short). */
+/* Chains reclaimed side by side, one block of each in turn (a drain's one
+ * chain alone). A chain's walk is a chase of links in lines the senders
+ * wrote last, so one chain's next block cannot be loaded before its
+ * current one is; the chains of different SuperSlabs are independent, and
+ * walking them side by side has that many of those loads in flight instead
+ * of one (the hints reach only as far as a chain, and medium blocks make
+ * chains short). */
 typedef struct {
   hk_superslab *ss;
-  hk_block *b;
+  hk_block *b; /* non-NULL until the chain is done */
   uint32_t n;
 } hk_reclaim_way;
 
-static void hk_remote_reclaim_side_by_side(hk_heap *h, hk_reclaim_way *w, unsigned k) {
+static void hk_remote_reclaim(hk_heap *h, hk_reclaim_way *w, unsigned k, bool cache) {
   while (k != 0) {
     for (unsigned i = 0; i < k;) {
-      w[i].b = hk_remote_reclaim_one(h, w[i].ss, w[i].b, true);
+      w[i].b = hk_remote_reclaim_one(h, w[i].ss, w[i].b, cache);
       w[i].n++;
       if (w[i].b != NULL) {
         i++;
@@ -288,8 +283,8 @@ void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
    * formal/mutants/ownership_adopt_plain_check.pml, remote_free_drain_load_store.pml).
    * acq_rel: acquire takes the pushers' chains; release orders our bit clear
    * before any later pusher's notification (it reads our NULL). */
-  hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
-  hk_remote_reclaim(h, ss, chain, false);
+  hk_reclaim_way w = {.ss = ss, .b = hk_xchg_acq_rel(&ss->remote_head, NULL), .n = 0};
+  hk_remote_reclaim(h, &w, w.b != NULL, false);
 }
 
 void hk_remote_collect_pending(hk_heap *h) {
@@ -321,12 +316,12 @@ void hk_remote_collect_pending(hk_heap *h) {
         if (chain == NULL) continue;
         way[k++] = (hk_reclaim_way){.ss = ss, .b = chain, .n = 0};
         if (k == HK_RECLAIM_WAYS) {
-          hk_remote_reclaim_side_by_side(h, way, k);
+          hk_remote_reclaim(h, way, k, true);
           k = 0;
         }
       }
     }
   }
-  hk_remote_reclaim_side_by_side(h, way, k);
+  hk_remote_reclaim(h, way, k, true);
   hk_epoch_exit(h->erec);
 }

@@ -157,8 +157,9 @@ static void mode_quarantine_delays_reuse(void) {
   exit(0);
 }
 
-static void mode_double_free_quarantine(void) {
-  void *p = malloc(hk_opaque(64));
+/* A block of n bytes freed twice, the second free right after the first. */
+static void double_free(size_t n) {
+  void *p = malloc(hk_opaque(n));
   if (p == NULL) fail(X_SETUP, "malloc returned NULL");
   free(p);
   say_addr(p);
@@ -166,15 +167,10 @@ static void mode_double_free_quarantine(void) {
   survived();
 }
 
-/* A medium block (its request in its tail) freed twice. */
-static void mode_double_free_medium(void) {
-  void *p = malloc(hk_opaque(20000));
-  if (p == NULL) fail(X_SETUP, "malloc returned NULL");
-  free(p);
-  say_addr(p);
-  free(hk_launder(p)); /* the bug */
-  survived();
-}
+/* Run with HAKMEM_QUARANTINE: the first free put the block there. */
+static void mode_double_free_quarantine(void) { double_free(64); }
+/* A medium block (its request in its tail). */
+static void mode_double_free_medium(void) { double_free(20000); }
 
 /* Freed by another thread, then by its owner before the owner took the
  * remote free back: the first free's mark (the canary's tail, which the
