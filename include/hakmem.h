@@ -134,11 +134,13 @@ typedef struct hak_stats {
   hak_class_stats_t classes[HAK_STATS_CLASSES];
   /* The heap profiler's side table (HAKMEM_PROF=1; all 0 when off): its
    * mapping (the bound), live samples, distinct stacks, and samples not
-   * taken because it was full. */
+   * taken because it was full; and the freed sampled mappings the threads
+   * keep for their next samples (at most 512 KiB a thread). */
   size_t prof_table_bytes;
   size_t prof_samples_live;
   size_t prof_stacks;
   size_t prof_samples_dropped;
+  size_t prof_stash_bytes;
 } hak_stats_t;
 
 /* Heap profiling (HAKMEM_PROF=1; docs/PROFILING.md). hak_prof_dump writes

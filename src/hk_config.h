@@ -236,6 +236,12 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * most (core/heap.c hk_heap_tc_prime says why). */
 #define HK_PROF_PRIME_MAX    8
 #define HK_PROF_SAMPLE_SLOTS ((size_t)1 << 17)
+/* The profiler's stash (large/large.c): each thread keeps freed sampled
+ * mappings of at most HK_PROF_STASH_PAGES pages (a block of up to 60 KiB:
+ * every size class's sample), HK_PROF_STASH_BYTES of them at most,
+ * committed, for its next samples. */
+#define HK_PROF_STASH_BYTES  ((size_t)512 * 1024)
+#define HK_PROF_STASH_PAGES  16
 #define HK_PROF_STACKS       ((size_t)1 << 14)
 #define HK_PROF_FRAME_POOL   ((size_t)1 << 19)
 /* The longest value of a STRING option (a path), and the room for all of

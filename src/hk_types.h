@@ -233,6 +233,7 @@ typedef struct hk_large_tally {
   uint64_t allocs, frees;
   uint64_t bytes;             /* usable bytes allocated minus freed */
   uint64_t commit, decommit;  /* what the blocks could have committed / gave back */
+  uint64_t stash;             /* bytes put into the profiler's stash minus taken out (large.c) */
 } hk_large_tally;
 
 /* A heap's statistics, merged into the process-wide ones (hk_heap_stats_merge). */

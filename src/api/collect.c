@@ -31,6 +31,7 @@ size_t hk_collect(void) {
     hk_adopt_all(h);
     released += hk_heap_release_all(h);
     hk_remote_stats_flush(h);
+    hk_large_stash_flush(); /* into the cache, emptied below */
     hk_heap_stats_merge(h);
   }
   /* Every other thread's dirty slabs too, idle or not (core/purge.h). */

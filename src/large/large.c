@@ -354,6 +354,69 @@ static void hk_large_count_resize(size_t old_usable, size_t new_usable) {
   hk_large_counted(t, &one);
 }
 
+/* The profiler's stash (HAKMEM_PROF=1): the mapping of a sampled block,
+ * freed, stays with the freeing thread for its next samples instead of
+ * going to the cache. At the default rate, random 1-32 KiB allocations are
+ * sampled once in about 32; through the cache each sample paid a scan of
+ * its slots (about 800 instructions of a sample's 2,200), a clock read and
+ * the cache's shared counters, and came back in a mapping no cache of this
+ * core held. Only its thread touches a stash: no atomics, no epoch (a
+ * stashed mapping's key is DEAD in the page map, as a cached one's, and
+ * nothing but the stash leads to it). Bound: HK_PROF_STASH_BYTES a thread
+ * in mappings of at most HK_PROF_STASH_PAGES pages (hk_config.h), committed,
+ * in the statistics as prof stash_bytes; a thread with a heap only, since
+ * its teardown empties the stash (into the cache, or unmapped), and so does
+ * hak_collect for the calling thread. A fork child keeps the forking
+ * thread's stash; the other threads' go with them, as their thread caches
+ * do. */
+static __thread uint8_t *hk_stash_head[HK_PROF_STASH_PAGES + 1] __attribute__((tls_model("initial-exec")));
+static __thread size_t hk_stash_bytes __attribute__((tls_model("initial-exec")));
+
+static void hk_stash_count(int64_t bytes) {
+  hk_stash_bytes += (size_t)bytes;
+  hk_large_tally one = {0}, *t = hk_large_tally_for(&one);
+  t->stash += (uint64_t)bytes; /* modulo 2^64 */
+  hk_large_counted(t, &one);
+}
+
+/* The latest stashed mapping of the fewest pages from pages to 2 x pages (a
+ * cache word, dirty); 0 when there is none. A stash is one list per page
+ * count, linked through the mappings' first words. */
+static uintptr_t hk_stash_take(size_t pages) {
+  size_t last = pages * HK_LARGE_REUSE_MAX_FACTOR;
+  if (last > HK_PROF_STASH_PAGES) last = HK_PROF_STASH_PAGES;
+  for (size_t c = pages; c <= last; c++) {
+    uint8_t *base = hk_stash_head[c];
+    if (base == NULL) continue;
+    hk_stash_head[c] = *(uint8_t **)base;
+    hk_stash_count(-(int64_t)(c << 12));
+    return hk_lc_word(base, c, true);
+  }
+  return 0;
+}
+
+/* A freed sampled block's mapping [base, base + size), of ordinary
+ * alignment: into the stash if it fits; false otherwise. */
+static bool hk_stash_put(uint8_t *base, size_t size) {
+  size_t pages = size >> 12;
+  if (pages > HK_PROF_STASH_PAGES || hk_stash_bytes + size > HK_PROF_STASH_BYTES || !hk_tls_heap->live) return false;
+  *(uint8_t **)base = hk_stash_head[pages];
+  hk_stash_head[pages] = base;
+  hk_stash_count((int64_t)size);
+  return true;
+}
+
+void hk_large_stash_flush(void) {
+  uint64_t now = hk_stash_bytes != 0 ? hk_os_now_ms() : 0;
+  for (size_t c = 1; c <= HK_PROF_STASH_PAGES; c++) {
+    while (hk_stash_head[c] != NULL) {
+      uintptr_t w = hk_stash_take(c);
+      if (!hk_lc_serving() || !hk_lc_put(w, now, hk_lc_hash((uintptr_t)hk_lc_base(w) >> 12)))
+        hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
+    }
+  }
+}
+
 /* Transparent huge pages for a mapping big enough that its last, partly
  * used huge page is a small share of it (hk_config.h). */
 static void hk_large_advise(uint8_t *base, size_t map_size) {
@@ -390,13 +453,12 @@ static size_t hk_large_committed(const hk_large *hdr) {
   return (size_t)((const uint8_t *)hdr->user + hdr->usable - (const uint8_t *)hdr);
 }
 
-static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
+static void *hk_large_alloc_impl(size_t size, size_t align, bool zero, bool sample) {
   if (size > PTRDIFF_MAX || align > ((size_t)1 << 40)) {
     hk_trace_failure(size, "size class threshold: larger than PTRDIFF_MAX");
     errno = ENOMEM;
     return NULL;
   }
-  hk_large_cache_purge(false); /* the cache's timer: a clock read and a load unless due */
   if (size == 0) size = 1; /* a unique block inside the mapping, usable >= 1 */
   /* The user block starts `pad` bytes into a page-aligned (or, over-aligned,
    * align-aligned) mapping of whole pages; the header starts at the key
@@ -410,7 +472,11 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   /* Only mappings of ordinary alignment are cached: an over-aligned one
    * would serve only its own alignment. */
   bool cacheable = pad == HK_LARGE_HDR && pages <= HK_LC_PAGES_MAX && hk_lc_serving();
-  uintptr_t w = cacheable ? hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, pages > 1) : 0;
+  uintptr_t w = sample && pad == HK_LARGE_HDR ? hk_stash_take(pages) : 0;
+  if (w == 0) {
+    hk_large_cache_purge(false); /* the cache's timer: a clock read and a load unless due */
+    if (cacheable) w = hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, pages > 1);
+  }
   uint8_t *base = hk_lc_base(w);
   bool whole = false; /* a cached mapping as it was */
   if (w != 0) {
@@ -473,8 +539,9 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero) {
   return user;
 }
 
-void *hk_large_alloc(size_t size, size_t align) { return hk_large_alloc_impl(size, align, false); }
-void *hk_large_calloc(size_t size) { return hk_large_alloc_impl(size, 16, true); }
+void *hk_large_alloc(size_t size, size_t align) { return hk_large_alloc_impl(size, align, false, false); }
+void *hk_large_calloc(size_t size) { return hk_large_alloc_impl(size, 16, true, false); }
+void *hk_large_alloc_sample(size_t size, size_t align, bool zero) { return hk_large_alloc_impl(size, align, zero, true); }
 
 /* The header of the live large block whose user pointer is p, or NULL. */
 static hk_large *hk_large_lookup(const void *p) {
@@ -512,9 +579,11 @@ bool hk_large_free(void *p) {
     hk_bad_free(p, "large block already released", 1);
     return true;
   }
-  if (HK_UNLIKELY(hdr->sampled)) hk_prof_forget(p); /* a profiler sample: its record goes */
+  bool sampled = hdr->sampled;
+  if (HK_UNLIKELY(sampled)) hk_prof_forget(p); /* a profiler sample: its record goes */
   hk_large_count(false, hdr->usable, hk_large_committed(hdr));
   hk_sub_relaxed(&hk_lc.live, size);
+  if (HK_UNLIKELY(sampled) && (uint8_t *)p - base == (ptrdiff_t)HK_LARGE_HDR && hk_stash_put(base, size)) return true;
   /* Cache off (HAKMEM_LARGE_CACHE_MB=0): straight back to the OS, without
    * touching the cache's shared byte counter or reading the clock. */
   if (hk_opt_get(large_cache_bytes) == 0) {

@@ -31,6 +31,13 @@ HK_INLINE hk_large *hk_large_hdr(const void *p) {
 void *hk_large_alloc(size_t size, size_t align);
 /* The same, zeroed (a mapping reused from the cache is cleared). */
 void *hk_large_calloc(size_t size);
+/* A profiler's sample of size bytes (prof/sample.c): as hk_large_alloc, or
+ * hk_large_calloc when zero, first trying the calling thread's stash of
+ * freed sampled mappings (large.c). */
+void *hk_large_alloc_sample(size_t size, size_t align, bool zero);
+/* Empty the calling thread's stash into the cache, or unmap what does not
+ * fit (thread teardown, hak_collect). */
+void hk_large_stash_flush(void);
 /* The cache of freed mappings: decommit those cached longer than the delay,
  * or (all) unmap every one. Returns how many it touched. */
 size_t hk_large_cache_purge(bool all);

@@ -144,9 +144,10 @@ typedef struct hk_prof_stack {
 
 /* Map the table (hk_os_map; never malloc). False when it cannot be. */
 bool hk_prof_table_init(void);
-/* Record p (size bytes, standing for hk_prof_weight(size) allocations) with
- * its stack; false when the table is full (the sample is dropped). */
-bool hk_prof_record(void *p, size_t size, const uintptr_t *frames, unsigned depth);
+/* Record p (size bytes, standing for weight = hk_prof_weight(size)
+ * allocations) with its stack; false when the table is full (the sample is
+ * dropped). */
+bool hk_prof_record(void *p, size_t size, double weight, const uintptr_t *frames, unsigned depth);
 /* The free hook (large/large.c): the sample at p is gone. */
 void hk_prof_forget(void *p);
 /* The move hook (large/large.c, and hk_prof_realign): the sample at `from`

@@ -51,7 +51,7 @@ static __thread bool hk_prof_busy __attribute__((tls_model("initial-exec")));   
 
 /* ln x for x > 0 (normal): x = m 2^e with m in [sqrt(1/2), sqrt(2)),
  * ln m = 2 atanh((m-1)/(m+1)), whose series in s = (m-1)/(m+1), |s| <
- * 0.172, is exact to double precision in 15 terms. */
+ * 0.172, converges fast: a sample's draw needs no more than 1e-13. */
 static double hk_ln(double x) {
   union {
     double d;
@@ -64,16 +64,13 @@ static double hk_ln(double x) {
     m *= 0.5;
     e++;
   }
-  /* 1/k for the series' odd k: a division per term (15 of them, ~20
-   * cycles each) was most of a sample's draw. */
-  static const double inv_odd[15] = {1.0,      1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,
-                                     1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19,
-                                     1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29};
-  double s = (m - 1) / (m + 1), s2 = s * s, term = s, sum = 0;
-  for (int i = 0; i < 15; i++) {
-    sum += term * inv_odd[i];
-    term *= s2;
-  }
+  /* 1/k for the series' odd k (a division per term, ~20 cycles each, was
+   * most of a sample's draw). Eight terms: the first left out, s^17 / 17,
+   * is below 4e-14 of ln m. */
+  static const double inv_odd[8] = {1.0, 1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15};
+  double s = (m - 1) / (m + 1), s2 = s * s, sum = inv_odd[7];
+  for (int i = 6; i >= 0; i--) sum = sum * s2 + inv_odd[i]; /* Horner */
+  sum *= s;
   return 2 * sum + e * 0.6931471805599453;
 }
 
@@ -105,6 +102,10 @@ static double hk_one_minus_exp_neg(double x) {
 }
 
 double hk_prof_weight(size_t size) { return 1.0 / hk_one_minus_exp_neg((double)size * hk_prof_inv_rate); }
+
+/* Per class, set by hk_prof_start before sampling begins: a sample's
+ * weight, and the rate over the class size that scales a draw. */
+static double hk_prof_cls_weight[HK_NCLASSES], hk_prof_cls_scale[HK_NCLASSES];
 size_t hk_prof_rate(void) { return hk_prof_rate_bytes; }
 
 /* -ln u for u uniform in (0, 1]: an exponential with mean 1. */
@@ -127,7 +128,7 @@ static double hk_prof_exp1(void) {
 
 /* Allocations of class cls up to and including its next sample (>= 1). */
 static uint64_t hk_prof_draw(unsigned cls) {
-  double n = hk_prof_exp1() * (double)hk_prof_rate_bytes / (double)hk_class_size[cls];
+  double n = hk_prof_exp1() * hk_prof_cls_scale[cls];
   return n >= (double)(1u << 31) ? (uint64_t)1 << 31 : 1 + (uint64_t)n;
 }
 
@@ -161,13 +162,13 @@ void hk_prof_miss(hk_heap *h, unsigned cls, uint32_t left) {
 
 /* A sampled block of `size` bytes: a large block, recorded with the
  * caller's stack and marked, or unmarked when the table is full. */
-HK_INLINE void *hk_prof_sample(size_t size, size_t align, bool zero) {
+HK_INLINE void *hk_prof_sample(size_t size, size_t align, bool zero, double weight) {
   uintptr_t frames[HK_PROF_FRAMES];
   hk_prof_busy = true;
   unsigned depth = hk_prof_capture(frames, HK_PROF_FRAMES);
-  void *p = zero ? hk_large_calloc(size) : hk_large_alloc(size, align);
+  void *p = hk_large_alloc_sample(size, align, zero);
   /* The record before the mark: p is not the program's yet, so nobody frees it meanwhile. */
-  if (p != NULL && depth != 0 && hk_prof_record(p, size, frames, depth)) hk_large_hdr(p)->sampled = 1;
+  if (p != NULL && depth != 0 && hk_prof_record(p, size, weight, frames, depth)) hk_large_hdr(p)->sampled = 1;
   hk_prof_busy = false;
   return p;
 }
@@ -182,7 +183,7 @@ void *hk_prof_tick(hk_heap *h, unsigned cls) {
     return hk_heap_malloc(h, cls);
   }
   uint64_t next = hk_prof_draw(cls);
-  void *p = hk_prof_busy ? NULL : hk_prof_sample(hk_class_size[cls], 16, false);
+  void *p = hk_prof_busy ? NULL : hk_prof_sample(hk_class_size[cls], 16, false, hk_prof_cls_weight[cls]);
   /* Not sampled (inside the profiler, or out of memory): this allocation
    * is a pop after all, the first of the next window. */
   hk_prof_window(h, cls, next + (p == NULL));
@@ -220,12 +221,12 @@ static bool hk_prof_large_due(size_t size) {
 
 void *hk_prof_large_alloc(size_t size, size_t align) {
   if (HK_LIKELY(!hk_prof_on()) || !hk_prof_large_due(size)) return hk_large_alloc(size, align);
-  return hk_prof_sample(size, align, false);
+  return hk_prof_sample(size, align, false, hk_prof_weight(size));
 }
 
 void *hk_prof_large_calloc(size_t size) {
   if (HK_LIKELY(!hk_prof_on()) || !hk_prof_large_due(size)) return hk_large_calloc(size);
-  return hk_prof_sample(size, 16, true);
+  return hk_prof_sample(size, 16, true, hk_prof_weight(size));
 }
 
 /* ---- start-up ------------------------------------------------------------------ */
@@ -236,6 +237,10 @@ void hk_prof_start(void) {
   size_t rate = hk_opt_get(prof_sample);
   hk_prof_rate_bytes = rate == 0 ? 1 : rate;
   hk_prof_inv_rate = 1.0 / (double)hk_prof_rate_bytes;
+  for (unsigned c = 0; c < HK_NCLASSES; c++) {
+    hk_prof_cls_weight[c] = hk_prof_weight(hk_class_size[c]);
+    hk_prof_cls_scale[c] = (double)hk_prof_rate_bytes / (double)hk_class_size[c];
+  }
   if (!hk_prof_table_init()) {
     hk_line l = {.len = 0};
     hk_line_str(&l, "hakmem: HAKMEM_PROF: the profiler's table could not be mapped; profiling is off");

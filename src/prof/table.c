@@ -203,8 +203,8 @@ static void hk_pt_remove(uintptr_t p) {
   hk_pt_delete(e);
 }
 
-bool hk_prof_record(void *p, size_t size, const uintptr_t *frames, unsigned depth) {
-  hk_prof_sample rec = {.ptr = (uintptr_t)p, .size = size, .weight = hk_prof_weight(size)};
+bool hk_prof_record(void *p, size_t size, double weight, const uintptr_t *frames, unsigned depth) {
+  hk_prof_sample rec = {.ptr = (uintptr_t)p, .size = size, .weight = weight};
   bool ok = false;
   hk_prof_lock();
   hk_pt_remove(rec.ptr); /* a record whose free was missed (see hk_prof_moved): superseded */

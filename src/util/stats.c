@@ -10,7 +10,7 @@ _Static_assert(HAK_STATS_HIST == HK_STAT_HIST_BUCKETS, "hakmem.h publishes the w
 
 static _Atomic size_t hk_mapped, hk_peak_mapped, hk_invalid;
 static _Atomic size_t hk_committed, hk_peak_committed, hk_decommitted;
-static _Atomic size_t hk_large_allocs, hk_large_frees, hk_large_live_bytes;
+static _Atomic size_t hk_large_allocs, hk_large_frees, hk_large_live_bytes, hk_prof_stash_bytes;
 static _Atomic long hk_counters[HK_STAT_COUNT];
 static _Atomic uint64_t hk_cls_allocs[HK_NCLASSES], hk_cls_frees[HK_NCLASSES];
 static _Atomic uint64_t hk_sent_hist[HK_STAT_HIST_BUCKETS], hk_recv_hist[HK_STAT_HIST_BUCKETS], hk_recv_blocks;
@@ -38,11 +38,12 @@ void hk_stat_decommit(size_t bytes) {
 }
 
 void hk_stats_merge_large(const hk_large_tally *t) {
-  if (t->allocs == 0 && t->frees == 0 && t->commit == 0 && t->decommit == 0) return;
+  if (t->allocs == 0 && t->frees == 0 && t->commit == 0 && t->decommit == 0 && t->stash == 0) return;
   hk_add_relaxed(&hk_large_allocs, t->allocs);
   hk_add_relaxed(&hk_large_frees, t->frees);
   hk_add_relaxed(&hk_counters[HK_STAT_LARGE_LIVE], (long)(t->allocs - t->frees));
   hk_add_relaxed(&hk_large_live_bytes, t->bytes); /* modulo 2^64: a net decrease wraps back */
+  hk_add_relaxed(&hk_prof_stash_bytes, t->stash); /* the same */
   /* Commits first: the peak sees this thread's net change at once. */
   hk_stat_commit(t->commit);
   hk_stat_decommit(t->decommit);
@@ -89,6 +90,7 @@ void hk_stats_snapshot(hak_stats_t *out) {
   out->large_allocs = hk_load_relaxed(&hk_large_allocs);
   out->large_frees = hk_load_relaxed(&hk_large_frees);
   out->large_live_bytes = hk_load_relaxed(&hk_large_live_bytes);
+  out->prof_stash_bytes = hk_load_relaxed(&hk_prof_stash_bytes);
   for (unsigned i = 0; i < HK_STAT_HIST_BUCKETS; i++) {
     out->remote_sent_hist[i] = (size_t)hk_load_relaxed(&hk_sent_hist[i]);
     out->remote_recv_hist[i] = (size_t)hk_load_relaxed(&hk_recv_hist[i]);

@@ -9,6 +9,9 @@
  *                   at-exit dump must not replace the parent's); afterwards
  *                   nothing sampled may stay live
  *   threads         the same without fork or signal (the TSan build)
+ *   stash           freed sampled blocks' mappings stay with the freeing
+ *                   thread for its next samples (large/large.c), at most
+ *                   512 KiB of them; its exit and hak_collect give them back
  *   off             profiling off: no dump, no table, statistics exact
  *
  * TEST_PREFIXED (sanitizer builds) calls the hak_ names. Prints "ok" and
@@ -127,8 +130,56 @@ static void *forker(void *arg) {
 }
 #endif
 
+/* ---- stash ------------------------------------------------------------------ */
+
+#define STASH_BOUND ((size_t)512 * 1024) /* HK_PROF_STASH_BYTES (src/hk_config.h) */
+
+/* The process-wide stash bytes, the calling thread's merged first. */
+static size_t stash_bytes(void) {
+  hak_stats_t s;
+  hak_thread_flush();
+  hak_stats_get(&s);
+  return s.prof_stash_bytes;
+}
+
+/* 256 blocks of 20,000 bytes live at once, then freed: at a 4 KiB rate
+ * nearly every one is a sample (a mapping of 5 pages), and their mappings
+ * fill the freeing thread's stash to its bound; the rest go to the cache. */
+static void *fill_stash(void *arg) {
+  static __thread void *p[256];
+  for (int i = 0; i < 256; i++) {
+    p[i] = MALLOC(20000);
+    CHECK(p[i] != NULL, "malloc failed");
+    memset(p[i], 1, 16);
+  }
+  for (int i = 0; i < 256; i++) FREE(p[i]);
+  if (arg != NULL) *(size_t *)arg = stash_bytes();
+  return NULL;
+}
+
+static void check_stash(void) {
+  size_t before = stash_bytes();
+  CHECK(before == 0, "%zu bytes stashed before any sample was freed", before);
+  fill_stash(NULL);
+  size_t mine = stash_bytes();
+  CHECK(mine > STASH_BOUND / 2 && mine <= STASH_BOUND, "main thread's stash: %zu bytes (bound %zu)", mine, STASH_BOUND);
+  fill_stash(NULL); /* its samples come out of the stash, and it fills again to the bound at most */
+  size_t again = stash_bytes();
+  CHECK(again > STASH_BOUND / 2 && again <= STASH_BOUND, "main thread's stash: %zu bytes after a second round", again);
+  size_t both = 0;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fill_stash, &both) == 0, "pthread_create");
+  CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+  CHECK(both > again && both <= 2 * STASH_BOUND, "two threads' stashes: %zu bytes (the main one's %zu)", both, again);
+  size_t after_exit = stash_bytes();
+  CHECK(after_exit == again, "%zu bytes stashed after the thread exited, not the main thread's %zu", after_exit, again);
+  hak_collect(true);
+  size_t after_collect = stash_bytes();
+  CHECK(after_collect == 0, "%zu bytes stashed after hak_collect", after_collect);
+}
+
 int main(int argc, char **argv) {
-  CHECK(argc >= 2, "usage: prof_check leak|threads-fork|threads|off [DIR]");
+  CHECK(argc >= 2, "usage: prof_check leak|threads-fork|threads|stash|off [DIR]");
   const char *mode = argv[1], *dir = argc > 2 ? argv[2] : ".";
   hak_stats_t s;
   if (strcmp(mode, "leak") == 0) {
@@ -158,6 +209,8 @@ int main(int argc, char **argv) {
     char path[512];
     snprintf(path, sizeof path, "%s/after.heap", dir);
     CHECK(hak_prof_dump(path) == 0, "dump: %s", strerror(errno));
+  } else if (strcmp(mode, "stash") == 0) {
+    check_stash();
   } else if (strcmp(mode, "off") == 0) {
     hak_thread_flush();
     hak_stats_get(&s);

@@ -4,7 +4,7 @@
 # tools/deps.sh; a missing pprof fails the test, it does not skip it).
 #
 # usage: prof_test.sh pprof PROF_SITES
-#        prof_test.sh leak|threads-fork|off PROF_CHECK
+#        prof_test.sh leak|threads-fork|stash|off PROF_CHECK
 #
 #   pprof         prof_sites' three sites hold 60/30/10 % of the live bytes;
 #                 `google-pprof --text` must list them in that order with
@@ -13,6 +13,8 @@
 #                 freed_site; the at-exit dump (%p expanded) must show it too
 #   threads-fork  threads + fork + a dump by signal: every dump readable, the
 #                 child's at-exit dump beside (not over) the parent's
+#   stash         freed samples' mappings kept per thread, bounded, given
+#                 back at thread exit and by hak_collect (prof_check checks it)
 #   off           profiling off behaves as before (prof_check checks it)
 set -u
 mode=$1
@@ -85,6 +87,10 @@ case $mode in
     child=$(ls "$dir"/exit.heap.*)
     [ "${child##*.}" != "" ] && [ "$(ls "$dir"/child.*.heap)" = "$dir/child.${child##*.}.heap" ] ||
       fail "the child's files do not carry its pid"
+    ;;
+  stash)
+    HAKMEM_PROF=1 HAKMEM_PROF_SAMPLE=4k "$prog" stash >"$dir/out" 2>"$dir/err" ||
+      fail "prof_check stash failed: $(cat "$dir/err")"
     ;;
   off)
     HAKMEM_PROF=0 HAKMEM_PROF_DUMP_AT_EXIT="$dir/never.heap" HAKMEM_PROF_LEAKS=1 "$prog" off >"$dir/out" 2>"$dir/err" ||
