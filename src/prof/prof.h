@@ -59,6 +59,8 @@ void *hk_prof_realign(void *p, size_t size, size_t align);
  * of allocations of `size` bytes one sample stands for: 1 / (1 -
  * exp(-size / rate)), the inverse of its inclusion probability. */
 double hk_prof_weight(size_t size);
+/* ln x for x > 0 (normal), without libm: the draws' exponentials. */
+double hk_prof_ln(double x);
 size_t hk_prof_rate(void);
 
 /* ---- capture.c: call stacks ----------------------------------------------- */
