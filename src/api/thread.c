@@ -110,10 +110,12 @@ static void hk_fork_child(void) {
 }
 
 /* A mapping failed (os.h): give back the address space the caches hold
- * (cached large mappings, retired SuperSlabs after a few non-waiting epoch
- * polls, the unclaimed part of the SuperSlab region and arena); the
- * mapping is retried when anything went back. */
+ * (cached large mappings and this thread's profiler stash, retired
+ * SuperSlabs after a few non-waiting epoch polls, the unclaimed part of the
+ * SuperSlab region and arena); the mapping is retried when anything went
+ * back. */
 static bool hk_release_for_retry(void) {
+  hk_large_stash_flush(); /* this thread's sampled mappings, unmapped with the cache's next */
   size_t n = hk_large_cache_purge(true);
   return hk_superslab_reclaim_for_retry() || n != 0;
 }
