@@ -396,10 +396,13 @@ static uintptr_t hk_stash_take(size_t pages) {
 }
 
 /* A freed sampled block's mapping [base, base + size), of ordinary
- * alignment: into the stash if it fits; false otherwise. */
+ * alignment: into the stash if it fits; false otherwise, and always with
+ * the cache off (HAKMEM_LARGE_CACHE_MB=0: freed mappings go back at once). */
 static bool hk_stash_put(uint8_t *base, size_t size) {
   size_t pages = size >> 12;
-  if (pages > HK_PROF_STASH_PAGES || hk_stash_bytes + size > HK_PROF_STASH_BYTES || !hk_tls_heap->live) return false;
+  if (pages > HK_PROF_STASH_PAGES || hk_stash_bytes + size > HK_PROF_STASH_BYTES || !hk_tls_heap->live ||
+      hk_opt_get(large_cache_bytes) == 0)
+    return false;
   *(uint8_t **)base = hk_stash_head[pages];
   hk_stash_head[pages] = base;
   hk_stash_count((int64_t)size);

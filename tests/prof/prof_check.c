@@ -12,6 +12,7 @@
  *   stash           freed sampled blocks' mappings stay with the freeing
  *                   thread for its next samples (large/large.c), at most
  *                   512 KiB of them; its exit and hak_collect give them back
+ *   no-stash        the same with the large cache off: none kept
  *   off             profiling off: no dump, no table, statistics exact
  *
  * TEST_PREFIXED (sanitizer builds) calls the hak_ names. Prints "ok" and
@@ -178,8 +179,16 @@ static void check_stash(void) {
   CHECK(after_collect == 0, "%zu bytes stashed after hak_collect", after_collect);
 }
 
+/* HAKMEM_LARGE_CACHE_MB=0: freed mappings go back to the OS at once, sampled
+ * ones too. */
+static void check_no_stash(void) {
+  fill_stash(NULL);
+  size_t kept = stash_bytes();
+  CHECK(kept == 0, "%zu bytes stashed with the large cache off", kept);
+}
+
 int main(int argc, char **argv) {
-  CHECK(argc >= 2, "usage: prof_check leak|threads-fork|threads|stash|off [DIR]");
+  CHECK(argc >= 2, "usage: prof_check leak|threads-fork|threads|stash|no-stash|off [DIR]");
   const char *mode = argv[1], *dir = argc > 2 ? argv[2] : ".";
   hak_stats_t s;
   if (strcmp(mode, "leak") == 0) {
@@ -211,6 +220,8 @@ int main(int argc, char **argv) {
     CHECK(hak_prof_dump(path) == 0, "dump: %s", strerror(errno));
   } else if (strcmp(mode, "stash") == 0) {
     check_stash();
+  } else if (strcmp(mode, "no-stash") == 0) {
+    check_no_stash();
   } else if (strcmp(mode, "off") == 0) {
     hak_thread_flush();
     hak_stats_get(&s);

@@ -14,7 +14,8 @@
 #   threads-fork  threads + fork + a dump by signal: every dump readable, the
 #                 child's at-exit dump beside (not over) the parent's
 #   stash         freed samples' mappings kept per thread, bounded, given
-#                 back at thread exit and by hak_collect (prof_check checks it)
+#                 back at thread exit and by hak_collect, and none kept with
+#                 the large cache off (prof_check checks it)
 #   off           profiling off behaves as before (prof_check checks it)
 set -u
 mode=$1
@@ -91,6 +92,8 @@ case $mode in
   stash)
     HAKMEM_PROF=1 HAKMEM_PROF_SAMPLE=4k "$prog" stash >"$dir/out" 2>"$dir/err" ||
       fail "prof_check stash failed: $(cat "$dir/err")"
+    HAKMEM_PROF=1 HAKMEM_PROF_SAMPLE=4k HAKMEM_LARGE_CACHE_MB=0 "$prog" no-stash >"$dir/out" 2>"$dir/err" ||
+      fail "prof_check no-stash failed: $(cat "$dir/err")"
     ;;
   off)
     HAKMEM_PROF=0 HAKMEM_PROF_DUMP_AT_EXIT="$dir/never.heap" HAKMEM_PROF_LEAKS=1 "$prog" off >"$dir/out" 2>"$dir/err" ||
