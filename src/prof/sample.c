@@ -41,6 +41,9 @@
 _Atomic bool hk_prof_enabled;
 static size_t hk_prof_rate_bytes = HK_PROF_SAMPLE_DEFAULT; /* written before hk_prof_enabled */
 static double hk_prof_inv_rate = 1.0 / (double)HK_PROF_SAMPLE_DEFAULT;
+/* Per class, set with the rate: a sample's weight (hk_prof_weight of the
+ * class size), and the rate over the class size, which scales a draw. */
+static double hk_prof_cls_weight[HK_NCLASSES], hk_prof_cls_scale[HK_NCLASSES];
 
 /* Per thread (initial-exec TLS: no allocation on first use). */
 static __thread uint64_t hk_prof_rng __attribute__((tls_model("initial-exec")));      /* xorshift64*; 0: unseeded */
@@ -104,10 +107,6 @@ static double hk_one_minus_exp_neg(double x) {
 }
 
 double hk_prof_weight(size_t size) { return 1.0 / hk_one_minus_exp_neg((double)size * hk_prof_inv_rate); }
-
-/* Per class, set by hk_prof_start before sampling begins: a sample's
- * weight, and the rate over the class size that scales a draw. */
-static double hk_prof_cls_weight[HK_NCLASSES], hk_prof_cls_scale[HK_NCLASSES];
 size_t hk_prof_rate(void) { return hk_prof_rate_bytes; }
 
 /* -ln u for u uniform in (0, 1]: an exponential with mean 1. */
