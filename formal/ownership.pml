@@ -61,8 +61,9 @@
  *   reclaim                load), hk_remote_collect_pending (exchange
  *                          summary, exchange word,
  *                          relaxed check then drain), hk_remote_drain
- *                          (`hk_xchg_acq_rel(
- *                          &ss->remote_head, NULL)`), hk_remote_reclaim
+ *                          (both through hk_remote_take_chain:
+ *                          `hk_xchg_acq_rel(&ss->remote_head, NULL)`),
+ *                          hk_remote_reclaim
  *                          (per block)
  *   teardown               api/thread.c hk_thread_teardown:
  *                          hk_outbox_flush (empty: owners send nothing

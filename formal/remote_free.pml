@@ -73,8 +73,9 @@
  *                           (`if (hk_load_relaxed(&ss->remote_head) ==
  *                           NULL) continue;`), then the drain below
  *   drain                   exchange head (`hk_xchg_acq_rel(
- *                           &ss->remote_head, NULL)`), in
- *                           hk_remote_collect_pending and in
+ *                           &ss->remote_head, NULL)`, in
+ *                           hk_remote_take_chain), called by
+ *                           hk_remote_collect_pending and by
  *                           hk_remote_drain (an adopter's)
  *   reclaim                 hk_remote_reclaim_one, one block at a time:
  *                           each chain a collect took is walked to its

@@ -271,6 +271,15 @@ static void hk_remote_reclaim(hk_heap *h, hk_reclaim_way *w, unsigned k, bool ca
   }
 }
 
+/* ss's whole chain of remote frees, taken: the drain of both the owner's
+ * collects and an adopter's. Always an exchange, never a plain emptiness
+ * check: the adopter relies on the RMW reading the latest head (see the
+ * ownership paragraph above; formal/mutants/ownership_adopt_plain_check.pml,
+ * remote_free_drain_load_store.pml). acq_rel: acquire takes the pushers'
+ * chains; release orders our bit clear before any later pusher's
+ * notification (it reads our NULL). */
+static hk_block *hk_remote_take_chain(hk_superslab *ss) { return hk_xchg_acq_rel(&ss->remote_head, NULL); }
+
 /* A drain (an adopter's, at adoption: remote/abandon.c) returns the blocks
  * to their slabs, not to the thread cache, so a SuperSlab that an exited
  * thread left with all its blocks freed empties and is retired (caching
@@ -278,12 +287,7 @@ static void hk_remote_reclaim(hk_heap *h, hk_reclaim_way *w, unsigned k, bool ca
  * test_threads::free_after_owner_exit). The owner's own collects (below)
  * put them in its caches while they have room. */
 void hk_remote_drain(hk_heap *h, hk_superslab *ss) {
-  /* Always an exchange, never a plain emptiness check: the adopter relies on
-   * the RMW reading the latest head (see the ownership paragraph above;
-   * formal/mutants/ownership_adopt_plain_check.pml, remote_free_drain_load_store.pml).
-   * acq_rel: acquire takes the pushers' chains; release orders our bit clear
-   * before any later pusher's notification (it reads our NULL). */
-  hk_reclaim_way w = {.ss = ss, .b = hk_xchg_acq_rel(&ss->remote_head, NULL), .n = 0};
+  hk_reclaim_way w = {.ss = ss, .b = hk_remote_take_chain(ss), .n = 0};
   hk_remote_reclaim(h, &w, w.b != NULL, false);
 }
 
@@ -310,9 +314,7 @@ void hk_remote_collect_pending(hk_heap *h) {
       for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = next) {
         next = ss->bucket_next;
         if (hk_load_relaxed(&ss->remote_head) == NULL) continue;
-        /* acq_rel: as hk_remote_drain's exchange (the pushers' chains; our
-         * bit clear before any later pusher's notification). */
-        hk_block *chain = hk_xchg_acq_rel(&ss->remote_head, NULL);
+        hk_block *chain = hk_remote_take_chain(ss);
         if (chain == NULL) continue;
         way[k++] = (hk_reclaim_way){.ss = ss, .b = chain, .n = 0};
         if (k == HK_RECLAIM_WAYS) {
