@@ -203,6 +203,14 @@ static bool hk_lc_put(uintptr_t w, uint64_t at, unsigned from) {
   return false;
 }
 
+/* A freed mapping [base, base + size) with its pages (dirty): into the
+ * cache, from the slot its address hashes to, when `cacheable`; back to
+ * the OS when not, or when the cache has no room. */
+static void hk_lc_keep(uint8_t *base, size_t size, uint64_t now, bool cacheable) {
+  if (!cacheable || !hk_lc_put(hk_lc_word(base, size >> 12, true), now, hk_lc_hash((uintptr_t)base >> 12)))
+    hk_os_unmap(base, size);
+}
+
 /* Whatever slot i holds, now ours and out of the cache's byte count; 0 when
  * it is empty. */
 static uintptr_t hk_lc_slot_take(unsigned i) {
@@ -410,12 +418,13 @@ static bool hk_stash_put(uint8_t *base, size_t size) {
 }
 
 void hk_large_stash_flush(void) {
-  uint64_t now = hk_stash_bytes != 0 ? hk_os_now_ms() : 0;
+  if (hk_stash_bytes == 0) return;
+  uint64_t now = hk_os_now_ms();
+  bool serving = hk_lc_serving();
   for (size_t c = 1; c <= HK_PROF_STASH_PAGES; c++) {
     while (hk_stash_head[c] != NULL) {
       uintptr_t w = hk_stash_take(c);
-      if (!hk_lc_serving() || !hk_lc_put(w, now, hk_lc_hash((uintptr_t)hk_lc_base(w) >> 12)))
-        hk_os_unmap(hk_lc_base(w), hk_lc_size(w));
+      hk_lc_keep(hk_lc_base(w), hk_lc_size(w), now, serving);
     }
   }
 }
@@ -596,8 +605,7 @@ bool hk_large_free(void *p) {
   size_t pages = size >> 12;
   bool cacheable = (uint8_t *)p - base == (ptrdiff_t)HK_LARGE_HDR && pages <= HK_LC_PAGES_MAX && hk_lc_serving();
   uint64_t now = hk_os_now_ms();
-  if (!cacheable || !hk_lc_put(hk_lc_word(base, pages, true), now, hk_lc_hash((uintptr_t)base >> 12)))
-    hk_os_unmap(base, size);
+  hk_lc_keep(base, size, now, cacheable);
   hk_lc_purge_due(now);
   return true;
 }
