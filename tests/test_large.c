@@ -175,13 +175,24 @@ Test(large, a_freed_small_mapping_is_grown_for_a_bigger_request) {
   cr_assert(a != NULL);
   memset(a, 1, 4 * HK_MIB);
   T_FREE(hk_launder(a));
-  size_t mapped0 = hk_stats().mapped_bytes;
+  hak_stats_t s0 = hk_stats();
+  cr_assert(s0.large_cached_bytes >= 4 * HK_MIB, "the freed 4 MiB mapping was not cached (%zu KiB cached)",
+            s0.large_cached_bytes >> 10);
   unsigned char *b = T_MALLOC(hk_opaque(10 * HK_MIB)); /* a 10 MiB (and a page) mapping */
   cr_assert(b != NULL);
-  size_t mapped1 = hk_stats().mapped_bytes;
-  cr_assert(mapped1 <= mapped0 + 6 * HK_MIB + 4096,
+  hak_stats_t s1 = hk_stats();
+  /* The cached mapping was taken for the request, and the address space grew
+   * by less than the fresh 10 MiB mapping beside it would have added. Not a
+   * tighter 6 MiB + a page: mapped_bytes also counts the page map's 256 KiB
+   * leaves, and mremap may move the grown block into a 4 GiB span that no
+   * block used before, whose leaf is then mapped (about 1 run in 25 under
+   * ASan, whose shadow changes where the kernel places mappings). */
+  cr_assert(s1.large_cached_bytes == s0.large_cached_bytes - (4 * HK_MIB + 4096),
+            "malloc(10 MiB) left the cached 4 MiB mapping in the cache (%zu KiB cached before, %zu after)",
+            s0.large_cached_bytes >> 10, s1.large_cached_bytes >> 10);
+  cr_assert(s1.mapped_bytes < s0.mapped_bytes + 10 * HK_MIB,
             "malloc(10 MiB) with a 4 MiB mapping cached mapped %zu KiB more: it mapped afresh beside it",
-            (mapped1 - mapped0) >> 10);
+            (s1.mapped_bytes - s0.mapped_bytes) >> 10);
   cr_assert(hak_owns(b) && hak_owns(b + 10 * HK_MIB - 1));
   memset(b, 2, 10 * HK_MIB);
   cr_assert(T_USABLE(b) >= 10 * HK_MIB);
