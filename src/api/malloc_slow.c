@@ -72,14 +72,15 @@ HK_INLINE bool hk_slow_tick(hk_heap *h) {
 
 /* A cache miss's refill, once the thread is set up and its slow tick done.
  * With `profiling` (a constant: hk_malloc_miss_prof below is the profiling
- * copy, so the ordinary slow path carries no profiler code) the slab
- * blocks go into the cache (prof/sample.c says why). */
+ * copy, so the ordinary slow path carries no profiler code) the profiler
+ * counts the slab blocks the fast path will pop, or primes them into the
+ * cache (prof/sample.c says why). */
 HK_INLINE void *hk_malloc_refill(hk_heap *h, unsigned cls, bool profiling) {
   hk_slab *s = h->cur[cls];
   if (HK_LIKELY(s->local_free != NULL)) { /* the common refill: take back our own frees */
     s->free = s->local_free;
     s->local_free = NULL;
-    if (profiling) hk_heap_tc_prime(h, cls);
+    if (profiling) hk_prof_refilled(h, cls);
     return hk_heap_malloc(h, cls);
   }
   s = hk_heap_refill(h, cls);
@@ -89,7 +90,7 @@ HK_INLINE void *hk_malloc_refill(hk_heap *h, unsigned cls, bool profiling) {
     errno = ENOMEM;
     return NULL;
   }
-  if (profiling) hk_heap_tc_prime(h, cls);
+  if (profiling) hk_prof_refilled(h, cls);
   return hk_heap_malloc(h, cls); /* s is cur[cls] with a free block now */
 }
 

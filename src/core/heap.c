@@ -645,22 +645,24 @@ void hk_heap_tc_gc(hk_heap *h) {
   }
 }
 
-/* Profiling only (prof/sample.c counts a class's allocations by its
- * ticker, which only cache pops run): the blocks of cur[cls]'s `free` go
- * into the class's empty cache, in list order, as a malloc then a free of
- * each would put them (used by the slab, keyed for the cache), up to half
- * its room (filling it left room for one free, so the thread's next frees
- * overflowed it into a trim: with the profiler on at a 1 GiB rate, 2
- * threads trading half their blocks ran at 0.951 of profiling off, 0.971
- * with half) and at most HK_PROF_PRIME_MAX (the blocks of a slab's list
- * are cold, and those primed past what the class uses before its next
- * trim were touched for nothing: with half the room, profiling cost 7 %
- * at ws=8192 and 11 % with two threads trading 90 % of their blocks, with
- * 8 at most 5 % and 4 %); what does not fit waits on the slab's local_free, empty
- * after every refill (hk_slab_refill swaps it in, or carves only when it
- * is empty). So the fast path's second branch finds `free` empty and every
- * allocation of the class is a pop. A head without its key stays where it
- * is: the fast path finds it and the slow path reports it. */
+/* Profiling only, when the class's sample falls within a refilled list
+ * (prof/sample.c counts a class's allocations by its ticker, which only
+ * cache pops run, and charges a list whose pops all come first): the
+ * blocks of cur[cls]'s `free` go into the class's empty cache, in list
+ * order, as a malloc then a free of each would put them (used by the slab,
+ * keyed for the cache), up to half its room (filling it left room for one
+ * free, so the thread's next frees overflowed it into a trim: with the
+ * profiler on at a 1 GiB rate, 2 threads trading half their blocks ran at
+ * 0.951 of profiling off, 0.971 with half) and at most HK_PROF_PRIME_MAX
+ * (the blocks of a slab's list are cold, and those primed past what the
+ * class uses before its next trim were touched for nothing: with half the
+ * room, profiling cost 7 % at ws=8192 and 11 % with two threads trading
+ * 90 % of their blocks, with 8 at most 5 % and 4 %); what does not fit is
+ * set aside on the slab's local_free (hk_heap_list_set_aside), to come back
+ * through the next refill. So the fast path's second branch finds `free`
+ * empty and every allocation of the class until then is a pop. A head
+ * without its key ends the priming: the fast path finds it when the list
+ * comes back, and the slow path reports it. */
 void hk_heap_tc_prime(hk_heap *h, unsigned cls) {
   hk_slab *s = h->cur[cls];
   hk_tcache *t = &h->tc[cls];
@@ -681,11 +683,66 @@ void hk_heap_tc_prime(hk_heap *h, unsigned cls) {
     t->room -= n;
     h->stats.cls[cls].primed += n;
   }
-  b = s->free;
-  if (s->local_free == NULL && hk_slab_head_ok(b)) {
-    s->local_free = b;
+  hk_heap_list_set_aside(h, cls);
+}
+
+/* Profiling only: the blocks on cur[cls]'s `free` list after a refill,
+ * which the fast path will pop without running the ticker (prof/sample.c
+ * charges them to the class's countdown instead of priming them), or
+ * UINT32_MAX when that count is not known without a walk. Every carved block
+ * is out (counted in `used`: handed out, cached, or freed remotely and not
+ * taken back) or on one of the slab's two lists, so with `local_free` empty
+ * (as a refill leaves it, but for a partial slab that held both) `free`
+ * holds carved - used. A list dropped for a bad head breaks the sum (the
+ * lost blocks stay counted as free); the countdown then runs a little
+ * long, on a heap that has already reported the error. Debug builds walk the
+ * list and check the sum. */
+uint32_t hk_heap_list_count(hk_heap *h, unsigned cls) {
+  hk_slab *s = h->cur[cls];
+  if (s->local_free != NULL) return UINT32_MAX;
+  uint32_t carved = hk_slab_blocks(s, s->carved_key);
+  uint32_t n = carved > s->used ? carved - s->used : 0;
+#ifdef HK_DEBUG
+  uint32_t walked = 0;
+  for (const hk_block *b = s->free; hk_slab_head_ok(b) && walked <= carved; b = hk_block_next(b, hk_ss_secret(b)))
+    walked++;
+  HK_ASSERT(walked == n || hk_stat_invalid_frees() != 0);
+#endif
+  return n;
+}
+
+/* Profiling only: cur[cls]'s `free` list, not yet exhausted when the
+ * class's sample fell due, goes onto the slab's `local_free`, out of the
+ * fast path's reach, so that the allocations still to come are all cache
+ * pops (or a miss, which counts as one) and the sample lands on the right
+ * one. Returns how many blocks moved: carved - used when `local_free` was
+ * empty (hk_heap_list_count), else counted by the walk that finds the
+ * list's tail. The walk stops at a head without the slab key; that head and
+ * what follows it stay on `free`, where the fast path finds it and the slow
+ * path reports it. */
+uint32_t hk_heap_list_set_aside(hk_heap *h, unsigned cls) {
+  hk_slab *s = h->cur[cls];
+  hk_block *first = s->free;
+  if (first == NULL) return 0;
+  uint32_t n = hk_heap_list_count(h, cls);
+  if (n != UINT32_MAX) {
+    s->local_free = first;
     s->free = NULL;
+    return n;
   }
+  uint32_t limit = hk_slab_blocks(s, s->limit_key); /* a cycle (a double free) ends the walk too */
+  hk_block *last = NULL, *b = first;
+  n = 0;
+  while (n < limit && hk_slab_head_ok(b)) {
+    last = b;
+    b = hk_block_next(b, hk_ss_secret(b));
+    n++;
+  }
+  if (last == NULL) return 0;
+  hk_block_link(last, s->local_free, hk_ss_secret(last), HK_BLOCK_KEY_SALT);
+  s->local_free = first;
+  s->free = b;
+  return n;
 }
 
 void hk_heap_tc_flush_all(hk_heap *h) {

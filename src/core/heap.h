@@ -205,6 +205,11 @@ bool hk_heap_block_is_free(hk_heap *h, hk_slab *s, const hk_block *b);
 void hk_heap_tc_flush_all(hk_heap *h);
 /* Profiling: cur[cls]'s free list into the class's empty cache (core/heap.c). */
 void hk_heap_tc_prime(hk_heap *h, unsigned cls);
+/* Profiling only (prof/sample.c): the blocks on cur[cls]'s `free` list
+ * after a refill, UINT32_MAX when not known without a walk; and that list
+ * moved onto the slab's `local_free`, how many blocks it held. */
+uint32_t hk_heap_list_count(hk_heap *h, unsigned cls);
+uint32_t hk_heap_list_set_aside(hk_heap *h, unsigned cls);
 
 /* The pending bucket of ss (hk_superslab_hash). */
 HK_INLINE unsigned hk_bucket_of(const hk_superslab *ss) {

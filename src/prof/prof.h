@@ -42,6 +42,10 @@ void hk_prof_start(void);
  * class's next window (the allocation now being served counts as its
  * first). */
 void hk_prof_miss(hk_heap *h, unsigned cls, uint32_t left);
+/* The same slow path has refilled cur[cls]'s `free` list (the allocation
+ * still to be served): its blocks charged to the class's countdown, or
+ * primed into the cache when the sample falls among them. */
+void hk_prof_refilled(hk_heap *h, unsigned cls);
 /* The ticker of class cls ran out (and has just restarted): this
  * allocation, the sampled block when it is the class's sample, else the
  * cache's pop (NULL only when that fails). Sets the class's next window

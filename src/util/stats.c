@@ -25,6 +25,7 @@ static void hk_raise_peak(_Atomic size_t *peak_at, size_t now) {
 void hk_stat_mapped(size_t bytes) { hk_raise_peak(&hk_peak_mapped, hk_add_relaxed(&hk_mapped, bytes) + bytes); }
 void hk_stat_unmapped(size_t bytes) { hk_sub_relaxed(&hk_mapped, bytes); }
 void hk_stat_invalid_free(void) { hk_add_relaxed(&hk_invalid, 1); }
+size_t hk_stat_invalid_frees(void) { return hk_load_relaxed(&hk_invalid); }
 void hk_stat_add(int which, long delta) { hk_add_relaxed(&hk_counters[which], delta); }
 
 void hk_stat_commit(size_t bytes) {

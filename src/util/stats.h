@@ -16,6 +16,8 @@
 void hk_stat_mapped(size_t bytes);   /* address space (reserved, not committed) */
 void hk_stat_unmapped(size_t bytes);
 void hk_stat_invalid_free(void);
+/* How many were reported (debug checks of counts that a reported error may break). */
+size_t hk_stat_invalid_frees(void);
 /* Memory the allocator made usable (pages a slab carved, SuperSlab header
  * pages, live large blocks) and gave back (madvise or munmap). */
 void hk_stat_commit(size_t bytes);

@@ -8,7 +8,8 @@
 #
 #   pprof         prof_sites' three sites hold 60/30/10 % of the live bytes;
 #                 `google-pprof --text` must list them in that order with
-#                 shares within 5 points, and the folded stacks must add up
+#                 shares within 5 points, and the folded stacks must add up;
+#                 again with one site's blocks from the thread cache (tiers)
 #   leak          HAKMEM_PROF_LEAKS=1 must name leak_site first and never
 #                 freed_site; the at-exit dump (%p expanded) must show it too
 #   threads-fork  threads + fork + a dump by signal: every dump readable, the
@@ -33,35 +34,44 @@ pprof_text() {
   google-pprof --text "$prog" "$1" 2>"$dir/pprof.err" | awk '$2 ~ /%$/ && NF >= 6 { print $1, $2, $6 }'
 }
 
+# check_sites VARIANT: prof_sites' profile (VARIANT "plain", or "tiers":
+# site_thirty's blocks popped from the thread cache, the others' from slab
+# lists) read back with google-pprof: the three sites in order, shares within
+# 5 points of 60/30/10, and folded stacks that add up to the live bytes.
+check_sites() {
+  HAKMEM_PROF=1 HAKMEM_PROF_SAMPLE=32k "$prog" "$dir/sites.heap" "$dir/sites.folded" 120 "$1" || fail "prof_sites $1 failed"
+  head -n 1 "$dir/sites.heap" | grep -q '^heap profile: [0-9]*: *[0-9]* \[ *[0-9]*: *[0-9]*\] @ heapprofile$' ||
+    fail "bad header: $(head -n 1 "$dir/sites.heap")"
+  grep -q '^MAPPED_LIBRARIES:' "$dir/sites.heap" || fail "no MAPPED_LIBRARIES section"
+  pprof_text "$dir/sites.heap" >"$dir/rows"
+  echo "google-pprof --text (flat MB, share, function), $1:"
+  cat "$dir/rows"
+  # The three sites (gcc may name them site_*.constprop.0; tiers' is site_thirty_cached), in order, with their shares.
+  awk '
+    { sub(/\..*/, "", $3); sub(/_cached$/, "", $3); if ($3 ~ /^site_/) { n++; name[n] = $3; share[n] = $2 + 0 } }
+    END {
+      want[1] = "site_sixty"; want[2] = "site_thirty"; want[3] = "site_ten"
+      pct[1] = 60; pct[2] = 30; pct[3] = 10
+      if (n != 3) { print "expected 3 site rows, got " n; exit 1 }
+      for (i = 1; i <= 3; i++) {
+        d = share[i] - pct[i]; if (d < 0) d = -d
+        if (name[i] != want[i]) { print "row " i " is " name[i] ", expected " want[i]; exit 1 }
+        if (d > 5) { print name[i] " has " share[i] "%, expected " pct[i] " +- 5"; exit 1 }
+      }
+    }' "$dir/rows" || fail "$1: shares or order wrong (pprof stderr: $(cat "$dir/pprof.err"))"
+  # Folded stacks: "frame;frame bytes" lines whose bytes add up to the heap profile's live bytes.
+  live=$(head -n 1 "$dir/sites.heap" | sed 's/^heap profile: *[0-9]*: *\([0-9]*\).*/\1/')
+  awk -v live="$live" '
+    !/^[^ ]+(;[^ ;]+)* [0-9]+$/ { print "bad folded line: " $0; bad = 1; exit 1 }
+    { sum += $NF }
+    END { if (bad) exit 1; d = sum - live; if (d < 0) d = -d; if (d > live / 100) { print "folded " sum " vs live " live; exit 1 } }
+  ' "$dir/sites.folded" || fail "$1: folded stacks"
+}
+
 case $mode in
   pprof)
-    HAKMEM_PROF=1 HAKMEM_PROF_SAMPLE=32k "$prog" "$dir/sites.heap" "$dir/sites.folded" || fail "prof_sites failed"
-    head -n 1 "$dir/sites.heap" | grep -q '^heap profile: [0-9]*: *[0-9]* \[ *[0-9]*: *[0-9]*\] @ heapprofile$' ||
-      fail "bad header: $(head -n 1 "$dir/sites.heap")"
-    grep -q '^MAPPED_LIBRARIES:' "$dir/sites.heap" || fail "no MAPPED_LIBRARIES section"
-    pprof_text "$dir/sites.heap" >"$dir/rows"
-    echo "google-pprof --text (flat MB, share, function):"
-    cat "$dir/rows"
-    # The three sites (gcc may name them site_*.constprop.0), in order, with their shares.
-    awk '
-      { sub(/\..*/, "", $3); if ($3 ~ /^site_/) { n++; name[n] = $3; share[n] = $2 + 0 } }
-      END {
-        want[1] = "site_sixty"; want[2] = "site_thirty"; want[3] = "site_ten"
-        pct[1] = 60; pct[2] = 30; pct[3] = 10
-        if (n != 3) { print "expected 3 site rows, got " n; exit 1 }
-        for (i = 1; i <= 3; i++) {
-          d = share[i] - pct[i]; if (d < 0) d = -d
-          if (name[i] != want[i]) { print "row " i " is " name[i] ", expected " want[i]; exit 1 }
-          if (d > 5) { print name[i] " has " share[i] "%, expected " pct[i] " +- 5"; exit 1 }
-        }
-      }' "$dir/rows" || fail "shares or order wrong (pprof stderr: $(cat "$dir/pprof.err"))"
-    # Folded stacks: "frame;frame bytes" lines whose bytes add up to the heap profile's live bytes.
-    live=$(head -n 1 "$dir/sites.heap" | sed 's/^heap profile: *[0-9]*: *\([0-9]*\).*/\1/')
-    awk -v live="$live" '
-      !/^[^ ]+(;[^ ;]+)* [0-9]+$/ { print "bad folded line: " $0; bad = 1; exit 1 }
-      { sum += $NF }
-      END { if (bad) exit 1; d = sum - live; if (d < 0) d = -d; if (d > live / 100) { print "folded " sum " vs live " live; exit 1 } }
-    ' "$dir/sites.folded" || fail "folded stacks"
+    check_sites plain
+    check_sites tiers
     ;;
   leak)
     HAKMEM_PROF=1 HAKMEM_PROF_LEAKS=1 HAKMEM_PROF_DUMP_AT_EXIT="$dir/leak.%p.heap" "$prog" leak >"$dir/out" 2>"$dir/err" ||
