@@ -172,8 +172,9 @@ static void hk_prof_window_after_list(hk_heap *h, unsigned cls, uint64_t n) {
 /* Profiling has just begun for this heap (or the heap was reset): every
  * class's countdown starts now, its ticker's window cut to it, so that no
  * class's first HK_TC_TICK allocations go unsampled. The allocation being
- * served is the first of its class's window (its list is empty: it missed,
- * or it pops the cache). */
+ * served is the first of its class's window: a cache pop, or a miss that
+ * counts as one (its list is empty then). Lists left from before are
+ * charged or set aside like a refill's (hk_prof_window_after_list). */
 static void hk_prof_arm(hk_heap *h) {
   for (unsigned c = 0; c < HK_NCLASSES; c++) hk_prof_window_after_list(h, c, hk_prof_draw(c));
   h->prof_armed = true;
