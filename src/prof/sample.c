@@ -153,18 +153,23 @@ static void hk_prof_window(hk_heap *h, unsigned cls, uint64_t n) {
  * cur[cls]'s `free` list, which the fast path pops without the ticker,
  * come first unless the ticker's window is cut short of them: they are
  * charged to the countdown (the window shrinks by their number) when the
- * sample lies beyond them, else set aside onto the slab's `local_free`, out
- * of the fast path's reach, to come back through a refill and be counted
- * then (core/heap.c hk_heap_list_set_aside). Either way the sample is an
- * allocation the ticker counts, and exactly the n-th: the list's pops all
- * come before the window runs out, or the tick that runs it out finds the
- * rest of the list and sets it aside (hk_prof_tick). */
-static void hk_prof_window_after_list(hk_heap *h, unsigned cls, uint64_t n) {
+ * sample lies beyond them (hk_prof_charge_list: false when it does not),
+ * else set aside onto the slab's `local_free`, out of the fast path's
+ * reach, to come back through a refill and be counted then (core/heap.c
+ * hk_heap_list_set_aside), or primed into the cache at a refill
+ * (hk_prof_refilled). Either way the sample is an allocation the ticker
+ * counts, and exactly the n-th: the list's pops all come before the window
+ * runs out, or the tick that runs it out finds the rest of the list and
+ * sets it aside (hk_prof_tick). */
+static bool hk_prof_charge_list(hk_heap *h, unsigned cls, uint64_t n) {
   uint32_t listed = hk_heap_list_count(h, cls);
-  if (listed != UINT32_MAX && listed < n) {
-    hk_prof_window(h, cls, n - listed);
-    return;
-  }
+  if (listed == UINT32_MAX || listed >= n) return false; /* not known without a walk, or the sample is in it */
+  hk_prof_window(h, cls, n - listed);
+  return true;
+}
+
+static void hk_prof_window_after_list(hk_heap *h, unsigned cls, uint64_t n) {
+  if (hk_prof_charge_list(h, cls, n)) return;
   hk_heap_list_set_aside(h, cls);
   hk_prof_window(h, cls, n);
 }
@@ -193,10 +198,7 @@ void hk_prof_miss(hk_heap *h, unsigned cls, uint32_t left) {
  * the sample falls within its list, and the list's count costs nothing
  * when the slab's `local_free` is empty (core/heap.c hk_heap_list_count). */
 void hk_prof_refilled(hk_heap *h, unsigned cls) {
-  uint64_t n = (uint64_t)h->tc[cls].ticker + h->prof_after[cls];
-  uint32_t listed = hk_heap_list_count(h, cls);
-  if (listed != UINT32_MAX && listed < n) hk_prof_window(h, cls, n - listed);
-  else hk_heap_tc_prime(h, cls);
+  if (!hk_prof_charge_list(h, cls, (uint64_t)h->tc[cls].ticker + h->prof_after[cls])) hk_heap_tc_prime(h, cls);
 }
 
 /* A sampled block of `size` bytes: a large block, recorded with the
