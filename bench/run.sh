@@ -49,7 +49,10 @@
 #                  median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,
 #                  median_free_all_rss_kib,median_trimmed_rss_kib,ratio_vs_best,best_peer
 #                  (best_peer: the fastest allocator other than hakmem in that lane and run;
-#                  ratio_vs_best: this allocator's median / best_peer's)
+#                  ratio_vs_best: this allocator's median / best_peer's; paired_vs_best,
+#                  paired_min, paired_max, paired_reps: the same allocator / best_peer rep by
+#                  rep (the two ran back to back in each rep, so load that drifts between
+#                  reps cancels): the median, lowest and highest of those ratios, and how many)
 #   summary.txt    the tables printed at the end: medians per allocator and a "vs best"
 #                  column, HAKMEM's median / the best peer's (fastest; for memory, smallest),
 #                  naming the peer; then every lane where HAKMEM is below 1.0x the best peer;
@@ -490,10 +493,22 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
     function rate(v) { return (v < 1000) ? sprintf("%.3f", v) : sprintf("%.0f", v) } # bench_large: a few per second
     FNR == NR { nl++; lb[nl] = $1; lp[nl] = $2; next }
     FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; ops[k] = ops[k] " " $5; rss[k] = rss[k] " " $6; runs[k]++
+              opsrep[k, $4] = $5; if (!($4 in isrep)) { isrep[$4] = 1; reps[++nreps] = $4 }
               if ($7 != "") { st[k] = st[k] " " $7; fa[k] = fa[k] " " $8; tr[k] = tr[k] " " $9 } }
+    # Paired ratios: k against peer key pk, rep by rep (the two ran next to each
+    # other in that rep, so load that drifts between reps cancels): "median,min,max,n"
+    function paired(k, pk,   i, list, lo, hi, x, n) {
+        list = ""; n = 0
+        for (i = 1; i <= nreps; i++) {
+            if (!((k, reps[i]) in opsrep) || !((pk, reps[i]) in opsrep) || opsrep[pk, reps[i]] + 0 <= 0) continue
+            x = opsrep[k, reps[i]] / opsrep[pk, reps[i]]; list = list " " x; n++
+            if (n == 1 || x < lo) lo = x; if (n == 1 || x > hi) hi = x
+        }
+        return (n == 0) ? ",,," : sprintf("%.3f,%.3f,%.3f,%d", median(list), lo, hi, n)
+    }
     END {
         na = split(allocs, A, " ")
-        print "allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,median_free_all_rss_kib,median_trimmed_rss_kib,ratio_vs_best,best_peer"
+        print "allocator,benchmark,params,runs,median_ops_per_s,ratio_vs_mimalloc,median_peak_rss_kib,min_ops_per_s,max_ops_per_s,spread_pct,median_start_rss_kib,median_free_all_rss_kib,median_trimmed_rss_kib,ratio_vs_best,best_peer,paired_vs_best,paired_min,paired_max,paired_reps"
         for (l = 1; l <= nl; l++) {
             rk = ref SUBSEP lb[l] SUBSEP lp[l]; r = (ref != "" && runs[rk]) ? median(ops[rk]) : ""
             # the best peer: the fastest median among the allocators other than hakmem
@@ -505,13 +520,14 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
             }
             for (a = 1; a <= na; a++) {
                 k = A[a] SUBSEP lb[l] SUBSEP lp[l]
-                if (!runs[k]) { printf "%s,%s,%s,0,,,,,,,,,,,%s\n", A[a], lb[l], lp[l], bp; continue }
+                if (!runs[k]) { printf "%s,%s,%s,0,,,,,,,,,,,%s,,,,\n", A[a], lb[l], lp[l], bp; continue }
                 m = median(ops[k])
                 n = split(ops[k], v, " "); lo = hi = v[1] + 0
                 for (j = 2; j <= n; j++) { if (v[j] + 0 < lo) lo = v[j] + 0; if (v[j] + 0 > hi) hi = v[j] + 0 }
-                printf "%s,%s,%s,%d,%s,%s,%.0f,%s,%s,%.0f,%s,%s,%s,%s,%s\n", A[a], lb[l], lp[l], runs[k], rate(m),
+                printf "%s,%s,%s,%d,%s,%s,%.0f,%s,%s,%.0f,%s,%s,%s,%s,%s,%s\n", A[a], lb[l], lp[l], runs[k], rate(m),
                        (r != "" && r > 0) ? sprintf("%.3f", m / r) : "", median(rss[k]), rate(lo), rate(hi), (m > 0) ? 100 * (hi - lo) / m : 0,
-                       median(st[k]), median(fa[k]), median(tr[k]), (best != "" && best > 0) ? sprintf("%.3f", m / best) : "", bp
+                       median(st[k]), median(fa[k]), median(tr[k]), (best != "" && best > 0) ? sprintf("%.3f", m / best) : "", bp,
+                       (bp != "" && A[a] != bp) ? paired(k, bp SUBSEP lb[l] SUBSEP lp[l]) : ",,,"
             }
         }
     }' "$LANES" "$CSV" > "$OUTDIR/summary.csv"
@@ -537,12 +553,13 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
         }
         FNR == NR { if ($5) aliases++; else { nl++; lb[nl] = $1; lp[nl] = $2 } next } # a sweep point run by a lane above: not repeated
         FNR > 1 { k = $1 SUBSEP $2 SUBSEP $3; m[k] = $5; s[k] = $7; n[k] = $4; sp[k] = $10
+                  if ($1 == "hakmem" && $16 != "") pr[$2 SUBSEP $3] = sprintf("x%.2f [%.2f-%.2f]", $16, $17, $18)
                   if ($5 != "") V["ops", k] = $5; if ($7 != "") V["rss", k] = $7
                   if ($11 != "") { st[k] = $11; fa[k] = $12; tr[k] = $13; V["tr", k] = $13; anyfa[$2 SUBSEP $3] = 1 } }
         END {
             na = split(allocs, A, " ")
             for (a = 1; a <= na; a++) if (A[a] == "hakmem") hashak = 1
-            printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %10s ", A[a]; if (hashak) printf " %-16s", "vs best"; printf "\n"
+            printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %10s ", A[a]; if (hashak) printf " %-16s %s", "vs best", "paired [min-max]"; printf "\n"
             for (l = 1; l <= nl; l++) {
                 printf "%-18s %-34s", lb[l], lp[l]
                 for (a = 1; a <= na; a++) {
@@ -552,10 +569,11 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
                     if (n[k] > 1 && sp[k] + 0 > 25) { c = c "~"; noisy = 1 } else c = c " "
                     printf " %11s", c
                 }
-                if (hashak) printf " %-16s", vs(l, "ops", 0)
+                if (hashak) printf " %-16s %s", vs(l, "ops", 0), pr[lb[l] SUBSEP lp[l]]
                 printf "\n"
             }
             if (noisy) printf "~ = the runs spread over more than 25%% of the median (max - min): a noisy lane\n"
+            if (hashak) printf "paired = HAKMEM / that peer rep by rep (the two ran back to back), median [lowest-highest]: a lane whose whole range sits above (below) 1 leads (trails) in every rep\n"
             if (aliases) printf "(%d scaling points equal to a lane above are not repeated; summary.csv has them)\n", aliases
             printf "\nmedian peak RSS in MiB; vs best = HAKMEM / smallest peer (named), <1 = HAKMEM smaller\n"
             printf "%-18s %-34s", "benchmark", "params"; for (a = 1; a <= na; a++) printf " %10s ", A[a]; if (hashak) printf " %-16s", "vs best"; printf "\n"
@@ -591,7 +609,9 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
     if [[ " ${ALLOCS[*]} " == *" hakmem "* ]]; then
         # every lane where HAKMEM is below the best peer (ratio_vs_best < 1)
         below="$(awk -F, 'FNR == NR { if ($5) alias[$1 SUBSEP $2] = 1; next }
-            $1 == "hakmem" && $14 != "" && $14 < 1.0 && !alias[$2 SUBSEP $3] { printf "  %-18s %-34s x%.2f of %s%s\n", $2, $3, $14, $15, ($10 > 25) ? " (noisy)" : "" }' "$LANES" "$OUTDIR/summary.csv")"
+            $1 == "hakmem" && $14 != "" && $14 < 1.0 && !alias[$2 SUBSEP $3] {
+                printf "  %-18s %-34s x%.2f of %s%s%s\n", $2, $3, $14, $15, ($10 > 25) ? " (noisy)" : "",
+                       ($18 == "") ? "" : ($18 < 1.0) ? sprintf("; below in all %d reps (paired %.2f-%.2f)", $19, $17, $18) : sprintf("; paired %.2f-%.2f over %d reps: not below in every rep", $17, $18, $19) }' "$LANES" "$OUTDIR/summary.csv")"
         if [[ -n "$below" ]]; then
             echo; echo "HAKMEM below the best peer (median / the fastest peer median, same run):"; echo "$below"
         else
