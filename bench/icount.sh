@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# bench/icount.sh -- instructions per malloc and per free, HAKMEM against its
-# peers, counted by callgrind (deterministic: no timing, no noise).
+# bench/icount.sh -- instructions per malloc and per free (and with --usable per
+# malloc_usable_size), HAKMEM against its peers, counted by callgrind
+# (deterministic: no timing, no noise).
 #
-# usage: bench/icount.sh [--ws N] [--sizes MIN-MAX] [--cycles HI,LO] [--allocators LIST]
+# usage: bench/icount.sh [--ws N] [--sizes MIN-MAX] [--cycles HI,LO] [--allocators LIST] [--usable]
 #                        [--hakmem-only] [--json] [--driver PATH] [--hakmem-so PATH] [--no-build]
 #
 #   --ws N            working set of the driver's random toggle loop (default 256; 65536 is
@@ -10,6 +11,9 @@
 #   --sizes MIN-MAX   request sizes, uniform (default 16-1039: bench_random_mixed's)
 #   --cycles HI,LO    the two run lengths (default 3000000,1000000)
 #   --allocators L    comma-separated subset of hakmem,tcmalloc,jemalloc,mimalloc,tbbmalloc,glibc
+#   --usable          also malloc_usable_size, called on every block before its free (as
+#                     redis's zfree does): an instr/usable_size column; instr/pair incl. loop
+#                     then includes that call
 #   --hakmem-only     --allocators hakmem
 #   --json            one JSON object per allocator and line instead of the table
 #   --driver PATH     the driver (default build/release/bench/bench_icount)
@@ -46,7 +50,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 die() { echo "icount.sh: $*" >&2; exit 2; }
 note() { echo "icount.sh: $*" >&2; }
 
-WS=256; SMIN=16; SMAX=1039; HI=3000000; LO=1000000; ALLOC_SEL=""; JSON=0; DO_BUILD=1
+WS=256; SMIN=16; SMAX=1039; HI=3000000; LO=1000000; ALLOC_SEL=""; JSON=0; DO_BUILD=1; USABLE=0
 DRIVER="$ROOT/build/release/bench/bench_icount"
 HSO="${HAKMEM_SO:-$ROOT/build/release/libhakmem.so}"
 DRIVER_SET=0
@@ -61,6 +65,7 @@ while (( $# )); do
         --allocators) [[ $# -ge 2 ]] || die "--allocators needs a value"; ALLOC_SEL="$2"; shift ;;
         --allocators=*) ALLOC_SEL="${1#*=}" ;;
         --hakmem-only) ALLOC_SEL=hakmem ;;
+        --usable) USABLE=1 ;;
         --json) JSON=1 ;;
         --driver) [[ $# -ge 2 ]] || die "--driver needs a path"; DRIVER="$2"; DRIVER_SET=1; shift ;;
         --driver=*) DRIVER="${1#*=}"; DRIVER_SET=1 ;;
@@ -149,7 +154,7 @@ run_cg() {
     local -a envp=(env -u LD_PRELOAD LD_BIND_NOW=1)
     [[ -n "$so" ]] && envp=(env LD_BIND_NOW=1 LD_PRELOAD="$so")
     "${envp[@]}" valgrind --tool=callgrind --callgrind-out-file="$base.cg" --compress-strings=no --compress-pos=no \
-        --dump-instr=no "$DRIVER" "$cyc" "$WS" "$SMIN" "$SMAX" >"$base.out" 2>"$base.err" || rc=$?
+        --dump-instr=no "$DRIVER" "$cyc" "$WS" "$SMIN" "$SMAX" 1234567 "$USABLE" >"$base.out" 2>"$base.err" || rc=$?
     if (( rc != 0 )); then note "$a: callgrind run of $cyc cycles failed (exit $rc):"; tail -n 5 "$base.err" >&2; return 1; fi
     parse "$base.cg" > "$base.parsed"
 }
@@ -188,17 +193,20 @@ for a in "${WANT[@]}"; do
             O[$callee]="$obj"; INTO[$callee]="$into"
         done < "$TMP/$a.$cyc.parsed"
     done
-    mfn=""; ffn=""
+    mfn=""; ffn=""; ufn=""
     for k in "${!O[@]}"; do
         case "$k" in
+            # malloc_usable_size, mi_usable_size, tc_malloc_size, scalable_msize...: before *alloc*
+            *usable*|*_size|*msize*) [[ -z "$ufn" ]] || { note "$a: two usable-size-like callees ($ufn, $k)"; ok=0; }; ufn="$k" ;;
             *free*) [[ -z "$ffn" ]] || { note "$a: two free-like callees ($ffn, $k)"; ok=0; }; ffn="$k" ;;
             *alloc*) [[ -z "$mfn" ]] || { note "$a: two malloc-like callees ($mfn, $k)"; ok=0; }; mfn="$k" ;;
             *) note "$a: the driver called '$k', neither malloc nor free (a failure path?)"; ok=0 ;;
         esac
     done
     [[ -n "$mfn" && -n "$ffn" ]] || { note "$a: no malloc or free call records from icount_loop (callgrind output changed?)"; ok=0; }
+    (( USABLE )) && [[ -z "$ufn" ]] && { note "$a: no malloc_usable_size call records from icount_loop"; ok=0; }
     symnote=""
-    for f in "$mfn" "$ffn"; do
+    for f in "$mfn" "$ffn" "$ufn"; do
         [[ -n "$f" ]] || continue
         o="${O[$f]}"
         if [[ "$o" == "???" ]]; then
@@ -215,20 +223,28 @@ for a in "${WANT[@]}"; do
     done
     # the driver's own counts must match the call records
     for cyc in "$HI" "$LO"; do
-        read -r dm df < <(sed -n 's/^icount .* mallocs=\([0-9]*\) frees=\([0-9]*\)$/\1 \2/p' "$TMP/$a.$cyc.out")
+        read -r du dm df < <(sed -n 's/^icount .* usables=\([0-9]*\) mallocs=\([0-9]*\) frees=\([0-9]*\)$/\1 \2 \3/p' "$TMP/$a.$cyc.out")
         if [[ "${dm:-}" != "${C[$cyc,$mfn]:-x}" || "${df:-}" != "${C[$cyc,$ffn]:-x}" ]]; then
             note "$a: callgrind counted ${C[$cyc,$mfn]:-?} malloc and ${C[$cyc,$ffn]:-?} free calls at $cyc cycles, the driver made ${dm:-?} and ${df:-?}"; ok=0
+        fi
+        if (( USABLE )) && [[ "${du:-}" != "${C[$cyc,$ufn]:-x}" ]]; then
+            note "$a: callgrind counted ${C[$cyc,$ufn]:-?} malloc_usable_size calls at $cyc cycles, the driver made ${du:-?}"; ok=0
         fi
     done
     if (( ! ok )); then FAIL=1; unset C I O INTO; continue; fi
     pm="$(awk -v a="${I[$HI,$mfn]}" -v b="${I[$LO,$mfn]}" -v x="${C[$HI,$mfn]}" -v y="${C[$LO,$mfn]}" 'BEGIN { printf "%.2f", (a - b) / (x - y) }')"
     pf="$(awk -v a="${I[$HI,$ffn]}" -v b="${I[$LO,$ffn]}" -v x="${C[$HI,$ffn]}" -v y="${C[$LO,$ffn]}" 'BEGIN { printf "%.2f", (a - b) / (x - y) }')"
     pp="$(awk -v a="${L[0]}" -v b="${L[1]}" -v x="${C[$HI,loop,$mfn]}" -v y="${C[$LO,loop,$mfn]}" 'BEGIN { printf "%.2f", (a - b) / (x - y) }')"
+    pu=""
+    (( USABLE )) && pu="$(awk -v a="${I[$HI,$ufn]}" -v b="${I[$LO,$ufn]}" -v x="${C[$HI,$ufn]}" -v y="${C[$LO,$ufn]}" 'BEGIN { printf "%.2f", (a - b) / (x - y) }')"
     lib="${so:-$LIBC}"
-    syms="$(aliases "$lib" "$mfn"), $(aliases "$lib" "$ffn") in $(basename "$want_obj")$symnote"
+    syms="$(aliases "$lib" "$mfn"), $(aliases "$lib" "$ffn")$( (( USABLE )) && echo ", $(aliases "$lib" "$ufn")") in $(basename "$want_obj")$symnote"
     if (( JSON )); then
-        ROWS+=("$(printf '{"allocator":"%s","ws":%d,"min":%d,"max":%d,"cycles":[%d,%d],"instr_per_malloc":%s,"instr_per_free":%s,"instr_per_pair_incl_loop":%s,"malloc_fn":"%s","free_fn":"%s","object":"%s"}' \
-            "$a" "$WS" "$SMIN" "$SMAX" "$HI" "$LO" "$pm" "$pf" "$pp" "$mfn" "$ffn" "$want_obj")")
+        ROWS+=("$(printf '{"allocator":"%s","ws":%d,"min":%d,"max":%d,"cycles":[%d,%d],"instr_per_malloc":%s,"instr_per_free":%s,%s"instr_per_pair_incl_loop":%s,"malloc_fn":"%s","free_fn":"%s",%s"object":"%s"}' \
+            "$a" "$WS" "$SMIN" "$SMAX" "$HI" "$LO" "$pm" "$pf" "$( (( USABLE )) && echo "\"instr_per_usable_size\":$pu,")" "$pp" "$mfn" "$ffn" \
+            "$( (( USABLE )) && echo "\"usable_size_fn\":\"$ufn\",")" "$want_obj")")
+    elif (( USABLE )); then
+        ROWS+=("$(printf '%-10s %13s %11s %18s %22s   %s' "$a" "$pm" "$pf" "$pu" "$pp" "$syms")")
     else
         ROWS+=("$(printf '%-10s %13s %11s %22s   %s' "$a" "$pm" "$pf" "$pp" "$syms")")
     fi
@@ -238,8 +254,12 @@ done
 if (( JSON )); then
     for r in "${ROWS[@]}"; do echo "$r"; done
 else
-    echo "instructions per call: callgrind, ($HI - $LO cycles) differential, ws=$WS, sizes $SMIN-$SMAX, inclusive of callees"
-    printf '%-10s %13s %11s %22s   %s\n' allocator instr/malloc instr/free "instr/pair incl. loop" "functions counted (= aliases at the same address)"
+    echo "instructions per call: callgrind, ($HI - $LO cycles) differential, ws=$WS, sizes $SMIN-$SMAX, inclusive of callees$( (( USABLE )) && echo "; malloc_usable_size before every free")"
+    if (( USABLE )); then
+        printf '%-10s %13s %11s %18s %22s   %s\n' allocator instr/malloc instr/free instr/usable_size "instr/pair incl. loop" "functions counted (= aliases at the same address)"
+    else
+        printf '%-10s %13s %11s %22s   %s\n' allocator instr/malloc instr/free "instr/pair incl. loop" "functions counted (= aliases at the same address)"
+    fi
     for r in "${ROWS[@]}"; do echo "$r"; done
 fi
 exit "$FAIL"

@@ -10,7 +10,7 @@
 #   --quick        (default) 6 lanes (random_mixed ws=256 and 8192, mt_remote, larson,
 #                  prodcons, large churn n=20), short runs, 3 reps: ~1-2 min on 2 cores
 #                  (108 runs)
-#   --full         every lane, 5 reps, the thread-scaling sweep, then bench/icount.sh
+#   --full         every lane, 5 reps, the thread-scaling sweep, then bench/icount.sh --usable
 #                  (instructions per malloc/free, ws=256 and 65536) and bench/redis.sh
 #                  (redis-server, 5 rounds); their tables are appended to summary.txt.
 #                  Lanes besides quick's: random_mixed ws=1024/65536, size lanes,
@@ -427,9 +427,9 @@ if [[ $MODE == full ]] && (( ! SCALING_ONLY )); then
     HSO_ARG=(); [[ -n "${SO[hakmem]:-}" ]] && HSO_ARG=(--hakmem-so "${SO[hakmem]}")
     if ! command -v valgrind >/dev/null 2>&1; then apt_install valgrind || true; fi
     if command -v valgrind >/dev/null 2>&1; then
-        note "instructions per malloc and free (bench/icount.sh, callgrind): ws=256, then ws=65536"
-        if { "$ROOT/bench/icount.sh" --no-build --allocators "$SEL" "${HSO_ARG[@]}" && echo \
-             && "$ROOT/bench/icount.sh" --no-build --allocators "$SEL" "${HSO_ARG[@]}" --ws 65536; } \
+        note "instructions per malloc, free and malloc_usable_size (bench/icount.sh --usable, callgrind): ws=256, then ws=65536"
+        if { "$ROOT/bench/icount.sh" --no-build --usable --allocators "$SEL" "${HSO_ARG[@]}" && echo \
+             && "$ROOT/bench/icount.sh" --no-build --usable --allocators "$SEL" "${HSO_ARG[@]}" --ws 65536; } \
                 > "$OUTDIR/icount.txt" 2> "$TMP/icount.err"; then
             cat "$TMP/icount.err" >&2
         else

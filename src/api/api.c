@@ -291,9 +291,9 @@ HK_EXPORT void hak_free(void *p) {
 
 /* ---- sizes ------------------------------------------------------------- */
 
-/* The room of p (its class size, or a large block's usable size), 0 for
- * NULL; a bad pointer goes through the bad-free policy and reports 0. */
-static size_t hk_room(const void *p) {
+/* hk_room past its fast case: another thread's block, one of ours evicted
+ * from the owned-chunk cache, a large block, NULL or a bad pointer. */
+static HK_NOINLINE size_t hk_room_slow(const void *p) {
   if (p == NULL) return 0;
   uintptr_t e = hk_addrmap_get(p);
   if (hk_entry_is_ss(e)) {
@@ -310,6 +310,22 @@ static size_t hk_room(const void *p) {
   if (u != 0) return u;
   hk_bad_free(p, "not allocated by hakmem", 0);
   return 0;
+}
+
+/* The room of p (its class size, or a large block's usable size), 0 for
+ * NULL; a bad pointer goes through the bad-free policy and reports 0.
+ * malloc_usable_size is as hot as malloc and free in programs that count
+ * their memory by it (redis calls it on every zmalloc and zfree: 1.03 M
+ * calls against 0.41 M mallocs and 0.46 M frees under redis-benchmark),
+ * so a block of a SuperSlab this thread owns takes free's fast test: the
+ * owned-chunk cache, then the block-start test on p's descriptor or view
+ * (hak_free), with no address-map lookup and no owner word. NULL never
+ * passes it (HK_OWN_NONE). */
+HK_INLINE size_t hk_room(const void *p) {
+  hk_slab *s = hk_slab_view_of(p);
+  if (HK_LIKELY(hk_heap_owns_chunk(hk_tls_heap, hk_chunk_of(p)) && hk_slab_is_block(s, p)))
+    return hk_class_size[s->class_idx];
+  return hk_room_slow(p);
 }
 
 /* Usable size of p: its room, or in hardened builds the size it was asked
