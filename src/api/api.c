@@ -252,9 +252,8 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
   hk_remote_free(h, ss, p);
 }
 
-/* NULL, large blocks, tombstones and pointers that are not ours. */
+/* Large blocks, tombstones and pointers that are not ours. */
 static HK_NOINLINE void hk_free_other(void *p) {
-  if (p == NULL) return;
 #ifdef HK_HARDENED
   size_t room = hk_large_usable(p); /* 0: not a live large block's start; large.c reports it */
   if (room != 0) hk_canary_check(p, room);
@@ -266,9 +265,13 @@ static HK_NOINLINE void hk_free_other(void *p) {
   else hk_bad_free(p, "not allocated by hakmem", 0);
 }
 
-/* p is in no SuperSlab of this thread's owned-chunk cache: another thread's
- * block, one of ours evicted from the cache, or no SuperSlab block at all. */
+/* p is in no SuperSlab of this thread's owned-chunk cache: NULL (tested
+ * first: programs free NULL often, and the address-map lookup and the
+ * large-block test before it cost free(NULL) 19 more instructions, 40
+ * instead of 21), another thread's block, one of ours evicted from the
+ * cache, or no SuperSlab block at all. */
 static HK_NOINLINE void hk_free_uncached(void *p) {
+  if (p == NULL) return;
   if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), HK_NONLOCAL_SLAB(p), p);
   else hk_free_other(p);
 }
