@@ -12,6 +12,7 @@
 #define hk_load_acquire(p)      atomic_load_explicit((p), memory_order_acquire)
 #define hk_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
 #define hk_store_release(p, v)  atomic_store_explicit((p), (v), memory_order_release)
+#define hk_xchg_relaxed(p, v)   atomic_exchange_explicit((p), (v), memory_order_relaxed)
 #define hk_xchg_acq_rel(p, v)   atomic_exchange_explicit((p), (v), memory_order_acq_rel)
 #define hk_xchg_acquire(p, v)   atomic_exchange_explicit((p), (v), memory_order_acquire)
 #define hk_or_release(p, v)     atomic_fetch_or_explicit((p), (v), memory_order_release)

@@ -4,6 +4,7 @@
  * in a fresh process: it must exit 0, say "OK", and HAKMEM must not have
  * printed anything. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -61,4 +62,22 @@ Test(startup, dlopen_library_with_tls_used_from_threads) {
 Test(startup, program_that_never_calls_pthread) {
   char *argv[] = {(char *)HELPER_NOTHREADS, (char *)"1000000", NULL};
   expect_ok(argv);
+}
+
+/* The process's first heap is mapped alone (core/heap.c): a single-threaded
+ * program's one small block costs its SuperSlab's 2 MiB and a 20 KiB heap
+ * (and a few pages of records), not a batch of 64 heaps (1.25 MiB more,
+ * one 1 MiB block fewer for python under ulimit -v). */
+Test(startup, single_threaded_program_maps_one_heap_not_a_batch) {
+  static hk_spawn_result r;
+  char *argv[] = {(char *)HELPER_NOTHREADS, (char *)"address", NULL};
+  cr_assert(hk_spawn(argv, NULL, 60, &r) == 0, "could not run %s: %s", argv[0], strerror(errno));
+  size_t mapped = 0, heaps = 0;
+  cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 && sscanf(r.out, "MAPPED %zu HEAPS %zu", &mapped, &heaps) == 2,
+            "helper_nothreads address: stdout %s, stderr:\n%s", r.out, r.err);
+  cr_log_info("one small block in a fresh single-threaded process: %zu KiB of address space, %zu heap(s)",
+              mapped >> 10, heaps);
+  cr_assert(heaps == 1, "%zu heaps created for one thread", heaps);
+  cr_assert(mapped <= 2 * HK_MIB + 512 * 1024, "%zu KiB of address space for one small block (a heap batch is 1280 KiB)",
+            mapped >> 10);
 }

@@ -102,11 +102,18 @@ size_t hk_heap_pool_release(void) {
  * holder stores, after reading the word again under the flag (a refill that
  * ended meanwhile is carved from instead). Model: formal/heap_batch.pml
  * (mutants heap_batch_carve_no_cas, _no_recheck, _no_flag). */
-#define HK_HEAP_BATCH 64 /* 768 KiB of address space, untouched until carved */
+#define HK_HEAP_BATCH 64 /* 1.25 MiB of address space (20 KiB heaps), untouched until carved */
 static _Atomic uint64_t hk_heap_batch;
 static _Atomic unsigned hk_heap_refilling;
+/* The process's first heap is mapped alone, and the batches start with the
+ * second: a single-threaded program (most processes; python under
+ * `ulimit -v` among them) keeps 20 KiB of heap address space, not a
+ * batch's 1.25 MiB. Set once, by the exchange that takes the lone heap. */
+static _Atomic unsigned hk_heap_first_taken;
 
 static hk_heap *hk_heap_carve(void) {
+  if (hk_load_relaxed(&hk_heap_first_taken) == 0 && hk_xchg_relaxed(&hk_heap_first_taken, 1u) == 0)
+    return hk_os_map(HK_HEAP_MAP_SIZE); /* orders nothing: the mapping is this thread's */
   uint64_t w = hk_load_acquire(&hk_heap_batch); /* pairs with the installing release store */
   for (;;) {
     while (w != 0 && (w & 0xffff) < HK_HEAP_BATCH) {

@@ -2,7 +2,9 @@
  * pthread function: a million mixed malloc-family calls on the main thread,
  * every block's contents checked before it is freed or resized.
  *
- * usage: helper_nothreads [OPS]     -> "OK", exit 0 */
+ * usage: helper_nothreads [OPS]     -> "OK", exit 0
+ *        helper_nothreads address   -> one malloc, then "MAPPED <peak bytes
+ *                                      of address space> HEAPS <heaps created>" */
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -59,6 +61,15 @@ static void release(int i) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "address") == 0) {
+    void *p = malloc(hk_opaque(32));
+    if (p == NULL) die("malloc returned NULL", 32);
+    hak_stats_t s;
+    hak_stats_get(&s);
+    printf("MAPPED %zu HEAPS %zu\n", s.peak_mapped_bytes, s.heaps_created);
+    free(p);
+    return 0;
+  }
   unsigned long ops = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000ul;
   uint64_t rng = 0x1234567887654321ull;
   for (ops_done = 0; ops_done < ops; ops_done++) {
