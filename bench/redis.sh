@@ -3,6 +3,7 @@
 # redis-benchmark, requests/s per command and the server's peak RSS.
 #
 # usage: bench/redis.sh [--rounds R] [--requests N] [--allocators LIST] [--out DIR] [--no-build]
+#        bench/redis.sh --icount [--requests N] [--allocators LIST] [--out DIR] [--no-build]
 #
 #   --rounds R        rounds (default 5); each round runs every allocator once, the
 #                     order rotated every round; the tables show medians
@@ -11,6 +12,15 @@
 #   --out DIR         where results.csv and summary.txt go (default: a temporary folder,
 #                     summary printed only)
 #   --no-build        do not build libhakmem.so first
+#   --icount          instead of timing: instructions per request, counted by callgrind
+#                     (deterministic to a fraction of a percent; needs valgrind). Each
+#                     allocator's redis-server (--io-threads 1: an I/O thread spins, and
+#                     callgrind would count the spin) runs under callgrind once, driven
+#                     by the same redis-benchmark mix with -n N (default 20000); the
+#                     table gives the server's instructions per request, its whole
+#                     process, and each against jemalloc's. Two cores shared by server
+#                     and client make requests/s noisy; this says what the allocator
+#                     costs the server per request.
 #
 # Each run: redis-server --port P --io-threads 2 --save '' --appendonly no on a free
 # local port, started with LD_PRELOAD=the allocator; redis-benchmark -t
@@ -44,7 +54,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 die() { echo "redis.sh: $*" >&2; exit 2; }
 note() { echo "redis.sh: $*" >&2; }
 
-ROUNDS=5; REQ=200000; ALLOC_SEL=""; OUT=""; DO_BUILD=1
+ROUNDS=5; REQ=""; ALLOC_SEL=""; OUT=""; DO_BUILD=1; ICOUNT=0
 while (( $# )); do
     case "$1" in
         --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS="$2"; shift ;;
@@ -56,11 +66,14 @@ while (( $# )); do
         --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT="$2"; shift ;;
         --out=*) OUT="${1#*=}" ;;
         --no-build) DO_BUILD=0 ;;
+        --icount) ICOUNT=1 ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
 done
+[[ -n "$REQ" ]] || { if (( ICOUNT )); then REQ=20000; else REQ=200000; fi; }
+(( ! ICOUNT )) || command -v valgrind >/dev/null 2>&1 || die "--icount needs valgrind (Debian: apt install valgrind; tools/deps.sh)"
 { [[ "$ROUNDS" =~ ^[0-9]+$ ]] && (( ROUNDS >= 1 )); } || die "--rounds must be a positive integer"
 { [[ "$REQ" =~ ^[0-9]+$ ]] && (( REQ >= 1 )); } || die "--requests must be a positive integer"
 
@@ -180,6 +193,53 @@ run_one() { # run_one ROUND ALLOC
     printf 'redis.sh: round %d/%d %-9s %s, peak RSS %.1f MiB\n' "$r" "$ROUNDS" "$a" \
         "$(awk -F'"' 'NR > 1 { o = o sep $2 " " sprintf("%.0fk", $4 / 1000); sep = " " } END { print o }' <<<"$out")" "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" >&2
 }
+
+# --icount: one callgrind run per allocator; the server's instructions per request
+icount_one() { # icount_one ALLOC -> "ALLOC,instructions,requests" on stdout
+    local a="$1" port i tot
+    port="$(free_port)" || { note "no free port"; return 1; }
+    : > "$TMP/server.log"
+    env LD_PRELOAD="${SO[$a]}" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.$a" --log-file="$TMP/vg.$a" \
+        "$SERVER" --port "$port" --bind 127.0.0.1 --io-threads 1 --save '' --appendonly no \
+        --daemonize no --logfile "$TMP/server.log" --dir "$TMP" &
+    SPID=$!
+    for (( i = 0; i < 600; i++ )); do # valgrind starts slowly
+        [[ "$("$CLI" -p "$port" ping 2>/dev/null)" == PONG ]] && break
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ "$("$CLI" -p "$port" ping 2>/dev/null)" != PONG ]]; then
+        note "$a: redis-server under callgrind did not start"; kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true
+        SPID=""; return 1
+    fi
+    timeout 1200 "$BENCH" -p "$port" -t get,set,lpush,lpop,sadd -n "$REQ" -c 50 -P 8 -d 256 -q >/dev/null 2>"$TMP/bench.err" \
+        || { note "$a: redis-benchmark failed: $(tail -n 2 "$TMP/bench.err" | tr '\n' ' ')"; }
+    "$CLI" -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    wait "$SPID" 2>/dev/null || true
+    SPID=""
+    tot="$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$TMP/cg.$a" | head -n 1)"
+    [[ -n "$tot" ]] || { note "$a: no totals in the callgrind output"; return 1; }
+    echo "$a,$tot,$(( 5 * REQ ))"
+}
+if (( ICOUNT )); then
+    echo "allocator,instructions,requests" > "$OUT/icount.csv"
+    for a in "${ALLOCS[@]}"; do
+        if row="$(icount_one "$a")"; then echo "$row" >> "$OUT/icount.csv"; note "$a: $(awk -F, '{ printf "%.0f instructions per request", $2 / $3 }' <<<"$row")"
+        else NFAIL=$(( NFAIL + 1 )); fi
+    done
+    awk -F, -v req="$REQ" 'NR > 1 { n++; A[n] = $1; I[$1] = $2 / $3 }
+        END {
+            printf "redis-server (--io-threads 1) under callgrind, redis-benchmark -t get,set,lpush,lpop,sadd -n %d -c 50 -P 8 -d 256\n", req
+            printf "instructions per request, the server process as a whole; vs je = against jemalloc (redis'"'"'s own), <1 = fewer\n"
+            printf "%-10s %14s %8s\n", "allocator", "instr/request", "vs je"
+            for (i = 1; i <= n; i++) printf "%-10s %14.0f %8s\n", A[i], I[A[i]], ("jemalloc" in I) ? sprintf("x%.3f", I[A[i]] / I["jemalloc"]) : "-"
+        }' "$OUT/icount.csv" > "$OUT/summary.txt"
+    echo "redis: $("$SERVER" --version | head -1 | cut -d' ' -f1-3); allocators bound by LD_PRELOAD (LD_DEBUG=bindings checked): $(for a in "${ALLOCS[@]}"; do printf '%s=%s ' "$a" "$(basename "${SO[$a]}")"; done)" >> "$OUT/summary.txt"
+    (( NFAIL == 0 )) || echo "$NFAIL callgrind runs FAILED" >> "$OUT/summary.txt"
+    cat "$OUT/summary.txt"
+    (( NFAIL == 0 )) || exit 1
+    exit 0
+fi
 
 NA=${#ALLOCS[@]}
 for (( r = 1; r <= ROUNDS; r++ )); do

@@ -60,6 +60,7 @@
 #   throughput.png clustered bars: each lane's median throughput / its best peer's, per allocator
 #   icount.txt     bench/icount.sh's tables (--full)
 #   redis/         bench/redis.sh's results.csv and summary.txt (--full)
+#   redis-icount/  bench/redis.sh --icount's icount.csv and summary.txt (--full, with valgrind)
 #   scaling.png    median throughput against threads, one line per allocator (when swept)
 #   meta.txt       machine, load, commit, libraries, command line, duration
 #   failures.txt   stderr of failed runs (only when some failed)
@@ -448,6 +449,11 @@ if [[ $MODE == full ]] && (( ! SCALING_ONLY )); then
         note "redis-server under each allocator (bench/redis.sh, $REPS rounds)"
         HAKMEM_SO="${SO[hakmem]:-none}" "$ROOT/bench/redis.sh" --no-build --allocators "$SEL" --rounds "$REPS" \
             --out "$OUTDIR/redis" > /dev/null || { NFAIL=$(( NFAIL + 1 )); note "bench/redis.sh: some runs failed"; }
+        if command -v valgrind >/dev/null 2>&1; then
+            note "redis-server's instructions per request under each allocator (bench/redis.sh --icount)"
+            HAKMEM_SO="${SO[hakmem]:-none}" "$ROOT/bench/redis.sh" --icount --no-build --allocators "$SEL" \
+                --out "$OUTDIR/redis-icount" > /dev/null || { NFAIL=$(( NFAIL + 1 )); note "bench/redis.sh --icount failed"; }
+        fi
     else
         note "redis-server / redis-benchmark not found (Debian: apt install redis-server redis-tools): no redis lane"
         mkdir -p "$OUTDIR/redis"; echo "redis lane skipped: redis-server, redis-benchmark or redis-cli not installed" > "$OUTDIR/redis/summary.txt"
@@ -620,6 +626,7 @@ awk -F, -v allocs="${ALLOCS[*]}" -v ref="$REF" '
     fi
     if [[ -f "$OUTDIR/icount.txt" ]]; then echo; cat "$OUTDIR/icount.txt"; fi
     if [[ -f "$OUTDIR/redis/summary.txt" ]]; then echo; cat "$OUTDIR/redis/summary.txt"; fi
+    if [[ -f "$OUTDIR/redis-icount/summary.txt" ]]; then echo; cat "$OUTDIR/redis-icount/summary.txt"; fi
     for a in "${!WHY_SKIPPED[@]}"; do echo "skipped $a: ${WHY_SKIPPED[$a]}"; done
     (( NFAIL == 0 )) || echo "$NFAIL runs FAILED: see $OUTDIR/failures.txt"
     echo "$TOTAL runs in ${ELAPSED} s; load average $LOAD_END at the end (noisy when above $NCPU)"
