@@ -77,6 +77,7 @@ Test(startup, single_threaded_program_maps_one_heap_not_a_batch) {
             "helper_nothreads address: stdout %s, stderr:\n%s", r.out, r.err);
   cr_log_info("one small block in a fresh single-threaded process: %zu KiB of address space, %zu heap(s)",
               mapped >> 10, heaps);
+  cr_assert(r.err_len == 0, "HAKMEM printed:\n%s", r.err);
   cr_assert(heaps == 1, "%zu heaps created for one thread", heaps);
   cr_assert(mapped <= 2 * HK_MIB + 512 * 1024, "%zu KiB of address space for one small block (a heap batch is 1280 KiB)",
             mapped >> 10);
