@@ -533,6 +533,52 @@ static void *churn_and_free_remotely(void *arg) {
   return NULL;
 }
 
+/* The owner's malloc_usable_size takes free's fast test (the owned-chunk
+ * cache and p's slab descriptor, or for a medium slab one of its views:
+ * api/api.c hk_room); any other thread's goes through the address map and
+ * the slab itself. Both must say the same for every block, at every
+ * granule of small and medium slabs: a view out of step with its slab
+ * would show here. */
+typedef struct {
+  void **blocks;
+  size_t *usable;
+  int n, mismatch;
+} usable_check;
+
+static void *usable_from_another_thread(void *arg) {
+  usable_check *c = arg;
+  for (int i = 0; i < c->n; i++)
+    if ((size_t)T_USABLE(c->blocks[i]) != c->usable[i] && c->mismatch < 0) c->mismatch = i;
+  return NULL;
+}
+
+Test(required, usable_size_is_the_same_from_the_owner_and_from_another_thread) {
+  /* 300 blocks of each small size (a small slab is one granule: its own
+   * descriptor), and 512 KiB of each medium size, which reaches every
+   * granule, and so every view, of its 512 KiB slabs. */
+  static const size_t sizes[] = {16, 24, 100, 640, 1000, 4096, 8000, 8193, 10000, 20000, 40000, 70000, 100000, 131072};
+  enum { MAX = 4096 };
+  static void *blocks[MAX];
+  static size_t usable[MAX];
+  int n = 0;
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+    for (size_t bytes = 0, m = 0; bytes < 512 * 1024 && m < 300 && n < MAX; bytes += sizes[k], m++) {
+      blocks[n] = T_MALLOC(hk_opaque(sizes[k]));
+      cr_assert(blocks[n] != NULL);
+      usable[n] = T_USABLE(blocks[n]);
+      cr_assert(usable[n] >= sizes[k], "usable size %zu for a request of %zu", usable[n], sizes[k]);
+      n++;
+    }
+  usable_check c = {blocks, usable, n, -1};
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, usable_from_another_thread, &c) == 0);
+  pthread_join(t, NULL);
+  cr_assert(c.mismatch < 0, "block %d (%p): usable size %zu from its owner, %zu from another thread", c.mismatch,
+            c.mismatch < 0 ? NULL : blocks[c.mismatch], c.mismatch < 0 ? 0 : usable[c.mismatch],
+            c.mismatch < 0 ? 0 : (size_t)T_USABLE(blocks[c.mismatch]));
+  for (int i = 0; i < n; i++) T_FREE(blocks[i]);
+}
+
 /* The usable size is a property of the block: the same from malloc to free,
  * whatever happens around it (neighbours freed locally and remotely, slabs
  * filling and draining, other threads). */
