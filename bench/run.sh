@@ -55,8 +55,10 @@
 #                  reps cancels): the median, lowest and highest of those ratios, and how many)
 #   summary.txt    the tables printed at the end: medians per allocator and a "vs best"
 #                  column, HAKMEM's median / the best peer's (fastest; for memory, smallest),
-#                  naming the peer; then every lane where HAKMEM is below 1.0x the best peer;
-#                  in --full, icount.txt's and redis/summary.txt's tables
+#                  naming the peer, and beside the throughput's the paired ratio (median
+#                  [lowest-highest]); then every lane where HAKMEM is below 1.0x the best
+#                  peer, and whether it was in every rep; in --full, icount.txt's,
+#                  redis/summary.txt's and redis-icount/summary.txt's tables
 #   throughput.png clustered bars: each lane's median throughput / its best peer's, per allocator
 #   icount.txt     bench/icount.sh's tables (--full)
 #   redis/         bench/redis.sh's results.csv and summary.txt (--full)
