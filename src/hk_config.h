@@ -242,6 +242,9 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
  * committed, for its next samples. */
 #define HK_PROF_STASH_BYTES  ((size_t)512 * 1024)
 #define HK_PROF_STASH_PAGES  16
+/* The stashes' shared overflow (large/large.c, the spare): at most this
+ * much process-wide, in the same mappings. */
+#define HK_PROF_SPARE_BYTES  ((size_t)8 << 20)
 #define HK_PROF_STACKS       ((size_t)1 << 14)
 #define HK_PROF_FRAME_POOL   ((size_t)1 << 19)
 /* The longest value of a STRING option (a path), and the room for all of

@@ -31,7 +31,7 @@ size_t hk_collect(void) {
     hk_adopt_all(h);
     released += hk_heap_release_all(h);
     hk_remote_stats_flush(h);
-    hk_large_stash_flush(); /* into the cache, emptied below */
+    hk_large_stash_flush(false); /* into the cache, emptied below */
     hk_heap_stats_merge(h);
   }
   /* Every other thread's dirty slabs too, idle or not (core/purge.h). */
@@ -46,6 +46,7 @@ size_t hk_collect(void) {
   released += hk_epoch_drain();
   if (hk_heap_pool_release() != 0) released += hk_epoch_drain();
   released += hk_superslab_cache_purge(true);
+  hk_large_spare_flush(true); /* the profiler's shared spare: into the cache, emptied next */
   released += hk_large_cache_purge(true);
   return released;
 }

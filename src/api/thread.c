@@ -37,7 +37,7 @@ static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);
   hk_remote_stats_flush(h);
-  hk_large_stash_flush(); /* its count goes to the heap's tally, merged next */
+  hk_large_stash_flush(true); /* into the spare for other threads' samples; its count goes to the heap's tally, merged next */
   hk_heap_stats_merge(h); /* before abandoning: the merge reads the owned slabs */
   hk_prof_thread_exit();
   hk_abandon_all(h);
@@ -110,12 +110,14 @@ static void hk_fork_child(void) {
 }
 
 /* A mapping failed (os.h): give back the address space the caches hold
- * (cached large mappings and this thread's profiler stash, retired
+ * (cached large mappings, this thread's profiler stash and the stashes'
+ * spare, retired
  * SuperSlabs after a few non-waiting epoch polls, the unclaimed part of the
  * SuperSlab region and arena); the mapping is retried when anything went
  * back. */
 static bool hk_release_for_retry(void) {
-  hk_large_stash_flush(); /* this thread's sampled mappings, unmapped with the cache's next */
+  hk_large_stash_flush(false); /* this thread's sampled mappings, unmapped with the cache's next */
+  hk_large_spare_flush(false);  /* the same, unless the shortage struck under the profiler's lock */
   size_t n = hk_large_cache_purge(true);
   return hk_superslab_reclaim_for_retry() || n != 0;
 }

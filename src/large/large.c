@@ -371,62 +371,166 @@ static void hk_large_count_resize(size_t old_usable, size_t new_usable) {
  * core held. Only its thread touches a stash: no atomics, no epoch (a
  * stashed mapping's key is DEAD in the page map, as a cached one's, and
  * nothing but the stash leads to it). Bound: HK_PROF_STASH_BYTES a thread
- * in mappings of at most HK_PROF_STASH_PAGES pages (hk_config.h), committed,
- * in the statistics as prof stash_bytes; a thread with a heap only, since
- * its teardown empties the stash (into the cache, or unmapped), and so does
- * hak_collect for the calling thread. A fork child keeps the forking
- * thread's stash; the other threads' go with them, as their thread caches
- * do. */
+ * in mappings of at most HK_PROF_STASH_PAGES pages (hk_config.h), committed;
+ * a thread with a heap only, since its teardown empties the stash (into the
+ * spare below, else the cache, else unmapped), and so does hak_collect for
+ * the calling thread. A fork child keeps the forking thread's stash; the
+ * other threads' go with them, as their thread caches do.
+ *
+ * The spare: the stashes' shared overflow. Where threads free other
+ * threads' samples in bursts (8 threads on 2 cores trading blocks through
+ * long rings), one thread's stash overflows while the next one's runs dry:
+ * each overflow went to the cache's 64 slots and on to munmap, each dry
+ * stash to mmap and fresh page faults, and every munmap is a TLB shootdown
+ * of all the process's CPUs. A stash that overflows moves mappings into the
+ * spare until it is half full, and a dry one takes a mapping from the spare
+ * together with up to half a stash more, so each thread goes to the spare
+ * at most once per half a stash of samples. The spare is lists per page
+ * count, like a stash, under the profiler's table lock (prof/table.c: a
+ * sample takes it anyway to record, and a sampled free to forget; the fork
+ * handlers hold it across fork, so a child's spare is consistent), at most
+ * HK_PROF_SPARE_BYTES process-wide. Thread exit moves its stash into the
+ * spare; hak_collect and an address-space shortage empty it into the cache
+ * (and so back to the OS). Stashes and spare together are prof stash_bytes
+ * in the statistics: a mapping's bytes are counted when a freed sample
+ * enters a stash and uncounted when a sample takes it out of either. */
 static __thread uint8_t *hk_stash_head[HK_PROF_STASH_PAGES + 1] __attribute__((tls_model("initial-exec")));
 static __thread size_t hk_stash_bytes __attribute__((tls_model("initial-exec")));
+static uint8_t *hk_spare_head[HK_PROF_STASH_PAGES + 1]; /* under hk_prof_lock */
+/* Written under hk_prof_lock; read without it only to skip the lock when the
+ * spare is empty or full (a stale value costs a needless lock or a mapping). */
+static _Atomic size_t hk_spare_bytes;
 
-static void hk_stash_count(int64_t bytes) {
-  hk_stash_bytes += (size_t)bytes;
+static void hk_stash_tally(int64_t bytes) {
   hk_large_tally one = {0}, *t = hk_large_tally_for(&one);
   t->stash += (uint64_t)bytes; /* modulo 2^64 */
   hk_large_counted(t, &one);
 }
 
-/* The latest stashed mapping of the fewest pages from pages to 2 x pages (a
- * cache word, dirty); 0 when there is none. A stash is one list per page
- * count, linked through the mappings' first words. */
-static uintptr_t hk_stash_take(size_t pages) {
+/* A stash or the spare is one list per page count, linked through the
+ * mappings' first words. */
+HK_INLINE uint8_t *hk_stash_list_pop(uint8_t **head) {
+  uint8_t *base = *head;
+  if (base != NULL) *head = *(uint8_t **)base;
+  return base;
+}
+HK_INLINE void hk_stash_list_push(uint8_t **head, uint8_t *base) {
+  *(uint8_t **)base = *head;
+  *head = base;
+}
+
+/* The largest page count a request of `pages` reuses (hk_stash_take). */
+static size_t hk_stash_last(size_t pages) {
   size_t last = pages * HK_LARGE_REUSE_MAX_FACTOR;
-  if (last > HK_PROF_STASH_PAGES) last = HK_PROF_STASH_PAGES;
+  return last > HK_PROF_STASH_PAGES ? HK_PROF_STASH_PAGES : last;
+}
+
+/* The calling thread's stash is dry for `pages`: a mapping of pages to
+ * hk_stash_last(pages) pages from the spare (a cache word, dirty), and
+ * with it more of that size, up to half a stash, into the stash; 0 when
+ * the spare has none. */
+static uintptr_t hk_spare_take(size_t pages) {
+  if (hk_load_relaxed(&hk_spare_bytes) == 0) return 0;
+  size_t last = hk_stash_last(pages), moved = 0;
+  uintptr_t w = 0;
+  hk_prof_lock();
   for (size_t c = pages; c <= last; c++) {
-    uint8_t *base = hk_stash_head[c];
+    if (w == 0 && hk_spare_head[c] != NULL) {
+      w = hk_lc_word(hk_stash_list_pop(&hk_spare_head[c]), c, true);
+      moved += c << 12;
+    }
+    while (hk_spare_head[c] != NULL && hk_stash_bytes + (c << 12) <= HK_PROF_STASH_BYTES / 2) {
+      hk_stash_list_push(&hk_stash_head[c], hk_stash_list_pop(&hk_spare_head[c]));
+      hk_stash_bytes += c << 12;
+      moved += c << 12;
+    }
+  }
+  hk_store_relaxed(&hk_spare_bytes, hk_load_relaxed(&hk_spare_bytes) - moved);
+  hk_prof_unlock();
+  if (w != 0) hk_stash_tally(-(int64_t)hk_lc_size(w));
+  return w;
+}
+
+/* Move the calling thread's stashed mappings into the spare, largest
+ * first, until the stash holds at most `keep` bytes or the spare is full.
+ * The statistics do not change: both are stash_bytes. */
+static void hk_stash_spill(size_t keep) {
+  if (hk_load_relaxed(&hk_spare_bytes) + HK_PAGE_SIZE > HK_PROF_SPARE_BYTES) return;
+  hk_prof_lock();
+  size_t spare = hk_load_relaxed(&hk_spare_bytes);
+  for (size_t c = HK_PROF_STASH_PAGES; c >= 1 && hk_stash_bytes > keep; c--) {
+    while (hk_stash_head[c] != NULL && hk_stash_bytes > keep && spare + (c << 12) <= HK_PROF_SPARE_BYTES) {
+      hk_stash_list_push(&hk_spare_head[c], hk_stash_list_pop(&hk_stash_head[c]));
+      hk_stash_bytes -= c << 12;
+      spare += c << 12;
+    }
+  }
+  hk_store_relaxed(&hk_spare_bytes, spare);
+  hk_prof_unlock();
+}
+
+/* The latest stashed mapping of the fewest pages from pages to 2 x pages (a
+ * cache word, dirty), from the spare when the stash has none; 0 when
+ * neither has one. */
+static uintptr_t hk_stash_take(size_t pages) {
+  size_t last = hk_stash_last(pages);
+  for (size_t c = pages; c <= last; c++) {
+    uint8_t *base = hk_stash_list_pop(&hk_stash_head[c]);
     if (base == NULL) continue;
-    hk_stash_head[c] = *(uint8_t **)base;
-    hk_stash_count(-(int64_t)(c << 12));
+    hk_stash_bytes -= c << 12;
+    hk_stash_tally(-(int64_t)(c << 12));
     return hk_lc_word(base, c, true);
   }
-  return 0;
+  return hk_spare_take(pages);
 }
 
 /* A freed sampled block's mapping [base, base + size), of ordinary
- * alignment: into the stash if it fits; false otherwise, and always with
- * the cache off (HAKMEM_LARGE_CACHE_MB=0: freed mappings go back at once). */
+ * alignment: into the stash, which spills half of itself into the spare
+ * when it is full; false when it does not fit even so, and always with the
+ * cache off (HAKMEM_LARGE_CACHE_MB=0: freed mappings go back at once). */
 static bool hk_stash_put(uint8_t *base, size_t size) {
   size_t pages = size >> 12;
-  if (pages > HK_PROF_STASH_PAGES || hk_stash_bytes + size > HK_PROF_STASH_BYTES || !hk_tls_heap->live ||
-      hk_opt_get(large_cache_bytes) == 0)
-    return false;
-  *(uint8_t **)base = hk_stash_head[pages];
-  hk_stash_head[pages] = base;
-  hk_stash_count((int64_t)size);
+  if (pages > HK_PROF_STASH_PAGES || !hk_tls_heap->live || hk_opt_get(large_cache_bytes) == 0) return false;
+  if (hk_stash_bytes + size > HK_PROF_STASH_BYTES) {
+    hk_stash_spill(HK_PROF_STASH_BYTES / 2 - size);
+    if (hk_stash_bytes + size > HK_PROF_STASH_BYTES) return false;
+  }
+  hk_stash_list_push(&hk_stash_head[pages], base);
+  hk_stash_bytes += size;
+  hk_stash_tally((int64_t)size);
   return true;
 }
 
-void hk_large_stash_flush(void) {
-  if (hk_stash_bytes == 0) return;
+/* Mappings out of the stash or the spare, into the cache (or unmapped
+ * when it has no room). */
+static void hk_stash_keep_all(uint8_t **heads) {
   uint64_t now = hk_os_now_ms();
   bool serving = hk_lc_serving();
   for (size_t c = 1; c <= HK_PROF_STASH_PAGES; c++) {
-    while (hk_stash_head[c] != NULL) {
-      uintptr_t w = hk_stash_take(c);
-      hk_lc_keep(hk_lc_base(w), hk_lc_size(w), now, serving);
+    for (uint8_t *base; (base = hk_stash_list_pop(&heads[c])) != NULL;) {
+      hk_stash_tally(-(int64_t)(c << 12));
+      hk_lc_keep(base, c << 12, now, serving);
     }
   }
+}
+
+void hk_large_stash_flush(bool to_spare) {
+  if (hk_stash_bytes == 0) return;
+  if (to_spare) hk_stash_spill(0);
+  hk_stash_keep_all(hk_stash_head);
+  hk_stash_bytes = 0;
+}
+
+void hk_large_spare_flush(bool wait) {
+  if (hk_load_relaxed(&hk_spare_bytes) == 0) return;
+  if (wait) hk_prof_lock();
+  else if (!hk_prof_trylock()) return;
+  uint8_t *heads[HK_PROF_STASH_PAGES + 1];
+  memcpy(heads, hk_spare_head, sizeof heads);
+  memset(hk_spare_head, 0, sizeof hk_spare_head);
+  hk_store_relaxed(&hk_spare_bytes, 0);
+  hk_prof_unlock();
+  hk_stash_keep_all(heads);
 }
 
 /* Transparent huge pages for a mapping big enough that its last, partly

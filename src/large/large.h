@@ -33,11 +33,16 @@ void *hk_large_alloc(size_t size, size_t align);
 void *hk_large_calloc(size_t size);
 /* A profiler's sample of size bytes (prof/sample.c): as hk_large_alloc, or
  * hk_large_calloc when zero, first trying the calling thread's stash of
- * freed sampled mappings (large.c). */
+ * freed sampled mappings, then the stashes' shared spare (large.c). */
 void *hk_large_alloc_sample(size_t size, size_t align, bool zero);
-/* Empty the calling thread's stash into the cache, or unmap what does not
- * fit (thread teardown, hak_collect). */
-void hk_large_stash_flush(void);
+/* Empty the calling thread's stash: into the spare as far as it has room
+ * when `to_spare` (thread teardown), the rest into the cache, or unmapped
+ * when that has no room (hak_collect, an address-space shortage). */
+void hk_large_stash_flush(bool to_spare);
+/* Empty the spare into the cache (or unmap what does not fit): hak_collect,
+ * and with `wait` false an address-space shortage, which skips it when the
+ * profiler's lock is held (the shortage may have struck under it). */
+void hk_large_spare_flush(bool wait);
 /* The cache of freed mappings: decommit those cached longer than the delay,
  * or (all) unmap every one. Returns how many it touched. */
 size_t hk_large_cache_purge(bool all);

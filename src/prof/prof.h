@@ -163,6 +163,8 @@ void hk_prof_moved(void *from, void *to);
  * performs a dump a signal asked for while the lock was held. */
 void hk_prof_lock(void);
 void hk_prof_unlock(void);
+/* The lock if it is free now; false without waiting otherwise. */
+bool hk_prof_trylock(void);
 /* From a signal handler: a dump now if the lock is free, else when its
  * holder releases it. Async-signal-safe. */
 void hk_prof_request_dump(void);

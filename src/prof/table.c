@@ -78,6 +78,11 @@ void hk_prof_lock(void) {
   }
 }
 
+bool hk_prof_trylock(void) {
+  /* Acquire: pairs with the release in hk_prof_unlock, as hk_prof_lock's. */
+  return hk_load_relaxed(&hk_pt_lock) == 0 && atomic_exchange_explicit(&hk_pt_lock, 1u, memory_order_acquire) == 0;
+}
+
 /* The pending-dump hand-off is a store-then-load on each side (the
  * requester stores `pending` then tries the lock; the holder releases the
  * lock then loads `pending`), so both sides are seq_cst: either the

@@ -11,7 +11,10 @@
  *   threads         the same without fork or signal (the TSan build)
  *   stash           freed sampled blocks' mappings stay with the freeing
  *                   thread for its next samples (large/large.c), at most
- *                   512 KiB of them; its exit and hak_collect give them back
+ *                   512 KiB of them, the rest in the shared spare (8 MiB at
+ *                   most) where other threads' samples find them; a
+ *                   thread's exit moves its stash there; hak_collect gives
+ *                   them all back
  *   no-stash        the same with the large cache off: none kept
  *   off             profiling off: no dump, no table, statistics exact
  *
@@ -133,9 +136,12 @@ static void *forker(void *arg) {
 
 /* ---- stash ------------------------------------------------------------------ */
 
-#define STASH_BOUND ((size_t)512 * 1024) /* HK_PROF_STASH_BYTES (src/hk_config.h) */
+#define STASH_BOUND ((size_t)512 * 1024)    /* HK_PROF_STASH_BYTES (src/hk_config.h) */
+#define SPARE_BOUND ((size_t)8 * 1024 * 1024) /* HK_PROF_SPARE_BYTES */
+#define FILL_MAX    1024
 
-/* The process-wide stash bytes, the calling thread's merged first. */
+/* The process-wide bytes kept in stashes and the spare, the calling
+ * thread's counts merged first. */
 static size_t stash_bytes(void) {
   hak_stats_t s;
   hak_thread_flush();
@@ -143,37 +149,71 @@ static size_t stash_bytes(void) {
   return s.prof_stash_bytes;
 }
 
-/* 256 blocks of 20,000 bytes live at once, then freed: at a 4 KiB rate
- * nearly every one is a sample (a mapping of 5 pages), and their mappings
- * fill the freeing thread's stash to its bound; the rest go to the cache. */
+/* n blocks of 20,000 bytes live at once, then freed: at a 4 KiB rate nearly
+ * every one is a sample (a mapping of 5 pages, 20 KiB), and their mappings
+ * fill the freeing thread's stash, which spills into the spare. The kept
+ * bytes are read while they are all live and after they are freed. */
+typedef struct {
+  int n;
+  size_t at_live, at_end;
+} fill;
+
 static void *fill_stash(void *arg) {
-  static __thread void *p[256];
-  for (int i = 0; i < 256; i++) {
+  fill *f = arg;
+  static __thread void *p[FILL_MAX];
+  for (int i = 0; i < f->n; i++) {
     p[i] = MALLOC(20000);
     CHECK(p[i] != NULL, "malloc failed");
     memset(p[i], 1, 16);
   }
-  for (int i = 0; i < 256; i++) FREE(p[i]);
-  if (arg != NULL) *(size_t *)arg = stash_bytes();
+  f->at_live = stash_bytes();
+  for (int i = 0; i < f->n; i++) FREE(p[i]);
+  f->at_end = stash_bytes();
   return NULL;
+}
+
+static void fill_in_thread(fill *f) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, fill_stash, f) == 0, "pthread_create");
+  CHECK(pthread_join(t, NULL) == 0, "pthread_join");
 }
 
 static void check_stash(void) {
   size_t before = stash_bytes();
   CHECK(before == 0, "%zu bytes stashed before any sample was freed", before);
-  fill_stash(NULL);
-  size_t mine = stash_bytes();
-  CHECK(mine > STASH_BOUND / 2 && mine <= STASH_BOUND, "main thread's stash: %zu bytes (bound %zu)", mine, STASH_BOUND);
-  fill_stash(NULL); /* its samples come out of the stash, and it fills again to the bound at most */
-  size_t again = stash_bytes();
-  CHECK(again > STASH_BOUND / 2 && again <= STASH_BOUND, "main thread's stash: %zu bytes after a second round", again);
-  size_t both = 0;
-  pthread_t t;
-  CHECK(pthread_create(&t, NULL, fill_stash, &both) == 0, "pthread_create");
-  CHECK(pthread_join(t, NULL) == 0, "pthread_join");
-  CHECK(both > again && both <= 2 * STASH_BOUND, "two threads' stashes: %zu bytes (the main one's %zu)", both, again);
+  /* 5 MiB of samples freed by one thread: its stash keeps at most its
+   * bound, and what it cannot keep goes to the spare, not away. */
+  fill one = {.n = 256};
+  fill_stash(&one);
+  CHECK(one.at_live == 0, "%zu bytes stashed while every sample was live", one.at_live);
+  CHECK(one.at_end > 4 * STASH_BOUND && one.at_end <= STASH_BOUND + SPARE_BOUND,
+        "stash and spare after 256 sampled 20 KB frees: %zu bytes (stash bound %zu, spare bound %zu)", one.at_end,
+        STASH_BOUND, SPARE_BOUND);
+  /* The same thread again: its samples come out of the stash and the
+   * spare, and go back. */
+  fill two = {.n = 256};
+  fill_stash(&two);
+  CHECK(two.at_live + 4 * STASH_BOUND < one.at_end, "second round: %zu bytes kept while live, %zu before", two.at_live,
+        one.at_end);
+  CHECK(two.at_end > 4 * STASH_BOUND && two.at_end <= STASH_BOUND + SPARE_BOUND, "second round: %zu bytes kept",
+        two.at_end);
+  /* Another thread, its stash empty, samples from the spare (without it,
+   * it mapped afresh and the kept bytes did not move while its blocks
+   * lived); its exit leaves its stash in the spare. */
+  fill other = {.n = 256};
+  fill_in_thread(&other);
+  CHECK(other.at_live + 4 * STASH_BOUND < two.at_end, "a new thread's samples did not come from the spare: %zu bytes kept while they lived, %zu before",
+        other.at_live, two.at_end);
   size_t after_exit = stash_bytes();
-  CHECK(after_exit == again, "%zu bytes stashed after the thread exited, not the main thread's %zu", after_exit, again);
+  CHECK(after_exit == other.at_end, "%zu bytes kept after the thread exited, %zu before its exit", after_exit,
+        other.at_end);
+  /* 20 MiB of samples: the spare stays within its bound (the rest goes to
+   * the cache). */
+  fill big = {.n = FILL_MAX};
+  fill_in_thread(&big);
+  size_t after_big = stash_bytes();
+  CHECK(big.at_end <= 2 * STASH_BOUND + SPARE_BOUND && after_big <= STASH_BOUND + SPARE_BOUND,
+        "20 MiB of sampled frees: %zu bytes kept before the thread's exit, %zu after", big.at_end, after_big);
   hak_collect(true);
   size_t after_collect = stash_bytes();
   CHECK(after_collect == 0, "%zu bytes stashed after hak_collect", after_collect);
@@ -182,7 +222,8 @@ static void check_stash(void) {
 /* HAKMEM_LARGE_CACHE_MB=0: freed mappings go back to the OS at once, sampled
  * ones too. */
 static void check_no_stash(void) {
-  fill_stash(NULL);
+  fill f = {.n = 256};
+  fill_stash(&f);
   size_t kept = stash_bytes();
   CHECK(kept == 0, "%zu bytes stashed with the large cache off", kept);
 }

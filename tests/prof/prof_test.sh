@@ -14,9 +14,10 @@
 #                 freed_site; the at-exit dump (%p expanded) must show it too
 #   threads-fork  threads + fork + a dump by signal: every dump readable, the
 #                 child's at-exit dump beside (not over) the parent's
-#   stash         freed samples' mappings kept per thread, bounded, given
-#                 back at thread exit and by hak_collect, and none kept with
-#                 the large cache off (prof_check checks it)
+#   stash         freed samples' mappings kept per thread and in the shared
+#                 spare, bounded, taken by other threads' samples, kept
+#                 across a thread's exit, given back by hak_collect, and none
+#                 kept with the large cache off (prof_check checks it)
 #   off           profiling off behaves as before (prof_check checks it)
 set -u
 mode=$1
