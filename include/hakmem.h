@@ -134,8 +134,8 @@ typedef struct hak_stats {
   hak_class_stats_t classes[HAK_STATS_CLASSES];
   /* The heap profiler's side table (HAKMEM_PROF=1; all 0 when off): its
    * mapping (the bound), live samples, distinct stacks, and samples not
-   * taken because it was full; and the freed sampled mappings the threads
-   * keep for their next samples (at most 512 KiB a thread). */
+   * taken because it was full; and the freed sampled mappings kept for the
+   * next samples (at most 512 KiB a thread, and 8 MiB shared). */
   size_t prof_table_bytes;
   size_t prof_samples_live;
   size_t prof_stacks;

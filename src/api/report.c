@@ -180,7 +180,7 @@ static size_t hk_rows(const hak_stats_t *s, hk_row *r) {
   ROW("prof", "samples_live", "live sampled blocks", s->prof_samples_live, false);
   ROW("prof", "stacks", "distinct call stacks", s->prof_stacks, false);
   ROW("prof", "samples_dropped", "samples not taken (table full)", s->prof_samples_dropped, false);
-  ROW("prof", "stash_bytes", "freed sampled mappings kept by threads", s->prof_stash_bytes, true);
+  ROW("prof", "stash_bytes", "freed sampled mappings kept for samples", s->prof_stash_bytes, true);
 #undef ROW
   return n;
 }
