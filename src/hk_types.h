@@ -321,8 +321,11 @@ typedef struct hk_heap {
   /* The profiler's countdown per class (prof/sample.c), owner-only: the
    * class's sampled allocation is the one that runs its ticker out with
    * prof_after[c] == 0; otherwise prof_after[c] allocations follow the
-   * ticker's window before it. prof_armed: drawn since profiling began. */
+   * ticker's window before it. prof_armed: drawn since profiling began.
+   * prof_credit: the pops of the windows set since the slow path's
+   * periodic work last ran on a ticker's run-out (api/malloc_slow.c). */
   uint32_t prof_after[HK_NCLASSES];
+  uint32_t prof_credit;
   bool prof_armed;
 #ifdef HK_HARDENED
   uint64_t secret;                 /* encodes the thread caches' links (core/block.h) */

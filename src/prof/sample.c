@@ -147,6 +147,7 @@ static void hk_prof_window(hk_heap *h, unsigned cls, uint64_t n) {
   h->prof_after[cls] = (uint32_t)(n - k);
   h->stats.cls[cls].pops += (uint64_t)k - t->ticker;
   t->ticker = k;
+  h->prof_credit += k;
 }
 
 /* The class's sample is the n-th allocation from now, and the blocks on
