@@ -323,9 +323,11 @@ typedef struct hk_heap {
    * prof_after[c] == 0; otherwise prof_after[c] allocations follow the
    * ticker's window before it. prof_armed: drawn since profiling began.
    * prof_credit: the pops of the windows set since the slow path's
-   * periodic work last ran on a ticker's run-out (api/malloc_slow.c). */
+   * periodic work last ran on a ticker's run-out; prof_asides: slab lists
+   * set aside whose miss is still to come (api/malloc_slow.c). */
   uint32_t prof_after[HK_NCLASSES];
   uint32_t prof_credit;
+  uint32_t prof_asides;
   bool prof_armed;
 #ifdef HK_HARDENED
   uint64_t secret;                 /* encodes the thread caches' links (core/block.h) */

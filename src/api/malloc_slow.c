@@ -53,9 +53,9 @@ static HK_NOINLINE void hk_tc_corrupt(hk_heap *h, unsigned cls) {
  * heap's tick carries HK_TICK_PROF (hk_heap_ticks_for_profiler), so every
  * slow path enters the branch below, and what tells the profiler's turn
  * from maintenance is tested inside it, where the ordinary slow path goes
- * once per HK_MAINTAIN_TICKS: the ordinary miss carries no profiler
- * instruction (the `false` it returns folds into its callers' branches);
- * a ticker's run-out carries one (hk_ticker_tick). */
+ * once per HK_MAINTAIN_TICKS: the ordinary slow path carries no profiler
+ * instruction here (the `false` it returns folds into its callers'
+ * branches), and one compare before it (hk_slow_tick_or_turn). */
 HK_INLINE bool hk_slow_tick(hk_heap *h) {
   hk_heap_tc_gc(h);
   hk_outbox_flush_due(h);
@@ -71,24 +71,31 @@ HK_INLINE bool hk_slow_tick(hk_heap *h) {
   return false;
 }
 
-/* A ticker ran out with blocks in the cache: the slow tick, but while
- * profiling not at every window's end. Most windows then end early, at a
- * class's sample (prof/sample.c hk_prof_window: 512 KiB / 16 KiB = 32 pops
- * on average, where the ordinary window is HK_TC_TICK = 256), and the
- * periodic work at each made the outbox flush chains 8 times shorter and
- * the owner collect 8 times as often (perf, 2 threads trading 16-32768 B
- * blocks: the remote functions' samples 3.5 times those with profiling
- * off). So a window's end runs it only once the windows set since it last
- * ran hold HK_TC_TICK pops (prof_credit), as often as without the
- * profiler; until then it is only the profiler's turn. Misses run it every
- * time, as without the profiler. The ordinary path pays one compare here,
- * once per HK_TC_TICK pops of a class (callgrind: 24.44 -> 24.45
- * instructions per malloc); folding it into hk_slow_tick's branch cost
- * more (24.47: the maintenance branch had to run before the work). */
-HK_INLINE bool hk_ticker_tick(hk_heap *h) {
+/* The slow tick, or while profiling only the profiler's turn when the
+ * profiler caused this slow path. Two kinds come from it (prof/sample.c):
+ * ticker windows that end early, at a class's sample (32 pops on average
+ * for 16 KiB blocks, where the ordinary window is HK_TC_TICK = 256), and
+ * the miss that follows a slab list set aside so that the sample lands on
+ * a counted pop (core/heap.c hk_heap_list_set_aside). The periodic work at
+ * each of them made the owner collect more often in smaller batches and
+ * trim its caches more often: 2 threads trading 16-32768 B blocks ran at
+ * 0.69 of profiling off. So a window's end runs it only once the windows
+ * set since it last ran hold HK_TC_TICK pops (prof_credit: 0.79), and a
+ * set-aside's miss not at all (prof_asides: 0.83), as often as without the
+ * profiler. `ticker` (a constant): a ticker ran out with blocks in the
+ * cache; else a miss. The ordinary slow path pays one compare, outside
+ * hk_slow_tick's branch (callgrind 24.44 -> 24.45 instructions per malloc
+ * at ws=256; folded into the branch it cost more, 24.47, since the
+ * maintenance test then had to come before the work). */
+HK_INLINE bool hk_slow_tick_or_turn(hk_heap *h, bool ticker) {
   if (HK_UNLIKELY(h->tick >= HK_TICK_PROF)) {
-    if (h->prof_credit < HK_TC_TICK) return true;
-    h->prof_credit -= HK_TC_TICK;
+    if (ticker) {
+      if (h->prof_credit < HK_TC_TICK) return true;
+      h->prof_credit -= HK_TC_TICK;
+    } else if (h->prof_asides != 0) {
+      h->prof_asides--;
+      return true;
+    }
   }
   return hk_slow_tick(h);
 }
@@ -145,7 +152,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
        * out, which comes back through the fast path after the restart. */
       h->stats.cls[cls].pops += HK_TC_TICK - 1;
       t->ticker = HK_TC_TICK;
-      if (HK_UNLIKELY(hk_ticker_tick(h))) return hk_prof_tick(h, cls); /* a tail call: see prof.h */
+      if (HK_UNLIKELY(hk_slow_tick_or_turn(h, true))) return hk_prof_tick(h, cls); /* a tail call: see prof.h */
     }
     return hk_heap_malloc(h, cls);
   }
@@ -160,7 +167,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   }
   /* The tick first, so that the profiler's copy restarts the ticker itself
    * (it needs what was left) and this path keeps nothing across the tick. */
-  if (HK_UNLIKELY(hk_slow_tick(h))) return hk_malloc_miss_prof(h, cls);
+  if (HK_UNLIKELY(hk_slow_tick_or_turn(h, false))) return hk_malloc_miss_prof(h, cls);
   hk_ticker_restart(h, cls);
   return hk_malloc_refill(h, cls, false);
 }
