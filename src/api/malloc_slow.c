@@ -84,11 +84,12 @@ HK_INLINE bool hk_slow_tick(hk_heap *h) {
  * set-aside's miss only collects remote frees, as every miss must before
  * its refill may map a SuperSlab (prof_asides: 0.82-0.85); the ticks, and
  * so the outbox's cadence, the cache trims and maintenance, come as often
- * as without the profiler. `ticker` (a constant): a ticker ran out with blocks in the
- * cache; else a miss. The ordinary slow path pays one compare, outside
- * hk_slow_tick's branch (callgrind 24.44 -> 24.45 instructions per malloc
- * at ws=256; folded into the branch it cost more, 24.47, since the
- * maintenance test then had to come before the work). */
+ * as without the profiler. `ticker` (a constant): a ticker ran out with
+ * blocks in the cache; else a miss. The ordinary slow path pays one
+ * compare, outside hk_slow_tick's branch (callgrind: 24.44-24.45
+ * instructions per malloc at ws=256, as before; folded into the branch it
+ * cost more, 24.47, since the maintenance test then had to come before the
+ * work). */
 HK_INLINE bool hk_slow_tick_or_turn(hk_heap *h, bool ticker) {
   if (HK_UNLIKELY(h->tick >= HK_TICK_PROF)) {
     if (ticker) {

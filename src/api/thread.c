@@ -37,7 +37,7 @@ static void hk_thread_teardown(hk_heap *h) {
   hk_outbox_flush(h);
   hk_remote_collect(h);
   hk_remote_stats_flush(h);
-  hk_large_stash_flush(true); /* into the spare for other threads' samples; its count goes to the heap's tally, merged next */
+  hk_large_stash_flush(true); /* into the spare, for other threads' samples; counted in the heap's tally */
   hk_heap_stats_merge(h); /* before abandoning: the merge reads the owned slabs */
   hk_prof_thread_exit();
   hk_abandon_all(h);

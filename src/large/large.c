@@ -397,6 +397,8 @@ static void hk_large_count_resize(size_t old_usable, size_t new_usable) {
 static __thread uint8_t *hk_stash_head[HK_PROF_STASH_PAGES + 1] __attribute__((tls_model("initial-exec")));
 static __thread size_t hk_stash_bytes __attribute__((tls_model("initial-exec")));
 static uint8_t *hk_spare_head[HK_PROF_STASH_PAGES + 1]; /* under hk_prof_lock */
+_Static_assert(((size_t)HK_PROF_STASH_PAGES << 12) <= HK_PROF_STASH_BYTES / 2,
+               "a spill keeps half a stash minus the mapping being put (hk_stash_put)");
 /* Written under hk_prof_lock; read without it only to skip the lock when the
  * spare is empty or full (a stale value costs a needless lock or a mapping). */
 static _Atomic size_t hk_spare_bytes;

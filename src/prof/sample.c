@@ -147,7 +147,10 @@ static void hk_prof_window(hk_heap *h, unsigned cls, uint64_t n) {
   h->prof_after[cls] = (uint32_t)(n - k);
   h->stats.cls[cls].pops += (uint64_t)k - t->ticker;
   t->ticker = k;
-  h->prof_credit += k;
+  /* The pops to come, for the slow path's periodic work (api/malloc_slow.c
+   * hk_slow_tick_or_turn); kept below 2 x HK_TC_TICK, where it runs the
+   * work at every window's end as without the profiler. */
+  if (h->prof_credit < HK_TC_TICK) h->prof_credit += k;
 }
 
 /* The class's sample is the n-th allocation from now, and the blocks on

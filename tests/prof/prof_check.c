@@ -202,7 +202,8 @@ static void check_stash(void) {
    * lived); its exit leaves its stash in the spare. */
   fill other = {.n = 256};
   fill_in_thread(&other);
-  CHECK(other.at_live + 4 * STASH_BOUND < two.at_end, "a new thread's samples did not come from the spare: %zu bytes kept while they lived, %zu before",
+  CHECK(other.at_live + 4 * STASH_BOUND < two.at_end,
+        "a new thread's samples did not come from the spare: %zu bytes kept while they lived, %zu before",
         other.at_live, two.at_end);
   size_t after_exit = stash_bytes();
   CHECK(after_exit == other.at_end, "%zu bytes kept after the thread exited, %zu before its exit", after_exit,
