@@ -75,7 +75,8 @@ typedef struct cache_result {
  * same frame: both record this function's frame first (a static link: no
  * frame is left out), at two call sites, then the same callers. */
 static __attribute__((noinline)) void capture_here(cache_result *r, int i) {
-  r->cached_depth[i] = hk_prof_capture(r->cached[i], HK_PROF_FRAMES);
+  uint32_t *stack_no;
+  r->cached_depth[i] = hk_prof_capture(r->cached[i], HK_PROF_FRAMES, &stack_no);
   hk_prof_walk w = {.frames = r->full[i], .max = HK_PROF_FRAMES};
   hk_prof_walk_end(&w, hk_prof_unwind(hk_prof_walk_frame, &w));
   r->full_depth[i] = w.depth;

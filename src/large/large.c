@@ -587,13 +587,13 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero, bool samp
   /* Usable: the request rounded up to pages, wherever the mapping ends. */
   size_t usable = map_size - pad;
   bool dirty = false;
-  /* Only mappings of ordinary alignment are cached: an over-aligned one
-   * would serve only its own alignment. */
-  bool cacheable = pad == HK_LARGE_HDR && pages <= HK_LC_PAGES_MAX && hk_lc_serving();
   uintptr_t w = sample && pad == HK_LARGE_HDR ? hk_stash_take(pages) : 0;
   if (w == 0) {
     hk_large_cache_purge(false); /* the cache's timer: a clock read and a load unless due */
-    if (cacheable) w = hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, pages > 1);
+    /* Only mappings of ordinary alignment are cached: an over-aligned one
+     * would serve only its own alignment. */
+    if (pad == HK_LARGE_HDR && pages <= HK_LC_PAGES_MAX && hk_lc_serving())
+      w = hk_lc_take(pages, pages * HK_LARGE_REUSE_MAX_FACTOR, pages > 1);
   }
   uint8_t *base = hk_lc_base(w);
   bool whole = false; /* a cached mapping as it was */

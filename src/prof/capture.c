@@ -175,6 +175,11 @@ static void hk_prof_learn(const uintptr_t *f, unsigned d) {
 typedef struct hk_prof_stk_entry {
   uintptr_t cfa; /* the key; 0: empty */
   uint32_t nslots, depth;
+  /* The stack's number in the side table plus 1, filled by the first
+   * record (prof/table.c); 0: not known. Stacks are never removed from the
+   * table, so a number stays right for as long as the entry holds these
+   * frames (a fork child's table and cache are the parent's copies). */
+  uint32_t stack_no;
   uint32_t off[HK_PROF_STK_SLOTS];  /* slot address - (cfa - 8): the first is 0 */
   uintptr_t val[HK_PROF_STK_SLOTS]; /* the return address it held */
   uintptr_t frames[HK_PROF_STK_FRAMES];
@@ -200,21 +205,22 @@ __attribute__((no_sanitize("address", "thread"))) static uintptr_t hk_prof_stack
   return *(const volatile uintptr_t *)at;
 }
 
-unsigned hk_prof_stack_hit(uintptr_t cfa, uintptr_t *frames, unsigned max) {
+unsigned hk_prof_stack_hit(uintptr_t cfa, uintptr_t *frames, unsigned max, uint32_t **stack_no) {
   hk_prof_stk *t = hk_prof_stk_tls;
   if (t == NULL || t == HK_PROF_STK_NONE) return 0;
-  const hk_prof_stk_entry *e = hk_prof_stk_slot(t, cfa);
+  hk_prof_stk_entry *e = hk_prof_stk_slot(t, cfa);
   if (e->cfa != cfa) return 0;
   for (uint32_t j = 0; j < e->nslots; j++)
     if (hk_prof_stack_word(cfa - sizeof(uintptr_t) + e->off[j]) != e->val[j]) return 0;
   unsigned n = e->depth < max ? e->depth : max;
   for (unsigned i = 0; i < n; i++) frames[i] = e->frames[i];
+  if (n == e->depth) *stack_no = &e->stack_no; /* a cut stack is another one */
   t->hits++;
   return n;
 }
 
 /* Keep w's stack, if it reached the outermost frames (see the header). */
-static void hk_prof_stack_learn(const hk_prof_walk *w) {
+static void hk_prof_stack_learn(hk_prof_walk *w) {
   unsigned nslots = w->raw_n - 1;
   if (w->cfa0 == 0 || w->raw_n < 2 || nslots > HK_PROF_STK_SLOTS || w->depth > HK_PROF_STK_FRAMES ||
       w->depth == 0 || w->raw_cfa[1] != w->cfa0)
@@ -246,7 +252,9 @@ static void hk_prof_stack_learn(const hk_prof_walk *w) {
   for (unsigned i = 0; i < w->depth; i++) e->frames[i] = w->frames[i];
   e->nslots = nslots;
   e->depth = w->depth;
+  e->stack_no = 0;
   e->cfa = w->cfa0;
+  w->stack_no = &e->stack_no;
 }
 
 uint64_t hk_prof_stack_hits(void) {

@@ -94,13 +94,18 @@ typedef struct hk_prof_walk {
   uintptr_t cfa0;
   unsigned raw_n;
   uintptr_t raw_ip[HK_PROF_STK_SLOTS + 1], raw_cfa[HK_PROF_STK_SLOTS + 1];
+  /* Set when the stack cache kept this walk: its entry's stack number
+   * (hk_prof_stack_hit). */
+  uint32_t *stack_no;
 } hk_prof_walk;
 int hk_prof_walk_frame(void *ctx, void *arg);
 void hk_prof_walk_end(hk_prof_walk *w, int rc);
 /* The stack cache (capture.c): the frames of a stack this thread walked
  * before from the same CFA, if every return-address slot of that walk
- * still holds what it held; 0 on a miss. */
-unsigned hk_prof_stack_hit(uintptr_t cfa, uintptr_t *frames, unsigned max);
+ * still holds what it held; 0 on a miss. On a hit, *stack_no is where the
+ * cache keeps that stack's number in the side table, plus 1 (0: not known
+ * yet), for hk_prof_record to read or fill. */
+unsigned hk_prof_stack_hit(uintptr_t cfa, uintptr_t *frames, unsigned max, uint32_t **stack_no);
 /* Thread exit: the thread's stack cache is unmapped, and none is made again. */
 void hk_prof_thread_exit(void);
 /* Samples this thread took from its stack cache (tests). */
@@ -113,16 +118,21 @@ uint64_t hk_prof_stack_hits(void);
  * sample's cost, and the sampling paths reach here by tail calls
  * (malloc_slow.c) so that no other frame of ours is left on the stack; the
  * walk stops at the learned start frames, and a stack walked before from
- * the same place is checked, not walked (capture.c's stack cache). */
-HK_INLINE unsigned hk_prof_capture(uintptr_t *frames, unsigned max) {
+ * the same place is checked, not walked (capture.c's stack cache).
+ * *stack_no: NULL, or the cache's slot for the stack's number in the side
+ * table (hk_prof_stack_hit), which spares hk_prof_record the stack's hash
+ * and lookup. */
+HK_INLINE unsigned hk_prof_capture(uintptr_t *frames, unsigned max, uint32_t **stack_no) {
+  *stack_no = NULL;
   if (HK_LIKELY(hk_prof_unwind != NULL)) {
     /* The CFA of the function this is inlined into: the unwinder's first
      * frame, which keys the stack cache. */
     uintptr_t cfa = (uintptr_t)__builtin_dwarf_cfa();
-    unsigned d = hk_prof_stack_hit(cfa, frames, max);
+    unsigned d = hk_prof_stack_hit(cfa, frames, max, stack_no);
     if (d != 0) return d;
     hk_prof_walk w = {.frames = frames, .max = max, .cfa0 = cfa};
     hk_prof_walk_end(&w, hk_prof_unwind(hk_prof_walk_frame, &w));
+    *stack_no = w.stack_no;
     return w.depth;
   }
   void *raw[HK_PROF_FRAMES + 8];
@@ -152,8 +162,10 @@ typedef struct hk_prof_stack {
 bool hk_prof_table_init(void);
 /* Record p (size bytes, standing for weight = hk_prof_weight(size)
  * allocations) with its stack; false when the table is full (the sample is
- * dropped). */
-bool hk_prof_record(void *p, size_t size, double weight, const uintptr_t *frames, unsigned depth);
+ * dropped). stack_no (NULL: none): the stack cache's slot for the stack's
+ * number plus 1, read when filled, filled when 0 (hk_prof_capture). */
+bool hk_prof_record(void *p, size_t size, double weight, const uintptr_t *frames, unsigned depth,
+                    uint32_t *stack_no);
 /* The free hook (large/large.c): the sample at p is gone. */
 void hk_prof_forget(void *p);
 /* The move hook (large/large.c, and hk_prof_realign): the sample at `from`

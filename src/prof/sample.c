@@ -209,11 +209,12 @@ void hk_prof_refilled(hk_heap *h, unsigned cls) {
  * caller's stack and marked, or unmarked when the table is full. */
 HK_INLINE void *hk_prof_sample(size_t size, size_t align, bool zero, double weight) {
   uintptr_t frames[HK_PROF_FRAMES];
+  uint32_t *stack_no;
   hk_prof_busy = true;
-  unsigned depth = hk_prof_capture(frames, HK_PROF_FRAMES);
+  unsigned depth = hk_prof_capture(frames, HK_PROF_FRAMES, &stack_no);
   void *p = hk_large_alloc_sample(size, align, zero);
   /* The record before the mark: p is not the program's yet, so nobody frees it meanwhile. */
-  if (p != NULL && depth != 0 && hk_prof_record(p, size, weight, frames, depth)) hk_large_hdr(p)->sampled = 1;
+  if (p != NULL && depth != 0 && hk_prof_record(p, size, weight, frames, depth, stack_no)) hk_large_hdr(p)->sampled = 1;
   hk_prof_busy = false;
   return p;
 }

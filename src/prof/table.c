@@ -208,12 +208,22 @@ static void hk_pt_remove(uintptr_t p) {
   hk_pt_delete(e);
 }
 
-bool hk_prof_record(void *p, size_t size, double weight, const uintptr_t *frames, unsigned depth) {
+bool hk_prof_record(void *p, size_t size, double weight, const uintptr_t *frames, unsigned depth,
+                    uint32_t *stack_no) {
   hk_prof_sample rec = {.ptr = (uintptr_t)p, .size = size, .weight = weight};
   bool ok = false;
   hk_prof_lock();
   hk_pt_remove(rec.ptr); /* a record whose free was missed (see hk_prof_moved): superseded */
-  if (hk_pt.live < HK_PT_MAX_LIVE && (rec.stack = hk_pt_stack(frames, depth)) != UINT32_MAX) {
+  /* The stack's number: the one this thread's stack cache kept for these
+   * frames, else found (or added) by hash, and kept there for the next
+   * sample from the same place (a sample's hash and lookup were a third of
+   * its record). */
+  rec.stack = UINT32_MAX;
+  if (hk_pt.live < HK_PT_MAX_LIVE) {
+    if (stack_no != NULL && *stack_no != 0) rec.stack = *stack_no - 1;
+    else if ((rec.stack = hk_pt_stack(frames, depth)) != UINT32_MAX && stack_no != NULL) *stack_no = rec.stack + 1;
+  }
+  if (rec.stack != UINT32_MAX) {
     hk_prof_stack *s = &hk_pt.stacks[rec.stack];
     s->live++;
     s->est_live_count += rec.weight;
