@@ -323,11 +323,12 @@ typedef struct hk_heap {
    * prof_after[c] == 0; otherwise prof_after[c] allocations follow the
    * ticker's window before it. prof_armed: drawn since profiling began.
    * prof_credit: the pops of the windows set since the slow path's
-   * periodic work last ran on a ticker's run-out; prof_asides: slab lists
-   * set aside whose miss is still to come (api/malloc_slow.c). */
+   * periodic work last ran on a ticker's run-out; prof_aside: bit c, class
+   * c's slab list was set aside and its miss is still to come
+   * (api/malloc_slow.c). */
   uint32_t prof_after[HK_NCLASSES];
   uint32_t prof_credit;
-  uint32_t prof_asides;
+  uint64_t prof_aside;
   bool prof_armed;
 #ifdef HK_HARDENED
   uint64_t secret;                 /* encodes the thread caches' links (core/block.h) */

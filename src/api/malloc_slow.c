@@ -80,24 +80,26 @@ HK_INLINE bool hk_slow_tick(hk_heap *h) {
  * each of them made the owner collect more often in smaller batches and
  * trim its caches more often: 2 threads trading 16-32768 B blocks ran at
  * 0.69 of profiling off. So a window's end runs it only once the windows
- * set since it last ran hold HK_TC_TICK pops (prof_credit: 0.79), and a
- * set-aside's miss only collects remote frees, as every miss must before
- * its refill may map a SuperSlab (prof_asides: 0.82-0.85); the ticks, and
- * so the outbox's cadence, the cache trims and maintenance, come as often
- * as without the profiler. `ticker` (a constant): a ticker ran out with
- * blocks in the cache; else a miss. The ordinary slow path pays one
+ * set since it last ran hold HK_TC_TICK pops (prof_credit: 0.79), and the
+ * miss of a class whose list was set aside runs none (prof_aside: 0.82-
+ * 0.85): its refill takes that list back from the slab's local_free and
+ * maps nothing, so pending remote frees can wait for the next slow path.
+ * The ticks, and so the outbox's cadence, the collects, the cache trims and
+ * maintenance, come as often as without the profiler. `ticker` (a
+ * constant): a ticker ran out with blocks in the cache; else a miss of
+ * class cls. The ordinary slow path pays one
  * compare, outside hk_slow_tick's branch (callgrind: 24.44-24.45
  * instructions per malloc at ws=256, as before; folded into the branch it
  * cost more, 24.47, since the maintenance test then had to come before the
  * work). */
-HK_INLINE bool hk_slow_tick_or_turn(hk_heap *h, bool ticker) {
+_Static_assert(HK_NCLASSES <= 64, "prof_aside has a bit per class");
+HK_INLINE bool hk_slow_tick_or_turn(hk_heap *h, bool ticker, unsigned cls) {
   if (HK_UNLIKELY(h->tick >= HK_TICK_PROF)) {
     if (ticker) {
       if (h->prof_credit < HK_TC_TICK) return true;
       h->prof_credit -= HK_TC_TICK;
-    } else if (h->prof_asides != 0) {
-      h->prof_asides--;
-      hk_remote_collect(h); /* still: the refill may map a SuperSlab, pending frees first */
+    } else if (h->prof_aside >> cls & 1) {
+      h->prof_aside &= ~((uint64_t)1 << cls);
       return true;
     }
   }
@@ -156,7 +158,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
        * out, which comes back through the fast path after the restart. */
       h->stats.cls[cls].pops += HK_TC_TICK - 1;
       t->ticker = HK_TC_TICK;
-      if (HK_UNLIKELY(hk_slow_tick_or_turn(h, true))) return hk_prof_tick(h, cls); /* a tail call: see prof.h */
+      if (HK_UNLIKELY(hk_slow_tick_or_turn(h, true, cls))) return hk_prof_tick(h, cls); /* a tail call: see prof.h */
     }
     return hk_heap_malloc(h, cls);
   }
@@ -171,7 +173,7 @@ HK_NOINLINE void *hk_malloc_slow(hk_heap *h, unsigned cls) {
   }
   /* The tick first, so that the profiler's copy restarts the ticker itself
    * (it needs what was left) and this path keeps nothing across the tick. */
-  if (HK_UNLIKELY(hk_slow_tick_or_turn(h, false))) return hk_malloc_miss_prof(h, cls);
+  if (HK_UNLIKELY(hk_slow_tick_or_turn(h, false, cls))) return hk_malloc_miss_prof(h, cls);
   hk_ticker_restart(h, cls);
   return hk_malloc_refill(h, cls, false);
 }

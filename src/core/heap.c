@@ -728,13 +728,13 @@ uint32_t hk_heap_list_count(hk_heap *h, unsigned cls) {
  * empty (hk_heap_list_count), else counted by the walk that finds the
  * list's tail. The walk stops at a head without the slab key; that head and
  * what follows it stay on `free`, where the fast path finds it and the slow
- * path reports it. Counted in prof_asides either way: the miss that follows
+ * path reports it. Marked in prof_aside either way: the miss that follows
  * is the profiler's. */
 uint32_t hk_heap_list_set_aside(hk_heap *h, unsigned cls) {
   hk_slab *s = h->cur[cls];
   hk_block *first = s->free;
   if (first == NULL) return 0;
-  h->prof_asides++; /* the fast path's next pop of the class misses (api/malloc_slow.c) */
+  h->prof_aside |= (uint64_t)1 << cls; /* the class's next pop misses (api/malloc_slow.c) */
   uint32_t n = hk_heap_list_count(h, cls);
   if (n != UINT32_MAX) {
     s->local_free = first;
