@@ -58,10 +58,10 @@ HK_INLINE size_t hk_page_up(size_t n) { return (n + HK_PAGE_SIZE - 1) & ~(HK_PAG
 
 /* The owned-chunk cache (hk_heap.own): direct-mapped by chunk number, so
  * a heap of up to this many SuperSlabs from one region (consecutive chunks)
- * has every one cached. 8 bytes each: a full chunk number, so no pointer,
- * however wild, can alias an entry. */
+ * has every one cached. 8 bytes each: a SuperSlab's full address, so no
+ * pointer, however wild, can alias an entry. */
 #define HK_OWN_SLOTS     64
-#define HK_OWN_NONE      UINTPTR_MAX /* no address >> HK_SS_SHIFT equals it */
+#define HK_OWN_NONE      UINTPTR_MAX /* no SuperSlab address (2 MiB-aligned) equals it */
 
 /* Thread cache (hk_tcache): per class at most HK_TC_BYTES of freed blocks,
  * and between HK_TC_MIN and HK_TC_MAX of them. A flush keeps the newer half.

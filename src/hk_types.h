@@ -32,15 +32,21 @@ typedef struct hk_block {
 } hk_block;
 
 /* Per-address, so user data that happens to sit in a live block's second
- * word matches only by a 2^-64 coincidence (and a match is then verified).
- * A block in a heap's thread cache (hk_tcache) carries a different key from
- * one on a slab's list, so a block freed twice whose copies ended up on both
- * (one moved to its slab by a cache flush) is told apart on either side.
- * How the two words are written and checked: core/block.h (hardened builds
- * encode the link and bind the key to it with a secret). */
-#define HK_BLOCK_KEY_SALT ((uintptr_t)0x9e3779b97f4a7c15ull)
-#define HK_TC_KEY_SALT    ((uintptr_t)0xc2b2ae3d27d4eb4full)
-#define HK_QUARANTINE_KEY_SALT ((uintptr_t)0x165667b19e3779f9ull)
+ * word matches only by coincidence (and a match is then verified): the key
+ * is the block's address plus an odd salt between 2^28 and 2^31, so it is
+ * never a block address (blocks are 16-aligned) nor a block of the same
+ * SuperSlab (a remote chain's prefetch hint, core/block.h). Added, not
+ * xored: a salt that fits a sign-extended 32-bit displacement makes the key
+ * one lea where a 64-bit constant took a movabs and an xor, in malloc's and
+ * in free's fast paths alike. A block in a heap's thread cache (hk_tcache)
+ * carries a different key from one on a slab's list, so a block freed twice
+ * whose copies ended up on both (one moved to its slab by a cache flush) is
+ * told apart on either side. How the two words are written and checked:
+ * core/block.h (hardened builds encode the link and bind the key to it with
+ * a secret, and use the salts as 64-bit masks as before). */
+#define HK_BLOCK_KEY_SALT ((uintptr_t)0x5bd1e995u)
+#define HK_TC_KEY_SALT    ((uintptr_t)0x27d4eb4fu)
+#define HK_QUARANTINE_KEY_SALT ((uintptr_t)0x165667b1u)
 
 /* Slab states. Only the owner heap moves a slab between them.
  *   UNUSED  -> ACTIVE   slab_init_class: assigned to a size class, becomes cur
@@ -58,7 +64,7 @@ typedef struct hk_block {
 enum { HK_SLAB_UNUSED = 0, HK_SLAB_ACTIVE, HK_SLAB_PARTIAL, HK_SLAB_FULL, HK_SLAB_KEPT };
 
 /* A slab: one SuperSlab's slab_size-aligned run of pages serving one size
- * class (its block size is hk_class_size[class_idx]). Every field is owner-only (no atomics): remote frees never touch a
+ * class (its block size is hk_class_size[hk_slab_class(s)]). Every field is owner-only (no atomics): remote frees never touch a
  * slab, they go to the SuperSlab's queue and the owner moves them here.
  *   free        blocks to allocate from (the malloc fast path pops here)
  *   local_free  the owner's own frees; swapped into `free` when it runs dry
@@ -78,10 +84,11 @@ typedef struct hk_slab {
   uint32_t used;
   uint32_t carved_key;   /* blocks carved, as a key (above) */
   uint32_t limit_key;    /* whole blocks in the slab, as a key */
-  uint8_t class_idx;
+  uint16_t tc_off;       /* its class's thread cache in a heap: class x
+                            sizeof(hk_tcache), the byte offset free's fast
+                            path adds to the heap (hk_slab_class: the class) */
   uint8_t state;         /* HK_SLAB_* */
   uint8_t index;         /* position in its SuperSlab */
-  uint8_t kind;
   uint64_t magic;        /* floor(2^64 / block size) + 1: the block-start
                             test's multiplier (core/slab.h); 0 when UNUSED */
   uint8_t *start;        /* first block (slab 0 starts after the header) */
@@ -114,8 +121,12 @@ struct hk_heap;
  *   of it, with one exchange. See remote/remote.c for the protocol.
  * Everything else is owner-only, or immutable after superslab_create. */
 typedef struct hk_superslab {
-  /* line 0: immutable or owner-only */
-  uint8_t kind;              /* HK_KIND_* (immutable) */
+  /* First, at the SuperSlab's own address: free's fast path reaches a
+   * descriptor as that address plus 64 x its granule (hk_view_at), with no
+   * offset of the array to add. */
+  hk_slab slabs[HK_MAX_SLABS];
+  /* immutable or owner-only */
+  _Alignas(HK_CACHE_LINE) uint8_t kind;              /* HK_KIND_* (immutable) */
   uint8_t slab_shift;        /* immutable */
   uint8_t nslabs;            /* immutable */
   uint8_t in_avail;          /* owner-only: on the heap's avail list */
@@ -141,7 +152,6 @@ typedef struct hk_superslab {
   struct {
     _Alignas(HK_CACHE_LINE) _Atomic uintptr_t word;
   } owner_at[16];
-  _Alignas(HK_CACHE_LINE) hk_slab slabs[HK_MAX_SLABS];
   /* Decommit bookkeeping (core/purge.c; model formal/purge.pml). `purge`
    * packs two slab masks: bits 0-31 "dirty" (UNUSED with pages that may be
    * committed, since dirty_ms[i]), bits 32-63 "purging" (a thread other
@@ -203,6 +213,10 @@ typedef struct hk_tcache {
   uint32_t ticker;
 } hk_tcache;
 
+/* s's size class (hk_slab.tc_off). */
+_Static_assert(HK_NCLASSES * sizeof(hk_tcache) <= UINT16_MAX, "hk_slab.tc_off holds every class's offset");
+HK_INLINE unsigned hk_slab_class(const hk_slab *s) { return s->tc_off / (unsigned)sizeof(hk_tcache); }
+
 /* Statistics of one class in one heap since its last merge into the
  * process-wide counters (core/heap.c hk_heap_stats_merge). Owner-only, and
  * none of it is written by a fast path: allocations and frees follow from
@@ -257,8 +271,8 @@ typedef struct hk_heap_stats {
  *               (tc_hot) and returns it to the budget, and trims the
  *               older half of a class with no cache hit since then
  *               (tc_seen)
- *   own[i]      the owned-chunk cache: the chunk number (address >> 21) of a
- *               SuperSlab this heap owns whose number is i modulo
+ *   own[i]      the owned-chunk cache: the address of a SuperSlab this heap
+ *               owns whose chunk number (address >> 21) is i modulo
  *               HK_OWN_SLOTS, or HK_OWN_NONE. Free's one ownership test
  *               (core/heap.h). Never names a SuperSlab the heap does not
  *               own: an entry is written when one joins the heap and
@@ -293,7 +307,7 @@ typedef struct hk_heap_stats {
 typedef struct hk_heap {
   hk_tcache tc[HK_NCLASSES];
   uint32_t tc_gc;                  /* the class the next tick trims */
-  uintptr_t own[HK_OWN_SLOTS];     /* owned chunk numbers, direct-mapped */
+  uintptr_t own[HK_OWN_SLOTS];     /* owned SuperSlabs' addresses, direct-mapped */
   hk_slab *cur[HK_NCLASSES];
   hk_slab *partial[HK_NCLASSES];      /* FIFO: head is the oldest */
   hk_slab *partial_tail[HK_NCLASSES];

@@ -35,7 +35,7 @@ static hk_slab fake_slab(unsigned c, uint32_t whole, uint32_t carved) {
   hk_slab s = {0};
   uint32_t b = hk_class_size[c];
   s.start = (uint8_t *)HK_TEST_BASE;
-  s.class_idx = (uint8_t)c;
+  s.tc_off = (uint16_t)(c * sizeof(hk_tcache));
   s.magic = hk_slab_magic(b);
   s.carved_key = carved * hk_slab_unit(&s, b);
   s.limit_key = whole * hk_slab_unit(&s, b);
@@ -47,10 +47,10 @@ static void check_offset(const hk_slab *s, uint32_t b, uint32_t whole, uint32_t 
   bool start = off >= 0 && off % b == 0;
   bool want_block = start && off / b < carved, want_boundary = start && off / b < whole;
   if (hk_slab_is_block(s, p) != want_block)
-    cr_assert(false, "class %u (%u B), %u of %u carved: offset %lld is_block says %d", s->class_idx, b, carved, whole,
+    cr_assert(false, "class %u (%u B), %u of %u carved: offset %lld is_block says %d", hk_slab_class(s), b, carved, whole,
               (long long)off, !want_block);
   if (hk_slab_is_boundary(s, p) != want_boundary)
-    cr_assert(false, "class %u (%u B), %u whole blocks: offset %lld is_boundary says %d", s->class_idx, b, whole,
+    cr_assert(false, "class %u (%u B), %u whole blocks: offset %lld is_boundary says %d", hk_slab_class(s), b, whole,
               (long long)off, !want_boundary);
 }
 
@@ -90,7 +90,7 @@ Test(slab_key, carved_bytes_follow_the_carving) {
     for (int i = 0; i < N; i++) cr_assert((p[i] = hak_malloc(hk_class_size[c] / 2 + 1)) != NULL);
     for (int i = 0; i < N; i++) {
       hk_slab *s = hk_slab_of_block(p[i]);
-      uint32_t b = hk_class_size[s->class_idx]; /* c's, or (hardened: the canary's room) the next */
+      uint32_t b = hk_class_size[hk_slab_class(s)]; /* c's, or (hardened: the canary's room) the next */
       cr_assert(hk_slab_is_block(s, p[i]), "class %u: a block malloc handed out fails", c);
       uint32_t carved = hk_slab_carved_bytes(s);
       cr_assert(carved % b == 0 && (uint8_t *)p[i] + b <= s->start + carved, "class %u: carved %u", c, carved);

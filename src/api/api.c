@@ -74,7 +74,7 @@ static HK_NOINLINE void *hk_large_get(size_t size, size_t align, bool zero) {
 /* The room of a live block of ours: its class size, or a large block's
  * usable size. */
 static size_t hk_room_of_live(const void *p) {
-  if (hk_addrmap_in_superslab(p)) return hk_class_size[hk_slab_of_block(p)->class_idx];
+  if (hk_addrmap_in_superslab(p)) return hk_class_size[hk_slab_class(hk_slab_of_block(p))];
   return hk_large_usable(p);
 }
 
@@ -141,7 +141,7 @@ HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
  * and with HAKMEM_QUARANTINE the block waits in the quarantine. */
 #ifdef HK_HARDENED
 HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
-  size_t room = hk_class_size[s->class_idx];
+  size_t room = hk_class_size[hk_slab_class(s)];
   if (HK_UNLIKELY(!hk_canary_free(p, room))) {
     hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
     return;
@@ -166,7 +166,7 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
     hk_bad_free(p, "not the start of a block", 0);
     return true;
   }
-  size_t room = hk_class_size[s->class_idx];
+  size_t room = hk_class_size[hk_slab_class(s)];
   if (HK_UNLIKELY(!hk_canary_free(p, room))) {
     hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
     return true;
@@ -203,14 +203,14 @@ static HK_NOINLINE void hk_free_remote_first(hk_superslab *ss, void *p) {
  * path can tell: the default build compares it with the thread cache's
  * head; hardened builds leave it to the canary's tail, which free marks
  * (hk_canary_free: every double free, that head's included). */
-HK_INLINE bool hk_free_looks_live(const hk_heap *h, const hk_slab *s, const void *p) {
+HK_INLINE bool hk_free_looks_live(hk_heap *h, const hk_slab *s, const void *p) {
 #ifdef HK_HARDENED
   (void)h;
   (void)s;
   (void)p;
   return true;
 #else
-  return p != h->tc[s->class_idx].head;
+  return p != hk_heap_tc_of(h, s)->head;
 #endif
 }
 
@@ -305,7 +305,7 @@ static HK_NOINLINE size_t hk_room_slow(const void *p) {
     /* start, magic and the class are fixed while any block of the slab is
      * live; `carved_key` is the owner's to read. */
     bool ok = hk_superslab_owner(ss) == hk_tls_heap ? hk_slab_is_block(s, p) : hk_slab_is_boundary(s, p);
-    if (ok) return hk_class_size[s->class_idx];
+    if (ok) return hk_class_size[hk_slab_class(s)];
     hk_bad_free(p, "not the start of a block", 0);
     return 0;
   }
@@ -327,7 +327,7 @@ static HK_NOINLINE size_t hk_room_slow(const void *p) {
 HK_INLINE size_t hk_room(const void *p) {
   hk_slab *s = hk_slab_view_of(p);
   if (HK_LIKELY(hk_heap_owns_chunk(hk_tls_heap, hk_chunk_of(p)) && hk_slab_is_block(s, p)))
-    return hk_class_size[s->class_idx];
+    return hk_class_size[hk_slab_class(s)];
   return hk_room_slow(p);
 }
 

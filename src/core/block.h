@@ -3,7 +3,7 @@
  * checks them.
  *
  * Default build: the link is the plain next pointer, the key the block's
- * address xor the list's salt (hk_types.h): a double free or a write after
+ * address plus the list's salt (hk_types.h): a double free or a write after
  * free that changes the key is caught, but a write to the link alone is
  * followed (the classic free-list poisoning).
  *
@@ -50,7 +50,7 @@ HK_INLINE void hk_block_link(hk_block *b, hk_block *next, uintptr_t sec, uintptr
   b->key = hk_block_mix(w, sec, salt);
 #else
   (void)sec;
-  b->key = (uintptr_t)b ^ salt;
+  b->key = (uintptr_t)b + salt;
   b->next = next;
 #endif
 }
@@ -61,7 +61,7 @@ HK_INLINE bool hk_block_keyed(const hk_block *b, uintptr_t sec, uintptr_t salt) 
   return b->key == hk_block_mix((uintptr_t)b->next, sec, salt);
 #else
   (void)sec;
-  return b->key == ((uintptr_t)b ^ salt);
+  return b->key == (uintptr_t)b + salt;
 #endif
 }
 
@@ -124,7 +124,8 @@ HK_INLINE hk_block *hk_chain_next(const hk_block *b) {
  * further down the chain, kept in the key word, which a chain does not use.
  * Not when the word holds a key: a block that is already free (a double
  * free) keeps it, so the owner's reclaim still sees that the block was on a
- * list. A key is b ^ salt, a non-canonical address, so no hint reads as one.
+ * list. A key is b plus a salt of at least 2^28 (hk_types.h), where a hint is
+ * a block of b's own SuperSlab, so no hint reads as one.
  * Only a hint: the owner prefetches it and never follows it; a stale or
  * garbage one costs a useless prefetch. Hardened builds write it always:
  * their free has checked the block's canary tail before it reaches a chain
@@ -135,7 +136,7 @@ HK_INLINE void hk_chain_hint(hk_block *b, hk_block *ahead) {
 #ifdef HK_HARDENED
   b->key = (uintptr_t)ahead ^ hk_ss_secret(b);
 #else
-  uintptr_t k = b->key ^ (uintptr_t)b;
+  uintptr_t k = b->key - (uintptr_t)b;
   if (HK_LIKELY(k != HK_BLOCK_KEY_SALT && k != HK_TC_KEY_SALT)) b->key = (uintptr_t)ahead;
 #endif
 }

@@ -212,7 +212,7 @@ void hk_heap_retire(hk_heap *h) {
 }
 
 static void hk_partial_push(hk_heap *h, hk_slab *s) {
-  unsigned c = s->class_idx;
+  unsigned c = hk_slab_class(s);
   s->state = HK_SLAB_PARTIAL;
   s->next = NULL;
   s->prev = h->partial_tail[c];
@@ -222,7 +222,7 @@ static void hk_partial_push(hk_heap *h, hk_slab *s) {
 }
 
 static void hk_partial_remove(hk_heap *h, hk_slab *s) {
-  unsigned c = s->class_idx;
+  unsigned c = hk_slab_class(s);
   if (s->prev != NULL) s->prev->next = s->next;
   else h->partial[c] = s->next;
   if (s->next != NULL) s->next->prev = s->prev;
@@ -255,7 +255,7 @@ void hk_heap_add_superslab(hk_heap *h, hk_superslab *ss) {
 /* Unlink ss from every list of h (owner only). */
 static void hk_heap_remove_superslab(hk_heap *h, hk_superslab *ss) {
   uintptr_t c = hk_chunk_of(ss);
-  if (hk_heap_owns_chunk(h, c)) h->own[c & (HK_OWN_SLOTS - 1)] = HK_OWN_NONE; /* before it can be reused */
+  if (hk_heap_owns_chunk(h, c)) h->own[hk_own_slot(c)] = HK_OWN_NONE; /* before it can be reused */
   hk_superslab **pp = &h->bucket[hk_bucket_of(ss)];
   while (*pp != ss) pp = &(*pp)->bucket_next;
   *pp = ss->bucket_next;
@@ -306,7 +306,7 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
     hk_slab *s = hk_ss_slab(ss, i);
     if (s->state == HK_SLAB_UNUSED) continue;
     s->next = s->prev = NULL;
-    h->stats.cls[s->class_idx].adopted += s->used; /* allocated by the exited thread */
+    h->stats.cls[hk_slab_class(s)].adopted += s->used; /* allocated by the exited thread */
     if (s->used == 0 && hk_slab_confirm_empty(s)) hk_superslab_release_slab(ss, s);
     else if (s->free != NULL || s->local_free != NULL || s->carved_key < s->limit_key) hk_partial_push(h, s);
     else s->state = HK_SLAB_FULL;
@@ -317,9 +317,9 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
 /* Does the thread cache of s's class hold a block in [lo, hi)? Walks at
  * most `cap` links, whatever a double free did to the list. */
 static bool hk_tc_holds(const hk_heap *h, const hk_slab *s, uintptr_t lo, uintptr_t hi) {
-  const hk_tcache *t = &h->tc[s->class_idx];
+  const hk_tcache *t = &h->tc[hk_slab_class(s)];
   const hk_block *b = t->head;
-  for (uint32_t n = h->tc_cap[s->class_idx]; b != NULL && n != 0; b = hk_block_step(b, hk_heap_secret(h), HK_TC_KEY_SALT), n--)
+  for (uint32_t n = h->tc_cap[hk_slab_class(s)]; b != NULL && n != 0; b = hk_block_step(b, hk_heap_secret(h), HK_TC_KEY_SALT), n--)
     if ((uintptr_t)b - lo < hi - lo) return true;
   return false;
 }
@@ -354,7 +354,7 @@ static void hk_heap_slab_give_back(hk_heap *h, hk_superslab *ss, hk_slab *s) {
  * stays with its class, whose mallocs check each block's key as they pop
  * it, as for any listed block; the pass runs when it is given back. */
 static void hk_heap_slab_emptied(hk_heap *h, hk_superslab *ss, hk_slab *s) {
-  unsigned c = s->class_idx;
+  unsigned c = hk_slab_class(s);
   if (h->kept[c] != NULL) {
     hk_heap_slab_give_back(h, ss, s);
     return;
@@ -775,7 +775,7 @@ void hk_heap_stats_merge(hk_heap *h) {
     for (hk_superslab *ss = h->bucket[b]; ss != NULL; ss = ss->bucket_next)
       for (unsigned i = 0; i < ss->nslabs; i++) {
         const hk_slab *s = hk_ss_slab(ss, i);
-        if (s->state != HK_SLAB_UNUSED) used[s->class_idx] += s->used;
+        if (s->state != HK_SLAB_UNUSED) used[hk_slab_class(s)] += s->used;
       }
   uint64_t allocs[HK_NCLASSES], frees[HK_NCLASSES];
   for (unsigned c = 0; c < HK_NCLASSES; c++) {

@@ -125,16 +125,17 @@ HK_INLINE void *hk_heap_malloc_as(hk_heap *h, unsigned cls, size_t r) { return h
 
 HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) { return hk_heap_malloc_as(h, cls, HK_AS_IS); }
 
-/* The owned-chunk cache (hk_heap.own). p's chunk number; p is in a
- * SuperSlab h owns when h's entry for it equals it. */
-HK_INLINE uintptr_t hk_chunk_of(const void *p) { return (uintptr_t)p >> HK_SS_SHIFT; }
-HK_INLINE bool hk_heap_owns_chunk(const hk_heap *h, uintptr_t chunk) {
-  return h->own[chunk & (HK_OWN_SLOTS - 1)] == chunk;
-}
+/* The owned-chunk cache (hk_heap.own). p's chunk: the address of the
+ * SuperSlab p would lie in, which free computes anyway for p's descriptor
+ * (hk_view_at), so the test costs the slot's index, one load and a compare.
+ * p is in a SuperSlab h owns when h's entry for it equals it. */
+HK_INLINE uintptr_t hk_chunk_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)HK_SS_MASK; }
+HK_INLINE unsigned hk_own_slot(uintptr_t chunk) { return (unsigned)(chunk >> HK_SS_SHIFT) & (HK_OWN_SLOTS - 1); }
+HK_INLINE bool hk_heap_owns_chunk(const hk_heap *h, uintptr_t chunk) { return h->own[hk_own_slot(chunk)] == chunk; }
 /* ss (owned by h) in the cache, evicting whatever shared its entry. */
 HK_INLINE void hk_heap_own_note(hk_heap *h, const hk_superslab *ss) {
   uintptr_t c = hk_chunk_of(ss);
-  h->own[c & (HK_OWN_SLOTS - 1)] = c;
+  h->own[hk_own_slot(c)] = c;
 }
 
 /* Thread cache full: give its older half back to the slabs (core/heap.c). */
@@ -161,12 +162,19 @@ HK_INLINE uint32_t hk_tcache_push(hk_tcache *t, hk_block *b, uintptr_t sec) {
   return --t->room;
 }
 
+/* The thread cache of s's class: the heap's address plus the slab's
+ * tc_off, with no shift of the class (the caches are the heap's first
+ * member). */
+_Static_assert(offsetof(hk_heap, tc) == 0, "hk_slab.tc_off is an offset from the heap");
+HK_INLINE hk_tcache *hk_heap_tc_of(hk_heap *h, const hk_slab *s) { return (hk_tcache *)((char *)h + s->tc_off); }
+
 /* Local free fast path, for a block of a SuperSlab this heap owns that passed
  * the block checks: onto the class's thread cache. s may be a view of the
- * block's slab (hk_slab_view_of): only its class is read here. Writes the block's key (never reads the block). The block
- * stays counted as used by its slab. */
+ * block's slab (hk_slab_view_of): only its tc_off is read here. Writes the
+ * block's key (never reads the block). The block stays counted as used by
+ * its slab. */
 HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
-  hk_tcache *t = &h->tc[s->class_idx];
+  hk_tcache *t = hk_heap_tc_of(h, s);
   if (HK_UNLIKELY(hk_tcache_push(t, b, hk_heap_secret(h)) == 0)) hk_heap_tc_flush(h, t);
 }
 
@@ -180,7 +188,7 @@ HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
  * slab, as every cached block; the statistics count it as a cached free.
  * False when the cache is full: the block goes back to its slab. */
 HK_INLINE bool hk_heap_cache_reclaimed(hk_heap *h, hk_slab *s, hk_block *b) {
-  hk_tcache *t = &h->tc[s->class_idx];
+  hk_tcache *t = hk_heap_tc_of(h, s);
   if (t->room <= 1) return false;
   hk_tcache_push(t, b, hk_heap_secret(h));
   return true;

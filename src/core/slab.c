@@ -15,13 +15,13 @@ hk_slab hk_slab_empty;
  * the fields free's fast path reads. Every write of those fields ends here,
  * so a view never differs from its slab when the owner frees. */
 static void hk_slab_sync_views(hk_slab *s) {
-  if (s->kind != HK_KIND_MEDIUM) return;
+  if (hk_superslab_of(s)->kind != HK_KIND_MEDIUM) return;
   for (hk_slab *v = s + 1; v < s + HK_MEDIUM_VIEWS; v++) {
     v->start = s->start;
     v->carved_key = s->carved_key;
     v->limit_key = s->limit_key;
     v->magic = s->magic;
-    v->class_idx = s->class_idx;
+    v->tc_off = s->tc_off;
   }
 }
 
@@ -37,7 +37,7 @@ void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls) {
   s->magic = hk_slab_magic(bsize);
   s->carved_key = 0;
   s->limit_key = (uint32_t)(span / bsize) * hk_slab_unit(s, bsize);
-  s->class_idx = (uint8_t)cls;
+  s->tc_off = (uint16_t)(cls * sizeof(hk_tcache));
   s->state = HK_SLAB_ACTIVE;
   s->start = start;
   s->next = s->prev = NULL;
@@ -62,15 +62,15 @@ static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
 }
 
 uint32_t hk_slab_blocks(const hk_slab *s, uint32_t key) {
-  return key == 0 ? 0 : key / hk_slab_unit(s, hk_class_size[s->class_idx]);
+  return key == 0 ? 0 : key / hk_slab_unit(s, hk_class_size[hk_slab_class(s)]);
 }
 
 uint32_t hk_slab_carved_bytes(const hk_slab *s) {
-  return hk_slab_blocks(s, s->carved_key) * hk_class_size[s->class_idx];
+  return hk_slab_blocks(s, s->carved_key) * hk_class_size[hk_slab_class(s)];
 }
 
 bool hk_slab_confirm_empty(hk_slab *s) {
-  uint32_t bsize = hk_class_size[s->class_idx], live = 0, carved = hk_slab_carved_bytes(s);
+  uint32_t bsize = hk_class_size[hk_slab_class(s)], live = 0, carved = hk_slab_carved_bytes(s);
   uintptr_t sec = hk_ss_secret(s->start);
   for (uint32_t off = 0; off < carved; off += bsize) {
     const hk_block *b = (const hk_block *)(s->start + off);
@@ -138,7 +138,7 @@ bool hk_slab_refill(hk_slab *s) {
     return true;
   }
   if (s->carved_key >= s->limit_key) return false;
-  uint32_t bsize = hk_class_size[s->class_idx], unit = hk_slab_unit(s, bsize);
+  uint32_t bsize = hk_class_size[hk_slab_class(s)], unit = hk_slab_unit(s, bsize);
   uint32_t carved = hk_slab_blocks(s, s->carved_key), left = hk_slab_blocks(s, s->limit_key) - carved;
   uint32_t n = HK_CARVE_BYTES / bsize;
   if (n < HK_CARVE_MIN) n = HK_CARVE_MIN;

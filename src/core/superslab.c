@@ -106,10 +106,7 @@ static void hk_superslab_init(hk_superslab *ss, int kind, struct hk_heap *heap) 
 #ifdef HK_HARDENED
   ss->secret = hk_harden_random(); /* fresh on every reuse: no list survives retirement */
 #endif
-  for (unsigned i = 0; i < ss->nslabs; i++) {
-    hk_ss_slab(ss, i)->index = (uint8_t)i;
-    hk_ss_slab(ss, i)->kind = (uint8_t)kind;
-  }
+  for (unsigned i = 0; i < ss->nslabs; i++) hk_ss_slab(ss, i)->index = (uint8_t)i;
   /* Not yet visible to any other thread: its blocks reach them only after
    * the owner hands them out, through the caller's own synchronisation. */
   hk_store_relaxed(hk_ss_owner_word(ss), (uintptr_t)heap);

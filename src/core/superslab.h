@@ -12,7 +12,7 @@ HK_INLINE hk_superslab *hk_superslab_of(const void *p) {
 /* Descriptors by granule (HK_GRANULE_SHIFT): a small slab is one granule,
  * so slab i is slabs[i]; a medium slab spans eight, so slab i is slabs[8i]
  * and slabs[8i+1 .. 8i+7] are its views: copies of the fields free's fast
- * path reads (start, carved_key, limit_key, magic, class_idx), which hk_slab_init,
+ * path reads (start, carved_key, limit_key, magic, tc_off), which hk_slab_init,
  * hk_slab_reset and the carve keep equal to the slab's own (core/slab.c).
  * Nothing else of a view is meaningful, and nothing but hak_free's fast
  * path and its block checks reads one. */
@@ -40,12 +40,12 @@ HK_INLINE hk_slab *hk_slab_of_block(const void *p) {
 }
 
 /* What free's fast path reads for p: the descriptor of p's granule, the
- * slab itself or one of its views (above); one shift and a mask, with no
- * kind in it. */
+ * slab itself or one of its views (above); one mask, one shift and a mask,
+ * with no kind in it (the array is the header's first member). */
+_Static_assert(offsetof(hk_superslab, slabs) == 0, "a descriptor's address is its SuperSlab's plus 64 x its granule");
 HK_INLINE hk_slab *hk_slab_view_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  uintptr_t slabs = (a & ~(uintptr_t)HK_SS_MASK) + offsetof(hk_superslab, slabs);
-  return (hk_slab *)(slabs + ((a & HK_SS_MASK) >> HK_GRANULE_SHIFT) * sizeof(hk_slab));
+  return (hk_slab *)((a & ~(uintptr_t)HK_SS_MASK) + ((a & HK_SS_MASK) >> HK_GRANULE_SHIFT) * sizeof(hk_slab));
 }
 
 /* ss's index in a table of `size` (a power of two) entries: a heap's

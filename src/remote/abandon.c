@@ -64,7 +64,7 @@ static uint64_t hk_room_of(hk_superslab *ss) {
     hk_slab *s = hk_ss_slab(ss, i);
     if (s->state == HK_SLAB_UNUSED) continue;
     if (s->used == 0) room |= HK_ROOM_ANY; /* released when adopted */
-    else if (s->free != NULL || s->local_free != NULL || s->carved_key < s->limit_key) room |= (uint64_t)1 << s->class_idx;
+    else if (s->free != NULL || s->local_free != NULL || s->carved_key < s->limit_key) room |= (uint64_t)1 << hk_slab_class(s);
   }
   return room;
 }

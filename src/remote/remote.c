@@ -231,7 +231,7 @@ HK_INLINE hk_block *hk_remote_reclaim_one(hk_heap *h, hk_superslab *ss, hk_block
                           hk_heap_block_is_free(h, s, b)))) {
     hk_bad_free(b, "freed by another thread; block already free", 1);
   } else if (!cache || !hk_heap_cache_reclaimed(h, s, b)) {
-    h->stats.cls[s->class_idx].reclaimed++; /* a free of this class, counted by its owner */
+    h->stats.cls[hk_slab_class(s)].reclaimed++; /* a free of this class, counted by its owner */
     if (HK_UNLIKELY(!hk_heap_free_local(s, b))) hk_heap_slab_returned(h, ss, s);
   }
   return next;

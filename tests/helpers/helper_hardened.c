@@ -79,7 +79,7 @@ static void mode_overflow_64_large_realloc(void) { overflow_realloc(200 * 1000, 
 
 /* The classic poisoning: a write after free puts the address of a target
  * in the freed block's link, and the key the default build expects beside
- * it (its address xor the thread cache's published salt). The default build
+ * it (its address plus the thread cache's published salt). The default build
  * hands out the target on the second malloc; the hardened one must abort
  * on the first, before following the link. */
 static void mode_forged_link(void) {
@@ -90,8 +90,8 @@ static void mode_forged_link(void) {
   say_addr(p);
   uintptr_t *w = hk_launder(p); /* the bug: writes after free */
   w[0] = (uintptr_t)target;
-  w[1] = (uintptr_t)p ^ (uintptr_t)0xc2b2ae3d27d4eb4full;
-  ((uintptr_t *)target)[1] = (uintptr_t)target ^ (uintptr_t)0xc2b2ae3d27d4eb4full; /* the target's key too */
+  w[1] = (uintptr_t)p + (uintptr_t)0x27d4eb4fu;
+  ((uintptr_t *)target)[1] = (uintptr_t)target + (uintptr_t)0x27d4eb4fu; /* the target's key too */
   void *a = malloc(hk_opaque(48));
   void *b = malloc(hk_opaque(48));
   if (a == p && b == (void *)target) {
