@@ -215,7 +215,10 @@ typedef struct hk_tcache {
 
 /* s's size class (hk_slab.tc_off). */
 _Static_assert(HK_NCLASSES * sizeof(hk_tcache) <= UINT16_MAX, "hk_slab.tc_off holds every class's offset");
-HK_INLINE unsigned hk_slab_class(const hk_slab *s) { return s->tc_off / (unsigned)sizeof(hk_tcache); }
+HK_INLINE unsigned hk_slab_class(const hk_slab *s) {
+  uint32_t off = s->tc_off; /* widened first: gcc 12 shifted the 16-bit word, then masked it */
+  return off / (uint32_t)sizeof(hk_tcache);
+}
 
 /* Statistics of one class in one heap since its last merge into the
  * process-wide counters (core/heap.c hk_heap_stats_merge). Owner-only, and
