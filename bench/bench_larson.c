@@ -18,10 +18,8 @@
  * malloc). Each round is timed with CLOCK_MONOTONIC from the first worker's
  * return from the start barrier to the main thread's return from the last
  * join, and the rounds' times are summed (creating the threads is not timed;
- * their first malloc and their exit are). The start is the workers' own
- * clock reading: the main thread's, taken after its barrier wait, came late
- * whenever the workers took both cores first, and with short rounds it came
- * after they had finished (rounds of 2 ms "ran" at 2,400 M ops/s on 2 cores).
+ * their first malloc and their exit are; the start is b_started's,
+ * bench_common.h).
  * Output: `Throughput = N ops/s [...]`, `Peak RSS = N KiB`; exit status 1 on a
  * NULL from malloc or a corrupted tag.
  */
@@ -34,7 +32,6 @@
 typedef struct job {
     unsigned round, seg;
     pthread_t th;
-    double start;          /* this worker's clock when the barrier released it */
 } job;
 
 static unsigned g_threads;
@@ -55,7 +52,7 @@ static void *run(void *arg)
     uint64_t srng = g_seed ^ (stream << 24) ^ 0xA5A5A5A5ull;
 
     pthread_barrier_wait(&g_start);
-    j->start = b_now();
+    b_started();
 
     for (uint64_t i = 0; i < g_iters; i++) {
         uint32_t k = b_xorshift32(&x) % g_blocks;
@@ -108,12 +105,10 @@ int main(int argc, char **argv)
             int e = pthread_create(&jobs[t].th, NULL, run, &jobs[t]);
             if (e != 0) b_die("pthread_create: error %d", e);
         }
+        b_start_reset();
         pthread_barrier_wait(&g_start);
         for (unsigned t = 0; t < g_threads; t++) pthread_join(jobs[t].th, NULL);
-        double t1 = b_now(), t0 = jobs[0].start; /* join: each start happens before it */
-        for (unsigned t = 1; t < g_threads; t++)
-            if (jobs[t].start < t0) t0 = jobs[t].start;
-        secs += t1 - t0;
+        secs += b_now() - b_start_time();
     }
 
     for (size_t k = 0; k < n; k++) {

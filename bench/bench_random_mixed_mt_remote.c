@@ -19,7 +19,8 @@
  * has finished (so no sender waits forever on it), and drains once more.
  *
  * ops = threads x iters (one per iteration: a malloc, a free or a send).
- * Timed with CLOCK_MONOTONIC from the start barrier's release to the last
+ * Timed with CLOCK_MONOTONIC from the first worker's return from the start
+ * barrier (b_started, bench_common.h) to the main thread's return from the last
  * join. Output: `Throughput = N ops/s [...]`, `Peak RSS = N KiB`; exit status 1
  * on a NULL from malloc or a corrupted tag.
  */
@@ -86,6 +87,7 @@ static void *run(void *arg)
     uint64_t threshold = ((uint64_t)g_remote_pct << 32) / 100;
 
     pthread_barrier_wait(&g_start);
+    b_started();
 
     for (uint64_t i = 0; i < g_iters; i++) {
         drain(w, prev);
@@ -161,10 +163,10 @@ int main(int argc, char **argv)
         if (e != 0) b_die("pthread_create: error %d", e);
     }
 
+    b_start_reset();
     pthread_barrier_wait(&g_start);
-    double t0 = b_now();
     for (unsigned i = 0; i < g_threads; i++) pthread_join(g_workers[i].th, NULL);
-    double t1 = b_now();
+    double t1 = b_now(), t0 = b_start_time();
 
     uint64_t sent = 0, received = 0, freed = 0;
     for (unsigned i = 0; i < g_threads; i++) {
