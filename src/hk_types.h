@@ -43,10 +43,16 @@ typedef struct hk_block {
  * whose copies ended up on both (one moved to its slab by a cache flush) is
  * told apart on either side. How the two words are written and checked:
  * core/block.h (hardened builds encode the link and bind the key to it with
- * a secret, and use the salts as 64-bit masks as before). */
+ * a secret, the salt xored in). */
 #define HK_BLOCK_KEY_SALT ((uintptr_t)0x5bd1e995u)
 #define HK_TC_KEY_SALT    ((uintptr_t)0x27d4eb4fu)
 #define HK_QUARANTINE_KEY_SALT ((uintptr_t)0x165667b1u)
+#define HK_SALT_OK(x) (((x) & 1) == 1 && (x) >= ((uintptr_t)1 << 28) && (x) < ((uintptr_t)1 << 31))
+_Static_assert(HK_SALT_OK(HK_BLOCK_KEY_SALT) && HK_SALT_OK(HK_TC_KEY_SALT) && HK_SALT_OK(HK_QUARANTINE_KEY_SALT),
+               "odd (no block address), at least 2^28 (no block of the same SuperSlab), a 32-bit displacement");
+_Static_assert(HK_BLOCK_KEY_SALT != HK_TC_KEY_SALT && HK_TC_KEY_SALT != HK_QUARANTINE_KEY_SALT &&
+               HK_BLOCK_KEY_SALT != HK_QUARANTINE_KEY_SALT, "each list its own key");
+#undef HK_SALT_OK
 
 /* Slab states. Only the owner heap moves a slab between them.
  *   UNUSED  -> ACTIVE   slab_init_class: assigned to a size class, becomes cur
@@ -122,7 +128,7 @@ struct hk_heap;
  * Everything else is owner-only, or immutable after superslab_create. */
 typedef struct hk_superslab {
   /* First, at the SuperSlab's own address: free's fast path reaches a
-   * descriptor as that address plus 64 x its granule (hk_view_at), with no
+   * descriptor as that address plus 64 x its granule (hk_slab_view_of), with no
    * offset of the array to add. */
   hk_slab slabs[HK_MAX_SLABS];
   /* immutable or owner-only */
@@ -141,9 +147,9 @@ typedef struct hk_superslab {
   uint64_t secret;           /* immutable while owned: encodes the links of
                                 its blocks (core/block.h) */
 #endif
-  /* line 1: the remote queue, apart from owner-written fields */
+  /* the next line: the remote queue, apart from owner-written fields */
   _Alignas(HK_CACHE_LINE) _Atomic(hk_block *) remote_head;
-  /* lines 2-17: the owner word, read on every free, lives in one of these
+  /* 16 lines: the owner word, read on every free, lives in one of these
    * lines, picked by address bits 22-25 (hk_ss_owner_word). Every header
    * starts 2 MiB-aligned, so a word at one fixed offset would sit in the
    * same L1 set in every SuperSlab: with more SuperSlabs than the cache has

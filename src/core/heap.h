@@ -127,7 +127,7 @@ HK_INLINE void *hk_heap_malloc(hk_heap *h, unsigned cls) { return hk_heap_malloc
 
 /* The owned-chunk cache (hk_heap.own). p's chunk: the address of the
  * SuperSlab p would lie in, which free computes anyway for p's descriptor
- * (hk_view_at), so the test costs the slot's index, one load and a compare.
+ * (hk_slab_view_of), so the test costs the slot's index, one load and a compare.
  * p is in a SuperSlab h owns when h's entry for it equals it. */
 HK_INLINE uintptr_t hk_chunk_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)HK_SS_MASK; }
 HK_INLINE unsigned hk_own_slot(uintptr_t chunk) { return (unsigned)(chunk >> HK_SS_SHIFT) & (HK_OWN_SLOTS - 1); }
