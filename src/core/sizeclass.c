@@ -1,4 +1,7 @@
-/* sizeclass.c -- the class tables (generated; checked by tests/test_sizeclass.c). */
+/* sizeclass.c -- the class tables (generated; checked by tests/test_sizeclass.c).
+ * hk_class_table[i] = 16 x the smallest class of at least 16i bytes (i = 0:
+ * class 0), for i up to HK_TABLE_MAX / 16; hk_class_kib_table[k] = the
+ * smallest class of at least k KiB. Both follow from HK_CLASS_SIZES below. */
 #include "core/sizeclass.h"
 
 const uint16_t hk_class_table[HK_TABLE_MAX / 16 + 1] = {
