@@ -70,7 +70,7 @@ _Static_assert(HK_BLOCK_KEY_SALT != HK_TC_KEY_SALT && HK_TC_KEY_SALT != HK_QUARA
 enum { HK_SLAB_UNUSED = 0, HK_SLAB_ACTIVE, HK_SLAB_PARTIAL, HK_SLAB_FULL, HK_SLAB_KEPT };
 
 /* A slab: one SuperSlab's slab_size-aligned run of pages serving one size
- * class (its block size is hk_class_size[hk_slab_class(s)]). Every field is owner-only (no atomics): remote frees never touch a
+ * class (its block size is hk_slab_block_size(s)). Every field is owner-only (no atomics): remote frees never touch a
  * slab, they go to the SuperSlab's queue and the owner moves them here.
  *   free        blocks to allocate from (the malloc fast path pops here)
  *   local_free  the owner's own frees; swapped into `free` when it runs dry

@@ -74,7 +74,7 @@ static HK_NOINLINE void *hk_large_get(size_t size, size_t align, bool zero) {
 /* The room of a live block of ours: its class size, or a large block's
  * usable size. */
 static size_t hk_room_of_live(const void *p) {
-  if (hk_addrmap_in_superslab(p)) return hk_class_size[hk_slab_class(hk_slab_of_block(p))];
+  if (hk_addrmap_in_superslab(p)) return hk_slab_block_size(hk_slab_of_block(p));
   return hk_large_usable(p);
 }
 
@@ -141,7 +141,7 @@ HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
  * and with HAKMEM_QUARANTINE the block waits in the quarantine. */
 #ifdef HK_HARDENED
 HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
-  size_t room = hk_class_size[hk_slab_class(s)];
+  size_t room = hk_slab_block_size(s);
   if (HK_UNLIKELY(!hk_canary_free(p, room))) {
     hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
     return;
@@ -166,7 +166,7 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
     hk_bad_free(p, "not the start of a block", 0);
     return true;
   }
-  size_t room = hk_class_size[hk_slab_class(s)];
+  size_t room = hk_slab_block_size(s);
   if (HK_UNLIKELY(!hk_canary_free(p, room))) {
     hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
     return true;
@@ -305,7 +305,7 @@ static HK_NOINLINE size_t hk_room_slow(const void *p) {
     /* start, magic and the class are fixed while any block of the slab is
      * live; `carved_key` is the owner's to read. */
     bool ok = hk_superslab_owner(ss) == hk_tls_heap ? hk_slab_is_block(s, p) : hk_slab_is_boundary(s, p);
-    if (ok) return hk_class_size[hk_slab_class(s)];
+    if (ok) return hk_slab_block_size(s);
     hk_bad_free(p, "not the start of a block", 0);
     return 0;
   }
@@ -327,7 +327,7 @@ static HK_NOINLINE size_t hk_room_slow(const void *p) {
 HK_INLINE size_t hk_room(const void *p) {
   hk_slab *s = hk_slab_view_of(p);
   if (HK_LIKELY(hk_heap_owns_chunk(hk_tls_heap, hk_chunk_of(p)) && hk_slab_is_block(s, p)))
-    return hk_class_size[hk_slab_class(s)];
+    return hk_slab_block_size(s);
   return hk_room_slow(p);
 }
 

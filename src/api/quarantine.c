@@ -32,7 +32,7 @@
 #define HK_QUARANTINE_FILL 0xdf
 #define HK_QUARANTINE_WORD 0xdfdfdfdfdfdfdfdfull
 
-static size_t hk_room_of(const hk_block *b) { return hk_class_size[hk_slab_class(hk_slab_of_block(b))]; }
+static size_t hk_room_of(const hk_block *b) { return hk_slab_block_size(hk_slab_of_block(b)); }
 
 /* b's fill between its two words and its tail is intact, and the tail
  * still says freed; or abort naming the first byte written. */

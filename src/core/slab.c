@@ -62,15 +62,15 @@ static bool hk_list_holds(const hk_block *b, const void *p, uint32_t limit) {
 }
 
 uint32_t hk_slab_blocks(const hk_slab *s, uint32_t key) {
-  return key == 0 ? 0 : key / hk_slab_unit(s, hk_class_size[hk_slab_class(s)]);
+  return key == 0 ? 0 : key / hk_slab_unit(s, hk_slab_block_size(s));
 }
 
 uint32_t hk_slab_carved_bytes(const hk_slab *s) {
-  return hk_slab_blocks(s, s->carved_key) * hk_class_size[hk_slab_class(s)];
+  return hk_slab_blocks(s, s->carved_key) * hk_slab_block_size(s);
 }
 
 bool hk_slab_confirm_empty(hk_slab *s) {
-  uint32_t bsize = hk_class_size[hk_slab_class(s)], live = 0, carved = hk_slab_carved_bytes(s);
+  uint32_t bsize = hk_slab_block_size(s), live = 0, carved = hk_slab_carved_bytes(s);
   uintptr_t sec = hk_ss_secret(s->start);
   for (uint32_t off = 0; off < carved; off += bsize) {
     const hk_block *b = (const hk_block *)(s->start + off);
@@ -138,7 +138,7 @@ bool hk_slab_refill(hk_slab *s) {
     return true;
   }
   if (s->carved_key >= s->limit_key) return false;
-  uint32_t bsize = hk_class_size[hk_slab_class(s)], unit = hk_slab_unit(s, bsize);
+  uint32_t bsize = hk_slab_block_size(s), unit = hk_slab_unit(s, bsize);
   uint32_t carved = hk_slab_blocks(s, s->carved_key), left = hk_slab_blocks(s, s->limit_key) - carved;
   uint32_t n = HK_CARVE_BYTES / bsize;
   if (n < HK_CARVE_MIN) n = HK_CARVE_MIN;

@@ -4,9 +4,13 @@
 #define HK_SLAB_H
 
 #include "core/block.h"
+#include "core/sizeclass.h"
 #include "hk_types.h"
 
 extern hk_slab hk_slab_empty; /* cur[c] of a heap with nothing: lists empty */
+
+/* The size of s's blocks (s a slab in use, or a view of one). */
+HK_INLINE uint32_t hk_slab_block_size(const hk_slab *s) { return hk_class_size[hk_slab_class(s)]; }
 
 /* Bind an UNUSED slab of `ss` to class `cls` (state ACTIVE, nothing carved). */
 void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls);
