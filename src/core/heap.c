@@ -188,6 +188,8 @@ hk_heap *hk_heap_create(void) {
   h->tc_grow_left = HK_TC_GROW_BYTES;
   memset(&h->stats, 0, sizeof h->stats);
   h->prof_armed = false; /* the tickers restarted: draw the countdowns afresh */
+  h->prof_credit = 0;     /* and no window or set-aside list is left of them */
+  h->prof_aside = 0;
   h->purge_at = 0;
   h->spare[HK_KIND_SMALL] = h->spare[HK_KIND_MEDIUM] = NULL;
   hk_store_relaxed(&h->pend_summary, 0);
