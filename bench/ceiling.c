@@ -34,7 +34,7 @@
 #define CEIL_NSMALL (CEIL_SMALL_MAX / 16 + 1)            /* class 0 serves malloc(0) */
 #define CEIL_MAX ((size_t)8 << 20)                       /* larger: a mapping of its own */
 #define CEIL_NCLASSES (CEIL_NSMALL + 8 * 13)             /* 8 per power of two, 1 KiB to 8 MiB */
-#define CEIL_REGION_SHIFT 30                             /* 1 GiB of address space per class */
+#define CEIL_REGION_SHIFT 28                             /* 256 MiB of address space per class */
 #define CEIL_REGION ((uintptr_t)1 << CEIL_REGION_SHIFT)
 
 typedef struct ceil_block {
