@@ -176,12 +176,7 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
   return true;
 }
 #define HK_FREE_REMOTE_TAKEN(h, s, p) hk_free_remote_hardened((h), (s), (p))
-/* hk_free_nonlocal's slab: every field it reads (hk_free_owned's, and the
- * boundary and class above) is one a view carries, and a view costs a
- * shift and a mask, not the kind's arithmetic (core/superslab.h). */
-#define HK_NONLOCAL_SLAB(p) hk_slab_view_of(p)
 #else
-#define HK_NONLOCAL_SLAB(p) hk_slab_of_block(p)
 #define HK_FREE_LOCAL(h, s, p) hk_heap_free_tc((h), (s), (p))
 #define HK_FREE_REMOTE_TAKEN(h, s, p) false
 #endif
@@ -229,12 +224,17 @@ HK_INLINE void hk_free_owned(hk_heap *h, hk_slab *s, void *p) {
 
 /* A SuperSlab block that is not a valid local free: someone else's block
  * (the remote path), or a bad pointer into our own. The remote case makes no
- * call but tail calls: no stack frame. */
-static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) {
+ * call but tail calls: no stack frame. p's descriptor is a view
+ * (hk_slab_view_of): every field read here (hk_free_owned's; the hardened
+ * build's boundary and class) is one a view carries, a shift and a mask
+ * from p; the default build's remote case reads none, so it computes none
+ * (hk_slab_of_block's kind arithmetic, done eagerly, was 11 of the 32
+ * instructions of hk_free_uncached on every remote free). */
+static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, void *p) {
   hk_heap *h = hk_tls_heap;
   if (HK_UNLIKELY(hk_superslab_owner(ss) == h)) {
     hk_heap_own_note(h, ss); /* evicted from the cache by a neighbour */
-    hk_free_owned(h, s, p);
+    hk_free_owned(h, hk_slab_view_of(p), p);
     return;
   }
   /* Another thread's slab: its metadata is not ours to read. Reject what
@@ -244,7 +244,7 @@ static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, hk_slab *s, void *p) 
     hk_bad_free(p, "not the start of a block", 0);
     return;
   }
-  if (HK_FREE_REMOTE_TAKEN(h, s, p)) return;
+  if (HK_FREE_REMOTE_TAKEN(h, hk_slab_view_of(p), p)) return;
   if (HK_UNLIKELY(!h->live)) {
     hk_free_remote_first(ss, p);
     return;
@@ -272,7 +272,7 @@ static HK_NOINLINE void hk_free_other(void *p) {
  * cache, or no SuperSlab block at all. */
 static HK_NOINLINE void hk_free_uncached(void *p) {
   if (p == NULL) return;
-  if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), HK_NONLOCAL_SLAB(p), p);
+  if (HK_LIKELY(hk_addrmap_in_superslab(p))) hk_free_nonlocal(hk_superslab_of(p), p);
   else hk_free_other(p);
 }
 
