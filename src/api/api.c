@@ -224,12 +224,11 @@ HK_INLINE void hk_free_owned(hk_heap *h, hk_slab *s, void *p) {
 
 /* A SuperSlab block that is not a valid local free: someone else's block
  * (the remote path), or a bad pointer into our own. The remote case makes no
- * call but tail calls: no stack frame. p's descriptor is a view
- * (hk_slab_view_of): every field read here (hk_free_owned's; the hardened
- * build's boundary and class) is one a view carries, a shift and a mask
- * from p; the default build's remote case reads none, so it computes none
- * (hk_slab_of_block's kind arithmetic, done eagerly, was 11 of the 32
- * instructions of hk_free_uncached on every remote free). */
+ * call but tail calls: no stack frame. p's descriptor is taken as a view
+ * (hk_slab_view_of: a shift and a mask, where the slab itself needs the
+ * kind's arithmetic), and only by the branches that read one: every field
+ * they read (hk_free_owned's; the hardened build's boundary and class) is
+ * one a view carries, and the default build's remote case reads none. */
 static HK_NOINLINE void hk_free_nonlocal(hk_superslab *ss, void *p) {
   hk_heap *h = hk_tls_heap;
   if (HK_UNLIKELY(hk_superslab_owner(ss) == h)) {
