@@ -79,7 +79,7 @@ lanes=(
 if [[ -n $only ]]; then
   kept=()
   for l in "${lanes[@]}"; do grep -qE -- "$only" <<<"${l%%|*}" && kept+=("$l"); done
-  lanes=("${kept[@]}")
+  lanes=(${kept[@]+"${kept[@]}"})
 fi
 ((${#lanes[@]})) || { echo "ceiling.sh: no lane matches '$only'" >&2; exit 2; }
 
