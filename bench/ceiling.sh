@@ -56,6 +56,7 @@ for f in "$hso" "$bdir/libceiling.so" "$bdir/bench_random_mixed"; do
 done
 
 . "$here/peers.sh"
+. "$here/stats.sh" # med
 names=(hakmem ceiling) libs=("$hso" "$bdir/libceiling.so") npeers=0
 IFS=, read -ra want <<<"$peers"
 for a in "${want[@]}"; do
@@ -102,7 +103,11 @@ for ((r = 0; r < reps; r++)); do
   done
 done
 
-median() { [[ -s $1 ]] && sort -g "$1" | awk '{a[NR] = $1} END {printf "%.2f", a[int((NR + 1) / 2)] / 1e6}' || echo nan; }
+median() { # M ops/s, "nan" when every run failed
+  local m
+  m=$(if [[ -s $1 ]]; then med "$1" 1; else echo -; fi)
+  if [[ $m == - ]]; then echo nan; else awk -v m="$m" 'BEGIN {printf "%.2f", m / 1e6}'; fi
+}
 printf '%-22s' lane
 for n in "${names[@]}"; do printf '%10s' "$n"; done
 printf '  %-9s %9s %9s %9s\n' best "hk/best" "ceil/best" "hk>ceil"

@@ -28,6 +28,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/stats.sh" # med, paired
 root=$(cd "$here/.." && pwd)
 usage() { sed -n '7,9p' "$0" | sed 's/^# //' >&2; exit 2; }
 
@@ -124,13 +125,6 @@ for ((r = 0; r < reps; r++)); do
   done
   echo "rep $((r + 1))/$reps done" >&2
 done
-
-# Median of a column of a file, "-" entries left out.
-med() { awk -v c="$2" '$c != "-" { print $c }' "$1" | sort -g |
-  awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-# Paired ratios file b over file a, rep by rep: "median lowest highest".
-paired() { paste -d' ' "$1" "$2" | awk '$1 != "-" && $3 != "-" && $1 > 0 { print $3 / $1 }' | sort -g |
-  awk '{ v[NR] = $1 } END { if (NR == 0) print "- - -"; else print ((NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[1], v[NR] }'; }
 
 printf '%-30s %8s %8s %7s %20s %14s' lane "off" "on" on/off "paired [min-max]" "RSS off/on"
 [[ -n $baseline ]] && printf ' %14s' "baseline on/off"
