@@ -319,9 +319,9 @@ void hk_heap_absorb_superslab(hk_heap *h, hk_superslab *ss) {
 /* Does the thread cache of s's class hold a block in [lo, hi)? Walks at
  * most `cap` links, whatever a double free did to the list. */
 static bool hk_tc_holds(const hk_heap *h, const hk_slab *s, uintptr_t lo, uintptr_t hi) {
-  const hk_tcache *t = &h->tc[hk_slab_class(s)];
-  const hk_block *b = t->head;
-  for (uint32_t n = h->tc_cap[hk_slab_class(s)]; b != NULL && n != 0; b = hk_block_step(b, hk_heap_secret(h), HK_TC_KEY_SALT), n--)
+  unsigned c = hk_slab_class(s);
+  const hk_block *b = h->tc[c].head;
+  for (uint32_t n = h->tc_cap[c]; b != NULL && n != 0; b = hk_block_step(b, hk_heap_secret(h), HK_TC_KEY_SALT), n--)
     if ((uintptr_t)b - lo < hi - lo) return true;
   return false;
 }
