@@ -355,6 +355,8 @@ typedef struct hk_heap {
   bool prof_armed;
 #ifdef HK_HARDENED
   uint64_t secret;                 /* encodes the thread caches' links (core/block.h) */
+  uint64_t canary_secret;          /* hk_harden_secret(), for the fast paths' canaries (core/harden.h) */
+  bool quarantine;                 /* HAKMEM_QUARANTINE is on (false in hk_heap_empty) */
   hk_block *q_head, *q_tail;       /* the quarantine, oldest first (api/quarantine.c) */
   size_t q_bytes;                  /* what it holds, in class sizes */
 #endif

@@ -81,7 +81,7 @@ static size_t hk_room_of_live(const void *p) {
 static void *hk_guarded(void *p, size_t n) {
   if (p == NULL) return NULL;
   hk_harden_init(); /* a large block may come before any thread's set-up */
-  hk_canary_set(p, n, hk_room_of_live(p));
+  hk_canary_set(p, n, hk_room_of_live(p), hk_harden_secret());
   return p;
 }
 #define HK_PADDED(n) hk_canary_pad(n)
@@ -100,7 +100,7 @@ static void *hk_guarded(void *p, size_t n) {
  * canary for a request of r. */
 HK_NOINLINE void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r) {
   void *p = hk_malloc_slow(h, cls);
-  if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size[cls]);
+  if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size[cls], hk_harden_secret());
   return p;
 }
 
@@ -142,11 +142,11 @@ HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
 #ifdef HK_HARDENED
 HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
   size_t room = hk_slab_block_size(s);
-  if (HK_UNLIKELY(!hk_canary_free(p, room))) {
+  if (HK_UNLIKELY(!hk_canary_free(p, room, h->canary_secret))) {
     hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
     return;
   }
-  if (HK_UNLIKELY(hk_opt_get(quarantine_bytes) != 0)) {
+  if (HK_UNLIKELY(h->quarantine)) {
     hk_quarantine_put(h, p, room);
     return;
   }
@@ -167,11 +167,12 @@ static bool hk_free_remote_hardened(hk_heap *h, hk_slab *s, void *p) {
     return true;
   }
   size_t room = hk_slab_block_size(s);
-  if (HK_UNLIKELY(!hk_canary_free(p, room))) {
+  /* The global secret: h may be hk_heap_empty (a thread without a heap). */
+  if (HK_UNLIKELY(!hk_canary_free(p, room, hk_harden_secret()))) {
     hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
     return true;
   }
-  if (HK_LIKELY(hk_opt_get(quarantine_bytes) == 0 || !h->live)) return false;
+  if (HK_LIKELY(!h->quarantine)) return false; /* hk_heap_empty's is false */
   hk_quarantine_put(h, p, room);
   return true;
 }

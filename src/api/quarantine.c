@@ -47,7 +47,7 @@ static void hk_quarantine_verify(const hk_block *b, size_t room) {
     for (size_t i = 0; i < sizeof w; i++)
       if (p[off + i] != HK_QUARANTINE_FILL) hk_fatal("use after free write", p + off + i);
   }
-  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p)) ^ HK_CANARY_FREED, room))
+  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p, hk_harden_secret())) ^ HK_CANARY_FREED, room))
     hk_fatal("use after free write", p + room - 8);
 }
 

@@ -47,7 +47,7 @@ void hk_block_corrupt(const void *b) { hk_fatal("forged or overwritten free-list
  * the canary word into it): n is lost, the tail is named. */
 void hk_canary_fail(const void *p, size_t room) {
   const uint8_t *b = p;
-  uint64_t mask = hk_canary_mask(p), t, w = hk_canary_word(mask);
+  uint64_t mask = hk_canary_mask(p, hk_harden_secret()), t, w = hk_canary_word(mask);
   memcpy(&t, b + room - 8, 8);
   size_t gap = hk_canary_gap(t, mask);
   if (hk_canary_gap_ok(gap ^ HK_CANARY_FREED, room)) hk_fatal("use of a freed block", b); /* realloc, usable_size */
@@ -61,7 +61,7 @@ void hk_canary_fail(const void *p, size_t room) {
 void hk_canary_free_fail(const void *p, size_t room) {
   uint64_t t;
   memcpy(&t, (const uint8_t *)p + room - 8, 8);
-  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p)) ^ HK_CANARY_FREED, room)) hk_canary_fail(p, room);
+  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p, hk_harden_secret())) ^ HK_CANARY_FREED, room)) hk_canary_fail(p, room);
   hk_bad_free(p, "block already free", 1);
 }
 

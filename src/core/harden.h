@@ -11,20 +11,24 @@
  *                       (the process secret xor its address), each with
  *                       its top bit set (so an ASCII or NUL byte written
  *                       past the end always differs)
- *   [room - 8, room)    the tail word: the gap room - n times an odd
- *                       constant, xored with the mask
+ *   [room - 8, room)    the tail word: the gap room - n, xored with the
+ *                       mask
  * (adjacent when the gap is 16; the bytes between are not looked at).
- * free, realloc and malloc_usable_size decode the tail (one xor and one
- * multiply by the constant's inverse), check that the gap is in range and
- * compare the canary word: a linear write past the end changes the byte at
- * n first. A tail changed in any bit decodes to a gap that is out of range
- * but for a chance of about room / 2^64 (the multiply by the inverse
- * carries any change into the high bits), so no separate check of the tail is needed; and a
- * gap that passes by chance points the canary compare at bytes that are
- * not the canary word. The fixed 16-byte minimum (an 8-byte canary whatever
- * the gap) keeps the compare one word, with no mask of variable width.
- * usable_size reports n, so
- * realloc(p, malloc_usable_size(p)) stays in place, as in scudo. */
+ * free, realloc and malloc_usable_size decode the tail (one xor), check
+ * that the gap is in range and compare the canary word: a linear write
+ * past the end changes the byte at n first. No separate check of the tail
+ * is needed: a write that reaches it (through the canary, or not knowing
+ * the secret) decodes to a gap out of range but for a chance of about
+ * room / 2^64, and a change confined to its low bits gives a gap that
+ * points the canary compare at bytes that are not the canary word. The
+ * fixed 16-byte minimum (an 8-byte canary whatever the gap) keeps the
+ * compare one word, with no mask of variable width. usable_size reports
+ * n, so realloc(p, malloc_usable_size(p)) stays in place, as in scudo.
+ *
+ * The secret: every function here takes it as sec. The fast paths pass
+ * their heap's copy (hk_heap.canary_secret, beside the pointer they hold:
+ * one load, where the global's relaxed load is two instructions), every
+ * other caller hk_harden_secret(); the two are the same value. */
 #ifndef HK_HARDEN_H
 #define HK_HARDEN_H
 
@@ -38,18 +42,14 @@
 #include "hk_config.h"
 
 #define HK_CANARY_MIN 16 /* the canary word and the tail word */
-/* The tail's multiplier (odd: a bijection mod 2^64) and its inverse. */
-#define HK_CANARY_MUL 0x9e3779b97f4a7c15ull
-#define HK_CANARY_INV 0xf1de83e19937733dull
-_Static_assert(HK_CANARY_MUL * HK_CANARY_INV == 1, "HK_CANARY_INV is HK_CANARY_MUL's inverse mod 2^64");
 
 /* The process secret, from the kernel's AT_RANDOM bytes. hk_harden_init
  * sets it before the first block exists: at process init (api/thread.c,
  * which every small block's first malloc in a thread passes) and before a
  * large block's first canary (api/api.c). Every thread that finds it unset
  * computes the same value, so relaxed order suffices and a race only
- * repeats the work. A plain load on the fast paths: no call there, so the
- * compiler keeps what it loaded before a canary check. */
+ * repeats the work. Heaps keep a copy (hk_heap.canary_secret), taken when
+ * they are set up, after process init. */
 extern _Atomic uint64_t hk_harden_secret_word;
 void hk_harden_init(void);
 HK_INLINE uint64_t hk_harden_secret(void) { return hk_load_relaxed(&hk_harden_secret_word); }
@@ -68,37 +68,40 @@ HK_INLINE size_t hk_canary_pad(size_t n) {
   return n > SIZE_MAX - HK_CANARY_MIN ? SIZE_MAX : n + HK_CANARY_MIN;
 }
 
-HK_INLINE uint64_t hk_canary_mask(const void *p) { return hk_harden_secret() ^ (uintptr_t)p; }
+HK_INLINE uint64_t hk_canary_mask(const void *p, uint64_t sec) { return sec ^ (uintptr_t)p; }
 
 /* The canary word: the mask's bytes, each with its top bit set. */
 HK_INLINE uint64_t hk_canary_word(uint64_t mask) { return mask | 0x8080808080808080ull; }
 
-HK_INLINE uint64_t hk_canary_tail(size_t gap, uint64_t mask) { return (uint64_t)gap * HK_CANARY_MUL ^ mask; }
+HK_INLINE uint64_t hk_canary_tail(size_t gap, uint64_t mask) { return (uint64_t)gap ^ mask; }
 /* The gap a tail word says; any value when the tail was changed. */
-HK_INLINE size_t hk_canary_gap(uint64_t t, uint64_t mask) { return (size_t)((t ^ mask) * HK_CANARY_INV); }
-/* The gap's range in a block of `room` bytes: one compare. */
-HK_INLINE bool hk_canary_gap_ok(size_t gap, size_t room) { return gap - HK_CANARY_MIN <= room - HK_CANARY_MIN; }
+HK_INLINE size_t hk_canary_gap(uint64_t t, uint64_t mask) { return (size_t)(t ^ mask); }
+/* The gap's range in a block of `room` bytes, [HK_CANARY_MIN, room]: one
+ * compare of the request it gives, room - gap, which the canary's address
+ * needs anyway (a gap above room wraps it past room - HK_CANARY_MIN). */
+HK_INLINE bool hk_canary_gap_ok(size_t gap, size_t room) { return room - gap <= room - HK_CANARY_MIN; }
 
 /* p: a block of `room` bytes now serving r bytes, r already
  * hk_canary_request's (room >= r + HK_CANARY_MIN). Two word stores, which
  * never overlap: the gap is at least 16. */
-HK_INLINE void hk_canary_set_served(void *p, size_t r, size_t room) {
+HK_INLINE void hk_canary_set_served(void *p, size_t r, size_t room, uint64_t sec) {
   uint8_t *b = p;
-  uint64_t mask = hk_canary_mask(p), w = hk_canary_word(mask), t = hk_canary_tail(room - r, mask);
+  uint64_t mask = hk_canary_mask(p, sec), w = hk_canary_word(mask), t = hk_canary_tail(room - r, mask);
   __builtin_memcpy(b + r, &w, 8);
   __builtin_memcpy(b + room - 8, &t, 8);
 }
 
 /* p: a block of `room` bytes (room >= hk_canary_pad(n)) now serving n. */
-HK_INLINE void hk_canary_set(void *p, size_t n, size_t room) { hk_canary_set_served(p, hk_canary_request(n), room); }
+HK_INLINE void hk_canary_set(void *p, size_t n, size_t room, uint64_t sec) {
+  hk_canary_set_served(p, hk_canary_request(n), room, sec);
+}
 
 /* Reports the first changed byte (or the tail) and aborts (core/harden.c);
  * a freed block's tail (HK_CANARY_FREED) is reported as such. */
 __attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
 
 /* Free marks the tail: its top bit flipped, the gap decodes as gap + 2^63,
- * out of range whatever the room (HK_CANARY_MUL is odd: 2^63 * MUL is
- * 2^63 mod 2^64). A second free of the block before malloc hands it out
+ * out of range whatever the room. A second free of the block before malloc hands it out
  * again (and writes a new tail) finds it: every double free is caught at
  * the free, local or remote, and the owner need not keep a bitmap. */
 #define HK_CANARY_FREED ((uint64_t)1 << 63)
@@ -113,9 +116,9 @@ __attribute__((cold)) void hk_canary_free_fail(const void *p, size_t room);
  * when the gap is out of range (a tail overwritten, or marked freed); a
  * changed canary word aborts (hk_canary_fail). What hk_canary_check and
  * hk_canary_free share. */
-HK_INLINE bool hk_canary_read(const void *p, size_t room, uint64_t *t, size_t *gap) {
+HK_INLINE bool hk_canary_read(const void *p, size_t room, uint64_t sec, uint64_t *t, size_t *gap) {
   const uint8_t *b = p;
-  uint64_t mask = hk_canary_mask(p), x;
+  uint64_t mask = hk_canary_mask(p, sec), x;
   __builtin_memcpy(t, b + room - 8, 8);
   *gap = hk_canary_gap(*t, mask);
   if (HK_UNLIKELY(!hk_canary_gap_ok(*gap, room))) return false;
@@ -131,7 +134,7 @@ HK_INLINE bool hk_canary_read(const void *p, size_t room, uint64_t *t, size_t *g
 HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
   uint64_t t;
   size_t gap;
-  if (HK_UNLIKELY(!hk_canary_read(p, room, &t, &gap))) hk_canary_fail(p, room);
+  if (HK_UNLIKELY(!hk_canary_read(p, room, hk_harden_secret(), &t, &gap))) hk_canary_fail(p, room);
   return room - gap;
 }
 
@@ -140,10 +143,10 @@ HK_INLINE size_t hk_canary_check(const void *p, size_t room) {
  * then calls hk_canary_free_fail and drops the free (left to it, not
  * called here, so that the fast path ends in a tail call and saves no
  * registers). */
-HK_INLINE bool hk_canary_free(void *p, size_t room) {
+HK_INLINE bool hk_canary_free(void *p, size_t room, uint64_t sec) {
   uint64_t t;
   size_t gap;
-  if (HK_UNLIKELY(!hk_canary_read(p, room, &t, &gap))) return false;
+  if (HK_UNLIKELY(!hk_canary_read(p, room, sec, &t, &gap))) return false;
   t ^= HK_CANARY_FREED;
   __builtin_memcpy((uint8_t *)p + room - 8, &t, 8);
   return true;

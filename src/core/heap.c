@@ -196,7 +196,9 @@ hk_heap *hk_heap_create(void) {
   for (unsigned w = 0; w < HK_PEND_WORDS; w++) hk_store_relaxed(&h->pend_words[w], 0);
   h->erec = rec;
 #ifdef HK_HARDENED
-  h->secret = hk_harden_random();
+  h->secret = hk_harden_random(); /* after hk_harden_init, which it calls */
+  h->canary_secret = hk_harden_secret();
+  h->quarantine = hk_opt_get(quarantine_bytes) != 0;
   h->q_head = h->q_tail = NULL;
   h->q_bytes = 0;
 #endif

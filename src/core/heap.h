@@ -45,15 +45,15 @@ void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r);
 HK_INLINE void *hk_heap_malloc_miss(hk_heap *h, unsigned cls, size_t r) {
   return r == HK_AS_IS ? hk_malloc_slow(h, cls) : hk_malloc_slow_served(h, cls, r);
 }
-HK_INLINE void hk_heap_hand_out(void *b, unsigned cls, size_t r) {
-  if (r != HK_AS_IS) hk_canary_set_served(b, r, hk_class_size[cls]);
+HK_INLINE void hk_heap_hand_out(const hk_heap *h, void *b, unsigned cls, size_t r) {
+  if (r != HK_AS_IS) hk_canary_set_served(b, r, hk_class_size[cls], h->canary_secret);
 }
 #define hk_heap_malloc_miss_x16(h, x16, r) hk_heap_malloc_miss((h), (x16) / 16, (r))
 #else
 #define HK_AS_IS ((size_t)0)
 #define hk_heap_malloc_miss(h, cls, r) ((void)(r), hk_malloc_slow((h), (cls)))
 #define hk_heap_malloc_miss_x16(h, x16, r) ((void)(r), hk_malloc_slow_x16((h), (x16)))
-#define hk_heap_hand_out(b, cls, r) ((void)(r))
+#define hk_heap_hand_out(h, b, cls, r) ((void)(r))
 #endif
 
 /* b, the head of a slab's `free` list, can be taken: it is there and
@@ -80,7 +80,7 @@ HK_INLINE void *hk_heap_malloc_list(hk_heap *h, unsigned cls, size_t r) {
   if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
     hk_slab_take_head(s, b);
     hk_block_unkey(b);
-    hk_heap_hand_out(b, cls, r);
+    hk_heap_hand_out(h, b, cls, r);
     return b;
   }
   return hk_heap_malloc_miss(h, cls, r);
@@ -116,7 +116,7 @@ HK_INLINE void *hk_heap_malloc_x16(hk_heap *h, unsigned cls_x16, size_t r) {
     t->head = hk_block_next(b, hk_heap_secret(h));
     t->room++;
     hk_block_unkey(b);
-    hk_heap_hand_out(b, cls, r);
+    hk_heap_hand_out(h, b, cls, r);
     return b;
   }
   return HK_HEAP_MALLOC_LIST(h, cls, r);
