@@ -547,9 +547,10 @@ static void hk_tc_return(hk_heap *h, hk_block *b) {
  * twice), or was written after its free; its link cannot be trusted (a
  * slab's list may follow it), so the list is cut just before it (a leak,
  * never a block handed out twice, and never a write into a slab's list)
- * and reported once (hardened builds: the bitmap caught every double free,
- * so it is a write, and they abort). At most `cap` links are followed: a
- * block freed twice can make the list a cycle. */
+ * and reported once (hardened builds: the canary's tail caught every
+ * double free before its block reached a list, so it is a write, and they
+ * abort). At most `cap` links are followed: a block freed twice can make
+ * the list a cycle. */
 static void hk_tc_trim(hk_heap *h, hk_tcache *t, bool all) {
   static const char found[] = "block already free (freed twice, or written after free; found when the thread cache was flushed)";
   unsigned c = (unsigned)(t - h->tc);
