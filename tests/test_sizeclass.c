@@ -2,7 +2,8 @@
  * from libhakmem.a: the 16-byte table (sizes up to HK_TABLE_MAX, malloc's
  * inlined lookup) and the KiB table above it must name the smallest class
  * that fits, for every size; a table entry off by one hands out a
- * block too small (a heap overflow by the allocator) or wastes a class. */
+ * block too small (a heap overflow by the allocator) or wastes a class;
+ * and the sizes by class times 16 must be the sizes by class. */
 #include "core/sizeclass.h"
 #include "hk_test.h"
 
@@ -34,4 +35,13 @@ Test(sizeclass, the_16_byte_table_holds_whole_thread_cache_offsets) {
   for (size_t n = 0; n <= HK_TABLE_MAX; n++)
     cr_assert(hk_class_x16_small(n) == 16 * hk_class_small(n) && hk_class_x16_small(n) % 16 == 0,
               "size %zu: entry %u", n, hk_class_x16_small(n));
+}
+
+/* hk_class_size_x16, indexed by a class times 16 (the hardened fast paths'
+ * room, usable_size), holds the same sizes as hk_class_size: an entry off
+ * would misplace every canary of its class. */
+Test(sizeclass, the_x16_size_table_agrees_with_the_class_sizes) {
+  for (unsigned c = 0; c < HK_NCLASSES; c++)
+    cr_assert(hk_class_size_of_x16(c * 16) == hk_class_size[c], "class %u: %u by 16, %u by class", c,
+              (unsigned)hk_class_size_of_x16(c * 16), (unsigned)hk_class_size[c]);
 }

@@ -98,9 +98,9 @@ static void *hk_guarded(void *p, size_t n) {
 #ifdef HK_HARDENED
 /* The slow path of hk_heap_malloc_as (core/heap.h): the block, with its
  * canary for a request of r. */
-HK_NOINLINE void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r) {
-  void *p = hk_malloc_slow(h, cls);
-  if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size[cls], hk_harden_secret());
+HK_NOINLINE void *hk_malloc_slow_served(hk_heap *h, unsigned cls_x16, size_t r) {
+  void *p = hk_malloc_slow_x16(h, cls_x16);
+  if (HK_LIKELY(p != NULL)) hk_canary_set_served(p, r, hk_class_size_of_x16(cls_x16), hk_harden_secret());
   return p;
 }
 

@@ -40,20 +40,22 @@ void *hk_malloc_slow_x16(hk_heap *h, unsigned cls_x16);
  * so the slow path is a tail call and the fast path saves no registers.
  * HK_AS_IS (hk_heap_malloc): no canary, the caller sets it. */
 #define HK_AS_IS SIZE_MAX
-/* hk_malloc_slow, then the canary (api/api.c). */
-void *hk_malloc_slow_served(hk_heap *h, unsigned cls, size_t r);
-HK_INLINE void *hk_heap_malloc_miss(hk_heap *h, unsigned cls, size_t r) {
-  return r == HK_AS_IS ? hk_malloc_slow(h, cls) : hk_malloc_slow_served(h, cls, r);
+/* hk_malloc_slow, then the canary (api/api.c). The class times 16, as the
+ * fast path has it: a class computed for the call alone was computed
+ * before the fast path's branch, on the hit path too. */
+void *hk_malloc_slow_served(hk_heap *h, unsigned cls_x16, size_t r);
+HK_INLINE void *hk_heap_malloc_miss_x16(hk_heap *h, unsigned cls_x16, size_t r) {
+  return r == HK_AS_IS ? hk_malloc_slow_x16(h, cls_x16) : hk_malloc_slow_served(h, cls_x16, r);
 }
-HK_INLINE void hk_heap_hand_out(const hk_heap *h, void *b, unsigned cls, size_t r) {
-  if (r != HK_AS_IS) hk_canary_set_served(b, r, hk_class_size[cls], h->canary_secret);
+#define hk_heap_malloc_miss(h, cls, r) hk_heap_malloc_miss_x16((h), (cls) * 16, (r))
+HK_INLINE void hk_heap_hand_out(const hk_heap *h, void *b, unsigned cls_x16, size_t r) {
+  if (r != HK_AS_IS) hk_canary_set_served(b, r, hk_class_size_of_x16(cls_x16), h->canary_secret);
 }
-#define hk_heap_malloc_miss_x16(h, x16, r) hk_heap_malloc_miss((h), (x16) / 16, (r))
 #else
 #define HK_AS_IS ((size_t)0)
 #define hk_heap_malloc_miss(h, cls, r) ((void)(r), hk_malloc_slow((h), (cls)))
 #define hk_heap_malloc_miss_x16(h, x16, r) ((void)(r), hk_malloc_slow_x16((h), (x16)))
-#define hk_heap_hand_out(h, b, cls, r) ((void)(r))
+#define hk_heap_hand_out(h, b, cls_x16, r) ((void)(r))
 #endif
 
 /* b, the head of a slab's `free` list, can be taken: it is there and
@@ -80,7 +82,7 @@ HK_INLINE void *hk_heap_malloc_list(hk_heap *h, unsigned cls, size_t r) {
   if (HK_LIKELY(b != NULL && hk_block_keyed(b, hk_ss_secret(b), HK_BLOCK_KEY_SALT))) {
     hk_slab_take_head(s, b);
     hk_block_unkey(b);
-    hk_heap_hand_out(h, b, cls, r);
+    hk_heap_hand_out(h, b, cls * 16, r);
     return b;
   }
   return hk_heap_malloc_miss(h, cls, r);
@@ -116,7 +118,7 @@ HK_INLINE void *hk_heap_malloc_x16(hk_heap *h, unsigned cls_x16, size_t r) {
     t->head = hk_block_next(b, hk_heap_secret(h));
     t->room++;
     hk_block_unkey(b);
-    hk_heap_hand_out(h, b, cls, r);
+    hk_heap_hand_out(h, b, cls_x16, r);
     return b;
   }
   return HK_HEAP_MALLOC_LIST(h, cls, r);

@@ -115,6 +115,8 @@ const uint8_t hk_class_kib_table[HK_MAX_SMALL / 1024 + 1] = {
 
 #define HK_SIZE_ENTRY(sz) sz,
 const uint32_t hk_class_size[HK_NCLASSES] = {HK_CLASS_SIZES(HK_SIZE_ENTRY)};
+#define HK_SIZE_X16_ENTRY(sz) {sz},
+const uint32_t hk_class_size_x16[HK_NCLASSES][4] = {HK_CLASS_SIZES(HK_SIZE_X16_ENTRY)};
 
 /* hk_tc_cap: at most HK_TC_BYTES of blocks, within [HK_TC_MIN, HK_TC_MAX]. */
 #define HK_TC_FIT(sz)    (HK_TC_BYTES / (sz) < HK_TC_MIN ? HK_TC_MIN : HK_TC_BYTES / (sz) > HK_TC_MAX ? HK_TC_MAX : HK_TC_BYTES / (sz))

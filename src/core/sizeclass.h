@@ -16,6 +16,13 @@
 extern const uint16_t hk_class_table[HK_TABLE_MAX / 16 + 1];
 extern const uint8_t hk_class_kib_table[HK_MAX_SMALL / 1024 + 1];
 extern const uint32_t hk_class_size[HK_NCLASSES];
+/* The same sizes, one per 16 bytes, so that a class times 16 (a thread
+ * cache's offset: hk_class_table's entries, hk_slab.tc_off) indexes them as
+ * it is, with no shift: the hardened fast paths' room, and usable_size. */
+extern const uint32_t hk_class_size_x16[HK_NCLASSES][4];
+HK_INLINE uint32_t hk_class_size_of_x16(unsigned cls_x16) {
+  return *(const uint32_t *)((const char *)hk_class_size_x16 + cls_x16);
+}
 
 /* For 0 <= n <= HK_TABLE_MAX: the class times 16, and the class. */
 HK_INLINE unsigned hk_class_x16_small(size_t n) { return hk_class_table[(n + 15) >> 4]; }

@@ -10,7 +10,8 @@
 extern hk_slab hk_slab_empty; /* cur[c] of a heap with nothing: lists empty */
 
 /* The size of s's blocks (s a slab in use, or a view of one). */
-HK_INLINE uint32_t hk_slab_block_size(const hk_slab *s) { return hk_class_size[hk_slab_class(s)]; }
+_Static_assert(sizeof(hk_tcache) == sizeof hk_class_size_x16[0], "tc_off indexes hk_class_size_x16");
+HK_INLINE uint32_t hk_slab_block_size(const hk_slab *s) { return hk_class_size_of_x16(s->tc_off); }
 
 /* Bind an UNUSED slab of `ss` to class `cls` (state ACTIVE, nothing carved). */
 void hk_slab_init(hk_superslab *ss, hk_slab *s, unsigned cls);
