@@ -141,6 +141,9 @@ HK_EXPORT void *hak_malloc(size_t n) { return hk_malloc_inline(n); }
  * and with HAKMEM_QUARANTINE the block waits in the quarantine. */
 #ifdef HK_HARDENED
 HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
+  /* The cache first: the canary's stores may alias s, so s->tc_off read
+   * after them would be loaded a second time. */
+  hk_tcache *t = hk_heap_tc_of(h, s);
   size_t room = hk_slab_block_size(s);
   if (HK_UNLIKELY(!hk_canary_free(p, room, h->canary_secret))) {
     hk_canary_free_fail(p, room); /* already free (reported), or an overflow */
@@ -150,7 +153,7 @@ HK_INLINE void hk_free_local_hardened(hk_heap *h, hk_slab *s, void *p) {
     hk_quarantine_put(h, p, room);
     return;
   }
-  hk_heap_free_tc(h, s, p);
+  hk_heap_free_to(h, t, p);
 }
 #define HK_FREE_LOCAL(h, s, p) hk_free_local_hardened((h), (s), (p))
 

@@ -175,10 +175,10 @@ HK_INLINE hk_tcache *hk_heap_tc_of(hk_heap *h, const hk_slab *s) { return (hk_tc
  * block's slab (hk_slab_view_of): only its tc_off is read here. Writes the
  * block's key (never reads the block). The block stays counted as used by
  * its slab. */
-HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) {
-  hk_tcache *t = hk_heap_tc_of(h, s);
+HK_INLINE void hk_heap_free_to(hk_heap *h, hk_tcache *t, hk_block *b) {
   if (HK_UNLIKELY(hk_tcache_push(t, b, hk_heap_secret(h)) == 0)) hk_heap_tc_flush(h, t);
 }
+HK_INLINE void hk_heap_free_tc(hk_heap *h, hk_slab *s, hk_block *b) { hk_heap_free_to(h, hk_heap_tc_of(h, s), b); }
 
 /* A reclaimed remote free (remote/remote.c) into its class's thread cache
  * while the cache has room for it and one more free (no flush here): the
