@@ -377,11 +377,16 @@ typedef struct hk_large {
   size_t map_size;
   uint64_t sampled;  /* 1: a profiler sample (prof/table.c holds its record);
                         its free and its move tell the profiler */
+#ifdef HK_HARDENED
+  uint64_t seal;     /* the fields above and the header's address, hashed
+                        with the process secret (large/large.c) */
+#endif
 } hk_large;
 
 #define HK_LARGE_MAGIC 0x48414b4d454d4c47ull /* "HAKMEMLG" */
 /* Bytes from an ordinary large block's header to its user pointer: a cache
  * line, so large blocks are 64-byte aligned. */
 #define HK_LARGE_HDR ((size_t)64)
+_Static_assert(sizeof(hk_large) <= HK_LARGE_HDR, "a large block's header fits below its user pointer");
 
 #endif /* HK_TYPES_H */

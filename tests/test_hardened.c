@@ -3,7 +3,8 @@
  * and at realloc (small, medium and large blocks), double frees (medium;
  * owner after another thread), a forged free-list link, writes after free (with
  * HAKMEM_QUARANTINE and without), guard pages around SuperSlab metadata,
- * randomized carving; and correct programs run clean under it.
+ * a large block's sealed header, randomized carving; and correct programs
+ * run clean under it.
  *
  * Each case runs helpers/helper_hardened.c, linked to the hardened library,
  * in a child process (the error kills it): it prints "ADDR 0x..." with the
@@ -132,6 +133,12 @@ Test(hardened, guard_pages_protect_superslab_metadata) {
     cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSEGV,
               "%s: a write to the guard page should fault, but: %s\nstdout: %s", modes[i], how, r.out);
   }
+}
+
+Test(hardened, an_overwritten_large_block_header_is_caught_before_it_is_used) {
+  expect_caught("large_header_free", NULL, "corrupted large block header at ", 0);
+  expect_caught("large_header_realloc", NULL, "corrupted large block header at ", 0);
+  expect_caught("large_header_usable", NULL, "corrupted large block header at ", 0);
 }
 
 Test(hardened, fresh_blocks_are_handed_out_in_random_order) {

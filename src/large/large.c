@@ -91,7 +91,16 @@
  * overwritten); the target's key page (its leaf prepared first, so nothing
  * can fail after the move) turns LIVE once the moved header is valid; a
  * failed move makes the old key LIVE again and leaves the target alone if
- * the kernel gave it away (hk_os_remap). */
+ * the kernel gave it away (hk_os_remap).
+ *
+ * Hardened builds seal every header: a hash of its fields and its address
+ * keyed by the process secret (core/harden.h), rewritten by whoever writes
+ * the header and checked before any field is trusted (free, realloc,
+ * malloc_usable_size). A large block's header is the first page of its
+ * mapping, and the kernel places mappings side by side: a linear overflow
+ * off the end of the block below reaches it, and a forged map_base or
+ * map_size would have free unmap or cache someone else's memory. A header
+ * changed without the secret aborts (`corrupted large block header`). */
 #include "large/large.h"
 
 #include <errno.h>
@@ -99,11 +108,13 @@
 #include <string.h>
 
 #include "core/addrmap.h"
+#include "core/harden.h"
 #include "core/heap.h"
 #include "core/superslab.h"
 #include "os/os.h"
 #include "prof/prof.h"
 #include "util/diag.h"
+#include "util/mix.h"
 #include "util/options.h"
 #include "util/stats.h"
 
@@ -565,6 +576,30 @@ static void hk_large_clear(uint8_t *user, size_t usable) {
   if (!hk_os_decommit(page, rest)) memset(page, 0, rest);
 }
 
+#ifdef HK_HARDENED
+/* Each step a bijection of the state xored with the next field: two headers
+ * that differ give different states from that field on, so a forgery must
+ * find a collision of the whole chain without knowing where it starts. */
+static uint64_t hk_large_seal_of(const hk_large *hdr) {
+  uint64_t s = hk_mix64(hk_harden_secret() ^ (uintptr_t)hdr);
+  s = hk_mix64(s ^ hdr->magic);
+  s = hk_mix64(s ^ (uintptr_t)hdr->user);
+  s = hk_mix64(s ^ hdr->usable);
+  s = hk_mix64(s ^ (uintptr_t)hdr->map_base);
+  s = hk_mix64(s ^ hdr->map_size);
+  return hk_mix64(s ^ hdr->sampled);
+}
+static void hk_large_seal(hk_large *hdr) { hdr->seal = hk_large_seal_of(hdr); }
+/* hdr, a live block's header (its key page LIVE), or abort. */
+static hk_large *hk_large_sealed(hk_large *hdr) {
+  if (HK_UNLIKELY(hdr->seal != hk_large_seal_of(hdr))) hk_fatal("corrupted large block header", hdr);
+  return hdr;
+}
+#else
+#define hk_large_seal(hdr) ((void)0)
+#define hk_large_sealed(hdr) (hdr)
+#endif
+
 /* What a live block can have committed: its header's page to its end (an
  * over-aligned block's pages before that are never touched). */
 static size_t hk_large_committed(const hk_large *hdr) {
@@ -644,7 +679,8 @@ static void *hk_large_alloc_impl(size_t size, size_t align, bool zero, bool samp
   hdr->usable = usable;
   hdr->map_base = base;
   hdr->map_size = map_size;
-  hdr->sampled = 0; /* the profiler marks its samples itself (prof/sample.c) */
+  hdr->sampled = 0; /* the profiler marks its samples itself (prof/sample.c; not in hardened builds) */
+  hk_large_seal(hdr);
   /* Stale marks of blocks that were here before. A cached mapping taken
    * whole has none but its own key's DEAD, which the set below replaces:
    * its block cleared the range when it registered, and no block can
@@ -665,7 +701,7 @@ void *hk_large_alloc_sample(size_t size, size_t align, bool zero) { return hk_la
 static hk_large *hk_large_lookup(const void *p) {
   uintptr_t key = hk_large_key(p);
   if (hk_pmap_get(key) != HK_PMAP_LIVE) return NULL;
-  hk_large *hdr = (hk_large *)key; /* a live block's header: mapped and ours */
+  hk_large *hdr = hk_large_sealed((hk_large *)key); /* a live block's header: mapped and ours */
   return hdr->user == p ? hdr : NULL;
 }
 
@@ -684,7 +720,7 @@ bool hk_large_free(void *p) {
     return true;
   }
   if (state != HK_PMAP_LIVE) return false;
-  hk_large *hdr = (hk_large *)key;
+  hk_large *hdr = hk_large_sealed((hk_large *)key);
   if (HK_UNLIKELY(hdr->user != p)) {
     hk_bad_free(p, "inside a large block, not its start", 0);
     return true;
@@ -752,6 +788,7 @@ bool hk_large_resize_in_place(void *p, size_t n) {
   if (usable < hdr->usable) hk_os_decommit((uint8_t *)p + usable, hdr->usable - usable);
   hk_large_count_resize(hdr->usable, usable);
   hdr->usable = usable;
+  hk_large_seal(hdr);
   return true;
 }
 
@@ -775,6 +812,7 @@ static void *hk_large_move(hk_large *hdr, uint8_t *dest, size_t dest_size, size_
   moved->usable = usable;
   moved->map_base = dest;
   moved->map_size = dest_size;
+  hk_large_seal(moved); /* its address changed with the rest */
   hk_pmap_clear((uintptr_t)dest, dest_size); /* a cached dest's DEAD key, stale marks of a fresh one */
   hk_large_note_size(dest_size);
   hk_pmap_set((uintptr_t)dest, HK_PMAP_LIVE); /* release: the moved header before the mark */
@@ -813,6 +851,7 @@ void *hk_large_grow(void *p, size_t n) {
     hk_large_note_size(new_size);
     hdr->map_size = new_size;
     hdr->usable = usable;
+    hk_large_seal(hdr);
     if (old_size < HK_LARGE_HUGE_MIN) hk_large_advise(base, new_size);
     hk_lc_live_add(new_size - old_size);
     q = p;

@@ -206,6 +206,26 @@ static void guard(size_t off) {
 static void mode_guard_header(void) { guard(4096); }
 static void mode_guard_end(void) { guard((2u << 20) - 4096); }
 
+/* A large block's header is the first 64 bytes of its mapping, right after
+ * whatever mapping the kernel put below it (a linear overflow off the end
+ * of the block there reaches it). Change 8 of its bytes as such an overflow
+ * would, then hand the block to free, realloc or malloc_usable_size: each
+ * must refuse the header before trusting a field of it. */
+static void large_header_overwritten(int how) {
+  unsigned char *p = malloc(hk_opaque(300 * 1000));
+  if (p == NULL) fail(X_SETUP, "malloc returned NULL");
+  unsigned char *hdr = p - 64;
+  say_addr(hdr);
+  memset(hk_launder(hdr + 32), 'A', 8); /* the bug: a forged field */
+  if (how == 0) free(p);
+  if (how == 1) p = realloc(p, 600 * 1000);
+  if (how == 2 && malloc_usable_size(p) == 0) fail(X_WRONG, "no usable size");
+  survived();
+}
+static void mode_large_header_free(void) { large_header_overwritten(0); }
+static void mode_large_header_realloc(void) { large_header_overwritten(1); }
+static void mode_large_header_usable(void) { large_header_overwritten(2); }
+
 /* Fresh blocks of one class in a new process: how many follow the previous
  * one at the next address? Address order (the default build) makes that
  * nearly all of them. Prints "SEQUENTIAL k of n". */
@@ -374,6 +394,9 @@ int main(int argc, char **argv) {
       {"double_free_quarantine", mode_double_free_quarantine},
       {"guard_header", mode_guard_header},
       {"guard_end", mode_guard_end},
+      {"large_header_free", mode_large_header_free},
+      {"large_header_realloc", mode_large_header_realloc},
+      {"large_header_usable", mode_large_header_usable},
       {"carve_order", mode_carve_order},
       {"clean", mode_clean},
   };
