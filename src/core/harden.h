@@ -25,10 +25,11 @@
  * compare one word, with no mask of variable width. usable_size reports
  * n, so realloc(p, malloc_usable_size(p)) stays in place, as in scudo.
  *
- * The secret: every function here takes it as sec. The fast paths pass
- * their heap's copy (hk_heap.canary_secret, beside the pointer they hold:
- * one load, where the global's relaxed load is two instructions), every
- * other caller hk_harden_secret(); the two are the same value. */
+ * The secret: hk_canary_set_served, hk_canary_set and hk_canary_free take
+ * it as sec. The fast paths pass their heap's copy (hk_heap.canary_secret,
+ * beside the heap pointer they hold: one load, where the global's relaxed
+ * load is two instructions), every other caller hk_harden_secret(); the
+ * two are the same value. The checks off the fast paths read the global. */
 #ifndef HK_HARDEN_H
 #define HK_HARDEN_H
 
@@ -101,9 +102,10 @@ HK_INLINE void hk_canary_set(void *p, size_t n, size_t room, uint64_t sec) {
 __attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
 
 /* Free marks the tail: its top bit flipped, the gap decodes as gap + 2^63,
- * out of range whatever the room. A second free of the block before malloc hands it out
- * again (and writes a new tail) finds it: every double free is caught at
- * the free, local or remote, and the owner need not keep a bitmap. */
+ * out of range whatever the room. A second free of the block before
+ * malloc hands it out again (and writes a new tail) finds it: every double
+ * free is caught at the free, local or remote, and the owner need not keep
+ * a bitmap. */
 #define HK_CANARY_FREED ((uint64_t)1 << 63)
 
 /* hk_canary_free's tail was out of range: a tail that says the block is
