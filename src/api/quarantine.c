@@ -38,8 +38,6 @@ static size_t hk_room_of(const hk_block *b) { return hk_slab_block_size(hk_slab_
  * still says freed; or abort naming the first byte written. */
 static void hk_quarantine_verify(const hk_block *b, size_t room) {
   const uint8_t *p = (const uint8_t *)b;
-  uint64_t t;
-  memcpy(&t, p + room - 8, sizeof t);
   for (size_t off = 2 * sizeof(uint64_t); off < room - 8; off += sizeof(uint64_t)) {
     uint64_t w;
     memcpy(&w, p + off, sizeof w);
@@ -47,8 +45,7 @@ static void hk_quarantine_verify(const hk_block *b, size_t room) {
     for (size_t i = 0; i < sizeof w; i++)
       if (p[off + i] != HK_QUARANTINE_FILL) hk_fatal("use after free write", p + off + i);
   }
-  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p, hk_harden_secret())) ^ HK_CANARY_FREED, room))
-    hk_fatal("use after free write", p + room - 8);
+  if (!hk_canary_says_freed(p, room)) hk_fatal("use after free write", p + room - 8);
 }
 
 /* The oldest block leaves: checked, then freed for real. */

@@ -59,9 +59,7 @@ void hk_canary_fail(const void *p, size_t room) {
 }
 
 void hk_canary_free_fail(const void *p, size_t room) {
-  uint64_t t;
-  memcpy(&t, (const uint8_t *)p + room - 8, 8);
-  if (!hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p, hk_harden_secret())) ^ HK_CANARY_FREED, room)) hk_canary_fail(p, room);
+  if (!hk_canary_says_freed(p, room)) hk_canary_fail(p, room);
   hk_bad_free(p, "block already free", 1);
 }
 

@@ -108,6 +108,13 @@ __attribute__((noreturn, cold)) void hk_canary_fail(const void *p, size_t room);
  * a bitmap. */
 #define HK_CANARY_FREED ((uint64_t)1 << 63)
 
+/* Does the tail of p (a block of `room` bytes) say free marked it freed? */
+HK_INLINE bool hk_canary_says_freed(const void *p, size_t room) {
+  uint64_t t;
+  __builtin_memcpy(&t, (const uint8_t *)p + room - 8, 8);
+  return hk_canary_gap_ok(hk_canary_gap(t, hk_canary_mask(p, hk_harden_secret())) ^ HK_CANARY_FREED, room);
+}
+
 /* hk_canary_free's tail was out of range: a tail that says the block is
  * free is reported as a double free (under its policy: this returns when
  * that is not abort, and the free is dropped); any other is an overflow
